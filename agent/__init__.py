@@ -1,0 +1,1 @@
+"""In-guest Application Health agent (issue 4)."""

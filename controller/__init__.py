@@ -1,0 +1,1 @@
+"""scaleset-lab controller: model, libvirt driver, state, command line."""

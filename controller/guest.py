@@ -1,0 +1,138 @@
+"""One guest from one image version: disks, seed, domain, and the wait chain to "ready".
+
+The wait chain follows pycloudlib: domain started -> SSH answers -> `cloud-init status
+--wait` -> boot id and image stamp read back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from images import qcow2
+from images.gallery import ImageVersion
+
+from . import accel as accel_mod
+from . import cloudinit
+from .config import LabPaths
+from .domain_xml import Disk, DomainSpec, Forward, render
+from .hypervisor import Domain, Hypervisor
+from .ports import PortAllocator
+from .seed import write_seed
+from .ssh import GuestSSH, PinnedHostKeys, ensure_keypair
+
+STAMP = "/etc/scaleset-lab/image.json"
+
+
+@dataclass
+class Readiness:
+    seconds_to_ssh: float
+    seconds_to_cloud_init: float
+    cloud_init_status: str
+    boot_id: str
+    stamp: dict
+    timings: dict = field(default_factory=dict)
+
+
+def run_as_owner(path: Path) -> str:
+    st = path.stat()
+    return f"+{st.st_uid}:+{st.st_gid}"
+
+
+class Guest:
+    def __init__(self, paths: LabPaths, hv: Hypervisor, name: str, admin_user: str = "azureuser") -> None:
+        self.paths, self.hv, self.name, self.admin_user = paths, hv, name, admin_user
+        self.dir = paths.disks / name
+        self.console_log = paths.logs / f"{name}.console.log"
+        self.owner = f"{paths.home}#{name}"
+        self.hostkeys = PinnedHostKeys(paths.keys / "hostkeys", name)
+        self.ssh_port: int | None = None
+        self.started_at: float | None = None
+
+    # -- creation -------------------------------------------------------------------------
+    def create(self, image: ImageVersion, *, memory_mib: int = 512, vcpus: int = 1,
+               extra_forwards: list[int] | None = None, runcmd: list[str] | None = None,
+               accel: accel_mod.Accel | None = None) -> Domain:
+        """Overlay OS disk + seed + domain, then start it."""
+        accel = accel or accel_mod.detect()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os_disk = self.dir / f"os-{uuid.uuid4().hex[:8]}.qcow2"
+        qcow2.create_overlay(image.path, os_disk)
+        key_path, pub = ensure_keypair(self.paths.keys)
+        guest_ports = [22, *(extra_forwards or [])]
+        host_ports = PortAllocator().allocate(self.owner, len(guest_ports))
+        self.ssh_port = host_ports[0]
+        forwards = [Forward(h, g) for h, g in zip(host_ports, guest_ports)]
+        spec = DomainSpec(name=self.name, home=self.paths.home, console_log=self.console_log,
+                          forwards=forwards, domain_type=accel.domain_type, memory_mib=memory_mib,
+                          vcpus=vcpus, run_as=run_as_owner(self.paths.home), disks=[])
+        docs = cloudinit.render(cloudinit.SeedSpec(
+            instance_id=f"{self.name}-{uuid.uuid4().hex[:12]}", hostname=self.name,
+            admin_user=self.admin_user, ssh_keys=[pub], mac=spec.mac, runcmd=runcmd or []))
+        seed = write_seed(self.dir / "seed.iso", docs["user-data"], docs["meta-data"], docs["network-config"])
+        spec.disks = [Disk(os_disk, "vda"), Disk(seed, "vdz", format="raw", readonly=True)]
+        self.hostkeys.forget()  # a new OS disk brings new host keys
+        self.console_log.unlink(missing_ok=True)
+        dom = self.hv.define(render(spec))
+        self.started_at = time.monotonic()
+        dom.start()
+        return dom
+
+    # -- waiting --------------------------------------------------------------------------
+    def ssh(self) -> GuestSSH:
+        assert self.ssh_port is not None, "guest not created"
+        return GuestSSH(self.ssh_port, self.admin_user, self.paths.keys / "id_ed25519", self.hostkeys)
+
+    def wait_ready(self, timeout: float = 600.0) -> Readiness:
+        """Wait for cloud-init's final stage on the console (no guest CPU spent on polling),
+        then confirm over SSH with `cloud-init status --wait` and read the boot id and stamp."""
+        assert self.started_at is not None
+        deadline = self.started_at + timeout
+        t_console = None
+        while time.monotonic() < deadline - 30:
+            if console_finished(self.console_log):
+                t_console = time.monotonic() - self.started_at
+                break
+            dom = self.hv.lookup(self.name)
+            if dom is None or dom.state() not in ("running", "paused"):
+                raise RuntimeError(f"{self.name} stopped while booting; console: {self.console_log}")
+            time.sleep(0.25)
+        client = self.ssh()
+        client.wait(deadline)
+        t_ssh = time.monotonic() - self.started_at
+        res = client.run("cloud-init status --wait >/dev/null 2>&1; cloud-init status --format json",
+                         timeout=max(1.0, deadline - time.monotonic()))
+        t_ci = time.monotonic() - self.started_at
+        try:
+            status = json.loads(res.stdout).get("status", "unknown")
+        except json.JSONDecodeError:
+            status = res.stdout.strip() or "unknown"
+        boot_id = client.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+        stamp_raw = client.run(f"cat {STAMP} 2>/dev/null").stdout
+        client.close()
+        stamp = json.loads(stamp_raw) if stamp_raw.strip() else {}
+        return Readiness(t_ssh, t_ci, status, boot_id, stamp,
+                         timings={"consoleCloudInitFinished": t_console, "ssh": t_ssh, "cloudInitDone": t_ci})
+
+    # -- teardown -------------------------------------------------------------------------
+    def delete(self) -> None:
+        dom = self.hv.lookup(self.name)
+        if dom:
+            dom.undefine()
+        PortAllocator().release(self.owner)
+        self.hostkeys.forget()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.console_log.unlink(missing_ok=True)
+
+
+def console_finished(path: Path) -> bool:
+    """cloud-init's final stage prints 'finished at' on the console."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return b"Cloud-init v." in data and b" finished at " in data

@@ -1,0 +1,125 @@
+"""SSH to guests with paramiko: one ed25519 key per lab, host keys pinned on first contact."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import logging
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+# paramiko's transport thread logs a traceback for every refused early connection.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
+
+
+def ensure_keypair(keys_dir: Path) -> tuple[Path, str]:
+    """Return (private key path, public key line), generating them once (private key 0600)."""
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    priv = keys_dir / "id_ed25519"
+    pub = keys_dir / "id_ed25519.pub"
+    if not priv.exists():
+        key = Ed25519PrivateKey.generate()
+        data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                 serialization.NoEncryption())
+        fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                             serialization.PublicFormat.OpenSSH).decode()
+        pub.write_text(f"{line} scaleset-lab\n")
+    return priv, pub.read_text().strip()
+
+
+class HostKeyChanged(Exception):
+    pass
+
+
+class PinnedHostKeys(paramiko.MissingHostKeyPolicy):
+    """Pin a guest's host key on first contact; a different key later is refused, unless the
+    lab itself reimaged the guest and called `forget` first."""
+
+    def __init__(self, store: Path, name: str) -> None:
+        self.path = store / f"{name}.hostkey"
+
+    def pinned(self) -> str | None:
+        return self.path.read_text().strip() if self.path.exists() else None
+
+    def forget(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def check(self, key: paramiko.PKey) -> None:
+        line = f"{key.get_name()} {key.get_base64()}"
+        pinned = self.pinned()
+        if pinned is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(line + "\n")
+        elif pinned != line:
+            raise HostKeyChanged(f"host key of {self.path.stem} changed (pinned {pinned.split()[0]}); "
+                                 "refusing to connect")
+
+    def missing_host_key(self, client, hostname, key) -> None:  # paramiko hook
+        self.check(key)
+
+
+@dataclass
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+class GuestSSH:
+    def __init__(self, port: int, user: str, key_path: Path, hostkeys: PinnedHostKeys) -> None:
+        self.port, self.user, self.key_path, self.hostkeys = port, user, key_path, hostkeys
+        self._client: paramiko.SSHClient | None = None
+
+    def connect(self, timeout: float = 10.0) -> None:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(self.hostkeys)
+        client.connect("127.0.0.1", port=self.port, username=self.user, key_filename=str(self.key_path),
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                       allow_agent=False, look_for_keys=False)
+        self._client = client
+
+    def wait(self, deadline: float) -> None:
+        """Connect, retrying until `deadline` (time.monotonic)."""
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                self.connect(timeout=min(10.0, max(1.0, deadline - time.monotonic())))
+                return
+            except HostKeyChanged:
+                raise
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                last = exc
+                time.sleep(1.0)
+        raise TimeoutError(f"no SSH on 127.0.0.1:{self.port} in time (last error: {last})")
+
+    def run(self, command: str, timeout: float = 300.0) -> CommandResult:
+        if self._client is None:
+            self.connect()
+        assert self._client is not None
+        _, out, err = self._client.exec_command(command, timeout=timeout)
+        status = out.channel.recv_exit_status()
+        return CommandResult(status, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+    def close(self) -> None:
+        if self._client:
+            self._client.close()
+            self._client = None
+
+
+def port_open(port: int, timeout: float = 1.0) -> bool:
+    """True when something answers an SSH banner on 127.0.0.1:port (QEMU accepts before the guest does)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(4).startswith(b"SSH")
+    except OSError:
+        return False

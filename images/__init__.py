@@ -1,0 +1,1 @@
+"""Image versions: recipes, builds, imports and the local gallery."""

@@ -1,0 +1,215 @@
+"""The local image gallery: immutable versions with checksums, `latest`, exclusions, regions."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from controller.config import LabPaths
+from controller.db import connect, transaction
+
+from . import qcow2
+from .errors import ImageError
+from .versions import LATEST, parse_version
+
+DEFAULT_REGION = "local"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+def check_name(field: str, value: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ImageError(field, f"'{value}' is not a valid name: 1-80 letters, digits, '.', '-' or '_', "
+                                "starting with a letter or digit")
+    return value
+
+
+@dataclass(frozen=True)
+class ImageVersion:
+    publisher: str
+    offer: str
+    sku: str
+    version: str
+    path: Path
+    sha256: str
+    size_bytes: int
+    virtual_size_bytes: int
+    source: str
+    recipe: str | None
+    build_seconds: float | None
+    exclude_from_latest: bool
+    target_regions: tuple[str, ...]
+    published_at: str
+
+    @property
+    def urn(self) -> str:
+        return f"{self.publisher}:{self.offer}:{self.sku}:{self.version}"
+
+    def to_json(self) -> dict:
+        """Shaped like `az sig image-version list` entries, with `az vm image list`'s urn fields."""
+        tags = {"source": self.source}
+        if self.recipe:
+            tags["recipe"] = self.recipe
+        if self.build_seconds is not None:
+            tags["buildSeconds"] = f"{self.build_seconds:.1f}"
+        return {
+            "id": f"/scaleset-lab/images/{self.publisher}/{self.offer}/{self.sku}/versions/{self.version}",
+            "name": self.version,
+            "type": "Microsoft.Compute/galleries/images/versions",
+            "location": DEFAULT_REGION,
+            "publisher": self.publisher, "offer": self.offer, "sku": self.sku,
+            "version": self.version, "urn": self.urn, "architecture": "x64",
+            "provisioningState": "Succeeded",
+            "publishingProfile": {
+                "excludeFromLatest": self.exclude_from_latest,
+                "publishedDate": self.published_at,
+                "replicaCount": 1,
+                "targetRegions": [{"name": r, "regionalReplicaCount": 1} for r in self.target_regions],
+            },
+            "storageProfile": {"osDiskImage": {
+                "sizeInGb": -(-self.virtual_size_bytes // 1024**3),
+                "hostCaching": "ReadWrite",
+                "source": {"uri": str(self.path)},
+                "sha256": self.sha256,
+                "fileSizeBytes": self.size_bytes,
+            }},
+            "tags": tags,
+        }
+
+
+def _row(r) -> ImageVersion:
+    return ImageVersion(
+        publisher=r["publisher"], offer=r["offer"], sku=r["sku"], version=r["version"],
+        path=Path(r["path"]), sha256=r["sha256"], size_bytes=r["size_bytes"],
+        virtual_size_bytes=r["virtual_size_bytes"], source=r["source"], recipe=r["recipe"],
+        build_seconds=r["build_seconds"], exclude_from_latest=bool(r["exclude_from_latest"]),
+        target_regions=tuple(json.loads(r["target_regions"])), published_at=r["published_at"],
+    )
+
+
+def _regions(regions: list[str] | None) -> list[str]:
+    regions = list(regions) if regions else [DEFAULT_REGION]
+    for i, r in enumerate(regions):
+        check_name(f"targetRegions[{i}]", r)
+    return list(dict.fromkeys(regions))
+
+
+class Gallery:
+    def __init__(self, paths: LabPaths) -> None:
+        self.paths = paths.ensure()
+        self.db = connect(paths.db)
+
+    def list(self, publisher: str | None = None, offer: str | None = None, sku: str | None = None) -> list[ImageVersion]:
+        q, args = "SELECT * FROM image_versions WHERE 1=1", []
+        for col, val in (("publisher", publisher), ("offer", offer), ("sku", sku)):
+            if val is not None:
+                q += f" AND {col} = ?"
+                args.append(val)
+        q += " ORDER BY publisher, offer, sku, major, minor, patch"
+        return [_row(r) for r in self.db.execute(q, args)]
+
+    def get(self, publisher: str, offer: str, sku: str, version: str) -> ImageVersion:
+        parse_version(version)
+        r = self.db.execute("SELECT * FROM image_versions WHERE publisher=? AND offer=? AND sku=? AND version=?",
+                            (publisher, offer, sku, version)).fetchone()
+        if r is None:
+            raise ImageError("imageReference", f"image {publisher}:{offer}:{sku}:{version} not found", "ImageNotFound")
+        return _row(r)
+
+    def resolve(self, publisher: str, offer: str, sku: str, version: str, region: str = DEFAULT_REGION) -> ImageVersion:
+        """A concrete version, or for `latest` the highest not excluded and replicated to `region`."""
+        if version.lower() != LATEST:
+            iv = self.get(publisher, offer, sku, version)
+            if region not in iv.target_regions:
+                raise ImageError("imageReference.version",
+                                 f"{iv.urn} is not replicated to region '{region}'", "ImageNotReplicated")
+            return iv
+        candidates = [iv for iv in self.list(publisher, offer, sku)
+                      if not iv.exclude_from_latest and region in iv.target_regions]
+        if not candidates:
+            raise ImageError("imageReference", f"no version of {publisher}:{offer}:{sku} is available as latest "
+                                               f"in region '{region}'", "ImageNotFound")
+        return max(candidates, key=lambda iv: parse_version(iv.version))
+
+    def check_new(self, publisher: str, offer: str, sku: str, version: str) -> None:
+        """Raise unless the names are valid and the version does not exist yet."""
+        check_name("publisher", publisher)
+        check_name("offer", offer)
+        check_name("sku", sku)
+        parse_version(version)
+        if self.db.execute("SELECT 1 FROM image_versions WHERE publisher=? AND offer=? AND sku=? AND version=?",
+                           (publisher, offer, sku, version)).fetchone():
+            raise ImageError("version", f"{publisher}:{offer}:{sku}:{version} already exists; versions are immutable",
+                             "Conflict")
+
+    def _dest(self, publisher: str, offer: str, sku: str, version: str) -> Path:
+        return self.paths.gallery / publisher.lower() / offer.lower() / sku.lower() / f"{version}.qcow2"
+
+    def publish(self, publisher: str, offer: str, sku: str, version: str, disk: Path, *, source: str,
+                recipe: str | None = None, build_seconds: float | None = None,
+                target_regions: list[str] | None = None) -> ImageVersion:
+        """Move a finished qcow2 into the gallery and record it; atomic, never half-published."""
+        self.check_new(publisher, offer, sku, version)
+        regions = _regions(target_regions)
+        info = qcow2.inspect(disk)
+        digest = qcow2.sha256_file(disk)
+        dest = self._dest(publisher, offer, sku, version)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_suffix(".partial")
+        shutil.move(str(disk), partial)
+        os.chmod(partial, 0o444)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        major, minor, patch = parse_version(version)
+        try:
+            with transaction(self.db):
+                self.db.execute(
+                    "INSERT INTO image_versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (publisher, offer, sku, version, major, minor, patch, str(dest), digest,
+                     info.actual_size, info.virtual_size, source, recipe, build_seconds, 0,
+                     json.dumps(regions), now))
+                os.replace(partial, dest)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return self.get(publisher, offer, sku, version)
+
+    def import_file(self, publisher: str, offer: str, sku: str, version: str, file: Path,
+                    target_regions: list[str] | None = None) -> ImageVersion:
+        """Copy a self-contained qcow2 into the gallery after checking it."""
+        self.check_new(publisher, offer, sku, version)
+        _regions(target_regions)
+        qcow2.inspect(file, "file")
+        with tempfile.TemporaryDirectory(dir=self.paths.gallery, prefix=".import-") as tmp:
+            copy = Path(tmp) / "disk.qcow2"
+            shutil.copyfile(file, copy)
+            return self.publish(publisher, offer, sku, version, copy, source="imported",
+                                target_regions=target_regions)
+
+    def update(self, publisher: str, offer: str, sku: str, version: str, *,
+               exclude_from_latest: bool | None = None, target_regions: list[str] | None = None) -> ImageVersion:
+        """Change what Azure lets change on a published version: exclusion and regions."""
+        self.get(publisher, offer, sku, version)
+        with transaction(self.db):
+            if exclude_from_latest is not None:
+                self.db.execute("UPDATE image_versions SET exclude_from_latest=? WHERE publisher=? AND offer=? "
+                                "AND sku=? AND version=?", (int(exclude_from_latest), publisher, offer, sku, version))
+            if target_regions is not None:
+                self.db.execute("UPDATE image_versions SET target_regions=? WHERE publisher=? AND offer=? "
+                                "AND sku=? AND version=?", (json.dumps(_regions(target_regions)),
+                                                             publisher, offer, sku, version))
+        return self.get(publisher, offer, sku, version)
+
+    def verify(self, iv: ImageVersion) -> ImageVersion:
+        """Check the file against its recorded sha256 before it is used."""
+        if not iv.path.is_file():
+            raise ImageError("imageReference", f"{iv.urn}: file {iv.path} is missing", "ImageCorrupted")
+        actual = qcow2.sha256_file(iv.path)
+        if actual != iv.sha256:
+            raise ImageError("imageReference", f"{iv.urn}: sha256 mismatch (recorded {iv.sha256[:12]}..., "
+                                               f"file {actual[:12]}...): the file changed since it was published",
+                             "ImageCorrupted")
+        return iv

@@ -1,0 +1,1 @@
+"""Templates (domain XML, cloud-init) and lab definitions."""

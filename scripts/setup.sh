@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Idempotent set-up for scaleset-lab on Debian 12: apt packages, libvirt daemons, .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+PACKAGES=(
+  qemu-system-x86 qemu-utils                      # the hypervisor and qcow2 tools
+  libvirt-daemon-system libvirt-clients           # libvirtd, virtlogd, virsh
+  libvirt-dev pkg-config gcc python3-dev python3-venv  # to build libvirt-python
+  mmdebstrap e2fsprogs fdisk                      # image builds: rootfs, ext4, partition table
+  ca-certificates
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  [[ "$p" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# libvirt daemons: systemctl where systemd is PID 1, the daemons themselves otherwise.
+if [ "$(ps -p 1 -o comm= 2>/dev/null)" = "systemd" ]; then
+  $SUDO systemctl enable --now virtlogd.socket libvirtd.socket libvirtd.service >/dev/null 2>&1 || true
+  $SUDO systemctl start virtlogd libvirtd
+else
+  pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
+  pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
+fi
+for _ in $(seq 1 50); do
+  [ -S /var/run/libvirt/libvirt-sock ] && break
+  sleep 0.2
+done
+[ -S /var/run/libvirt/libvirt-sock ] || { echo "setup: libvirtd did not start" >&2; exit 1; }
+if [ "$(id -u)" -ne 0 ] && ! id -nG | grep -qw libvirt; then
+  echo "setup: note: add yourself to the 'libvirt' group (sudo adduser $USER libvirt) for qemu:///system" >&2
+fi
+
+# Python virtualenv with the project installed; redone only when pyproject.toml changes.
+PY=${PYTHON:-python3}
+stamp=.venv/.scaleset-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing the project into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+fi
+echo "setup: ready ($(.venv/bin/python --version), $(virsh --version 2>/dev/null | sed 's/^/libvirt /'), $(.venv/bin/scaleset accel 2>/dev/null || echo 'accel: ?'))"

@@ -1,0 +1,23 @@
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from controller.config import LabPaths
+from tests.helpers import make_qcow2
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch) -> LabPaths:
+    """A fresh, empty lab home for one test."""
+    home = tmp_path / "lab"
+    monkeypatch.setenv("SCALESET_HOME", str(home))
+    monkeypatch.setenv("SCALESET_PORTS_DIR", str(tmp_path))
+    monkeypatch.delenv("SCALESET_CACHE", raising=False)
+    return LabPaths(home).ensure()
+
+
+@pytest.fixture
+def qcow2_file(tmp_path) -> Path:
+    return make_qcow2(tmp_path / "src" / "disk.qcow2", data=os.urandom(256 * 1024))

@@ -1,0 +1,41 @@
+import io
+import stat
+
+import pycdlib
+import yaml
+
+from controller.cloudinit import SeedSpec, render
+from controller.seed import write_seed
+
+
+def test_seed_is_a_cidata_iso_with_the_three_files_and_mode_0600(tmp_path):
+    path = write_seed(tmp_path / "seed.iso", "#cloud-config\n{}\n", "instance-id: i-1\n", "version: 2\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    iso = pycdlib.PyCdlib()
+    iso.open(str(path))
+    try:
+        assert iso.pvd.volume_identifier.decode().strip() == "cidata"
+        for name, want in (("user-data", "#cloud-config"), ("meta-data", "instance-id: i-1"),
+                           ("network-config", "version: 2")):
+            buf = io.BytesIO()
+            iso.get_file_from_iso_fp(buf, rr_path=f"/{name}")
+            assert buf.getvalue().decode().startswith(want)
+    finally:
+        iso.close()
+
+
+def test_values_cannot_inject_yaml():
+    evil = 'azureuser"\nruncmd: [[sh, -c, "rm -rf /"]]\nx: "'
+    docs = render(SeedSpec(instance_id="i-1\nlocal-hostname: evil", hostname="vm-0", admin_user=evil,
+                           ssh_keys=["ssh-ed25519 AAAA lab", "key: with: colons"], mac="52:54:00:00:00:01",
+                           runcmd=["echo 'hi' # not a comment"]))
+    ud = yaml.safe_load(docs["user-data"])
+    assert docs["user-data"].startswith("#cloud-config\n")
+    assert ud["users"][0]["name"] == evil
+    assert ud["users"][0]["ssh_authorized_keys"] == ["ssh-ed25519 AAAA lab", "key: with: colons"]
+    assert ud["runcmd"] == ["echo 'hi' # not a comment"]
+    assert ud["ssh_pwauth"] is False and ud["users"][0]["lock_passwd"] is True
+    md = yaml.safe_load(docs["meta-data"])
+    assert md == {"instance-id": "i-1\nlocal-hostname: evil", "local-hostname": "vm-0"}
+    net = yaml.safe_load(docs["network-config"])
+    assert net["ethernets"]["nic0"]["match"]["macaddress"] == "52:54:00:00:00:01"
