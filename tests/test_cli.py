@@ -1,0 +1,50 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from controller.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_image_import_list_update_show(lab, capsys, qcow2_file):
+    ref = ["--publisher", "Contoso", "--offer", "debian", "--sku", "debian-12"]
+    assert run(capsys, "image", "list")[1].strip() == "[]"
+    code, out, _ = run(capsys, "image", "import", *ref, "--version", "1.0.0", "--file", str(qcow2_file))
+    assert code == 0 and json.loads(out)["urn"] == "Contoso:debian:debian-12:1.0.0"
+    run(capsys, "image", "import", *ref, "--version", "1.1.0", "--file", str(qcow2_file))
+    code, out, _ = run(capsys, "image", "update", *ref, "--version", "1.1.0", "--exclude-from-latest", "true")
+    assert json.loads(out)["publishingProfile"]["excludeFromLatest"] is True
+    code, out, _ = run(capsys, "image", "show", *ref, "--version", "latest")
+    assert json.loads(out)["name"] == "1.0.0"
+    listed = json.loads(run(capsys, "image", "list", "--sku", "debian-12")[1])
+    assert [e["name"] for e in listed] == ["1.0.0", "1.1.0"]
+    assert json.loads(run(capsys, "image", "list", "--offer", "ubuntu")[1]) == []
+
+
+def test_errors_name_the_field_and_exit_nonzero(lab, capsys, qcow2_file):
+    ref = ["--publisher", "Contoso", "--offer", "debian", "--sku", "debian-12"]
+    code, out, err = run(capsys, "image", "import", *ref, "--version", "1.0", "--file", str(qcow2_file))
+    assert code == 1 and out == ""
+    assert err.startswith("ERROR: (InvalidImageVersion) version: '1.0' is malformed")
+    code, _, err = run(capsys, "image", "build", "--publisher", "p", "--offer", "o", "--sku", "nope",
+                       "--version", "1.0.0")
+    assert code == 1 and "(UnknownRecipe) sku: no recipe 'nope'" in err
+
+
+def test_bad_boolean_is_a_usage_error(lab):
+    with pytest.raises(SystemExit) as exc:
+        main(["image", "update", "--publisher", "p", "--offer", "o", "--sku", "s", "--version", "1.0.0",
+              "--exclude-from-latest", "maybe"])
+    assert exc.value.code == 2
+
+
+def test_console_script_says_which_acceleration():
+    out = subprocess.run([sys.executable, "-m", "controller.cli", "accel"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("accel: ")

@@ -1,0 +1,128 @@
+"""VM tier: build real image versions and boot a real guest through libvirt (TCG here)."""
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from controller.config import LabPaths, libvirt_uri
+from controller.guest import Guest
+from controller.hypervisor import Hypervisor
+from images.builder import build
+from images.errors import ImageError
+from images.gallery import Gallery
+from images.inspect import read_file
+
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.skipif(os.geteuid() != 0, reason="image builds need root (mmdebstrap, chroot)"),
+]
+REPO = Path(__file__).resolve().parent.parent
+P, O, S = "scaleset-lab", "debian", "debian-12"
+
+
+@pytest.fixture(scope="session")
+def vm_lab(tmp_path_factory):
+    """One lab for the VM tier; the package set is cached in .cache/ across runs (by recipe hash)."""
+    home = tmp_path_factory.mktemp("vmlab")
+    os.environ["SCALESET_HOME"] = str(home)
+    os.environ.setdefault("SCALESET_CACHE", str(REPO / ".cache" / "images"))
+    os.environ["SCALESET_PORTS_DIR"] = str(home)
+    return LabPaths(home).ensure()
+
+
+@pytest.fixture(scope="session")
+def gallery(vm_lab):
+    return Gallery(vm_lab)
+
+
+@pytest.fixture(scope="session")
+def build_log():
+    return []
+
+
+@pytest.fixture(scope="session")
+def v1(gallery, build_log):
+    return build(gallery, P, O, S, "1.0.0", log=build_log.append)
+
+
+@pytest.fixture(scope="session")
+def booted(vm_lab, v1):
+    hv = Hypervisor(libvirt_uri())
+    guest = Guest(vm_lab, hv, "vmtest-boot-0")
+    guest.delete()
+    guest.create(gallery_verified(vm_lab, v1))
+    try:
+        yield guest, guest.wait_ready(timeout=600)
+    finally:
+        guest.delete()
+        hv.close()
+
+
+def gallery_verified(lab, iv):
+    return Gallery(lab).verify(iv)
+
+
+def test_guest_boots_the_built_version_and_reports_its_stamp(booted):
+    guest, ready = booted
+    assert ready.cloud_init_status == "done"
+    assert ready.stamp["publisher"] == P and ready.stamp["offer"] == O
+    assert ready.stamp["sku"] == S and ready.stamp["version"] == "1.0.0"
+    assert re.fullmatch(r"[0-9a-f-]{36}", ready.boot_id)
+    print(f"\nboot timings (s): {json.dumps(ready.timings)}")
+
+
+def test_guest_is_reached_through_a_loopback_only_forward_with_a_pinned_host_key(booted):
+    guest, _ = booted
+    listen = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    port_hex = f"{guest.ssh_port:04X}"
+    ours = [line.split()[1] for line in listen if line.split()[1].endswith(":" + port_hex) and line.split()[3] == "0A"]
+    assert ours == [f"0100007F:{port_hex}"], ours  # 127.0.0.1 only, never 0.0.0.0
+    pinned = guest.hostkeys.pinned()
+    assert pinned and pinned.startswith("ssh-ed25519 ")
+    client = guest.ssh()
+    client.connect()
+    try:
+        out = client.run("ls /etc/ssh/ssh_host_*_key.pub; sudo -n true && echo sudo-ok")
+    finally:
+        client.close()
+    assert out.stdout.split() == ["/etc/ssh/ssh_host_ed25519_key.pub", "sudo-ok"]
+
+
+def test_os_disk_is_an_overlay_on_the_gallery_image(booted, v1):
+    guest, _ = booted
+    overlays = list(guest.dir.glob("os-*.qcow2"))
+    assert len(overlays) == 1
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(overlays[0])],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["backing-filename"] == str(v1.path)
+    assert info["actual-size"] < 200 * 1024 * 1024  # copy-on-write, not a copy of the image
+
+
+def test_second_version_reuses_the_package_set_and_runs_customize(gallery, v1, build_log, tmp_path):
+    script = tmp_path / "v2.sh"
+    script.write_text("echo 'version two' > /etc/scaleset-demo\napt-get --version >/dev/null\n")
+    log = []
+    v2 = build(gallery, P, O, S, "1.1.0", customize=[script], log=log.append)
+    assert any("package set: cached" in line for line in log), log
+    assert read_file(v2.path, "/etc/scaleset-demo") == b"version two\n"
+    stamp = json.loads(read_file(v2.path, "/etc/scaleset-lab/image.json"))
+    assert stamp["version"] == "1.1.0"
+    assert gallery.resolve(P, O, S, "latest").version == "1.1.0"
+    print(f"\nbuild seconds: first {v1.build_seconds:.1f}, second {v2.build_seconds:.1f}")
+
+
+def test_failing_customize_script_publishes_nothing(gallery, v1, tmp_path):
+    script = tmp_path / "broken.sh"
+    script.write_text("echo about to fail >&2\nexit 3\n")
+    before = {p for p in gallery.paths.gallery.rglob("*")}
+    with pytest.raises(ImageError) as err:
+        build(gallery, P, O, S, "9.0.0", customize=[script], log=lambda _m: None)
+    assert err.value.field == "customize[0]" and "exited 3" in err.value.reason
+    assert "about to fail" in err.value.reason
+    with pytest.raises(ImageError):
+        gallery.get(P, O, S, "9.0.0")
+    assert {p for p in gallery.paths.gallery.rglob("*")} == before
+    assert not list(gallery.paths.cache.glob(".build-*"))
