@@ -1,5 +1,8 @@
 # Two entry points for a fresh Debian 12 machine: `make demo` and `make test`.
-.PHONY: setup demo test test-fast bench clean
+# Image builds (mmdebstrap, chroot) need root: sudo is used when you are not root.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo -E)
+
+.PHONY: setup demo test test-fast bench
 
 setup:
 	@scripts/setup.sh
@@ -8,11 +11,11 @@ demo: setup
 	@scripts/demo.sh
 
 test: setup
-	.venv/bin/pytest -v
+	$(SUDO) .venv/bin/pytest -v
 
 test-fast: setup
 	.venv/bin/pytest -m "not vm"
 
 bench: setup
-	.venv/bin/python bench/image_build.py
-	.venv/bin/python bench/boot_time.py
+	$(SUDO) .venv/bin/python bench/image_build.py
+	$(SUDO) .venv/bin/python bench/boot_time.py

@@ -30,7 +30,7 @@ from images.gallery import Gallery  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--vcpus", type=int, default=1)
+    ap.add_argument("--vcpus", type=int, default=2)
     ap.add_argument("--memory-mib", type=int, default=512)
     ap.add_argument("--urn", default="scaleset-lab:debian:debian-12:1.0.0")
     ap.add_argument("--home", help="lab home (default: a temporary one)")

@@ -6,7 +6,6 @@ The wait chain follows pycloudlib: domain started -> SSH answers -> `cloud-init 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import uuid
@@ -54,7 +53,7 @@ class Guest:
         self.started_at: float | None = None
 
     # -- creation -------------------------------------------------------------------------
-    def create(self, image: ImageVersion, *, memory_mib: int = 512, vcpus: int = 1,
+    def create(self, image: ImageVersion, *, memory_mib: int = 512, vcpus: int = 2,
                extra_forwards: list[int] | None = None, runcmd: list[str] | None = None,
                accel: accel_mod.Accel | None = None) -> Domain:
         """Overlay OS disk + seed + domain, then start it."""
@@ -66,7 +65,7 @@ class Guest:
         guest_ports = [22, *(extra_forwards or [])]
         host_ports = PortAllocator().allocate(self.owner, len(guest_ports))
         self.ssh_port = host_ports[0]
-        forwards = [Forward(h, g) for h, g in zip(host_ports, guest_ports)]
+        forwards = [Forward(h, g) for h, g in zip(host_ports, guest_ports, strict=False)]
         spec = DomainSpec(name=self.name, home=self.paths.home, console_log=self.console_log,
                           forwards=forwards, domain_type=accel.domain_type, memory_mib=memory_mib,
                           vcpus=vcpus, run_as=run_as_owner(self.paths.home), disks=[])

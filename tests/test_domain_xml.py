@@ -1,7 +1,6 @@
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import libvirt
 import pytest
 
 from controller.domain_xml import Disk, DomainSpec, Forward, netdev_arg, render

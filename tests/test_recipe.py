@@ -12,7 +12,7 @@ def test_shipped_recipe_loads_with_what_the_issue_asks_for():
     for pkg in ("cloud-init", "openssh-server", "python3", "python3-aiohttp"):
         assert pkg in r.packages
     assert r.suite == "bookworm" and len(r.content_hash) == 64
-    assert r.overlay and (r.overlay / "etc/cloud/cloud.cfg.d/90_scaleset_lab.cfg").is_file()
+    assert r.overlay and (r.overlay / "usr/share/scaleset-lab/cloud.cfg").is_file()
 
 
 def test_unknown_recipe_names_the_known_ones():

@@ -1,0 +1,128 @@
+import copy
+
+import pytest
+
+from controller.model import parse
+from controller.modelparse import ModelError, parse_duration
+
+BASE = {
+    "name": "web",
+    "sku": {"capacity": 5},
+    "properties": {
+        "upgradePolicy": {"mode": "Rolling"},
+        "virtualMachineProfile": {
+            "storageProfile": {
+                "imageReference": {"publisher": "scaleset-lab", "offer": "debian", "sku": "debian-12",
+                                   "version": "latest"},
+                "dataDisks": [{"lun": 0, "diskSizeGB": 1}, {"lun": 1, "diskSizeGB": 2}],
+            },
+            "osProfile": {"computerNamePrefix": "web", "adminUsername": "azureuser"},
+            "networkProfile": {"healthProbe": {"protocol": "Http", "port": 80, "requestPath": "/health"}},
+        },
+    },
+}
+
+
+def doc(**changes):
+    d = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        node = d
+        keys = path.split("__")
+        for k in keys[:-1]:
+            node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
+        node[keys[-1]] = value
+    return d
+
+
+VMP = "properties__virtualMachineProfile"
+
+
+def test_defaults_are_azures():
+    ss = parse(BASE)
+    rp = ss.properties.upgradePolicy.rollingUpgradePolicy
+    assert (rp.maxBatchInstancePercent, rp.maxUnhealthyInstancePercent,
+            rp.maxUnhealthyUpgradedInstancePercent, rp.pauseTimeBetweenBatches) == (20, 20, 20, "PT0S")
+    assert ss.properties.upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade is False
+    assert ss.properties.labSettings.healthWaitTimeout == "PT5M" and ss.location == "local"
+    out = ss.to_json()
+    assert out["properties"]["virtualMachineProfile"]["storageProfile"]["dataDisks"][1] == {
+        "lun": 1, "diskSizeGB": 2, "createOption": "Empty", "caching": "None"}
+    assert parse(out).to_json() == out  # round trip
+
+
+@pytest.mark.parametrize("changes, path, code", [
+    ({"sku__capacity": -1}, "$.sku.capacity", "InvalidParameter"),
+    ({"name": "bad name!"}, "$.name", "InvalidResourceName"),
+    ({f"{VMP}__storageProfile__imageReference__version": "1.2"},
+     "$.properties.virtualMachineProfile.storageProfile.imageReference.version", "InvalidImageVersion"),
+    ({f"{VMP}__storageProfile__dataDisks": [{"lun": 3, "diskSizeGB": 1}, {"lun": 3, "diskSizeGB": 1}]},
+     "$.properties.virtualMachineProfile.storageProfile.dataDisks[1].lun", "DuplicateLun"),
+    ({"properties__upgradePolicy__rollingUpgradePolicy": {"maxBatchInstancePercent": 4}},
+     "$.properties.upgradePolicy.rollingUpgradePolicy.maxBatchInstancePercent", "InvalidParameter"),
+    ({"properties__upgradePolicy__rollingUpgradePolicy": {"maxBatchInstancePercent": 50}},
+     "$.properties.upgradePolicy.rollingUpgradePolicy.maxBatchInstancePercent", "InvalidParameter"),
+    ({"properties__upgradePolicy__rollingUpgradePolicy": {"maxUnhealthyUpgradedInstancePercent": 101}},
+     "$.properties.upgradePolicy.rollingUpgradePolicy.maxUnhealthyUpgradedInstancePercent", "InvalidParameter"),
+    ({"properties__upgradePolicy__rollingUpgradePolicy": {"pauseTimeBetweenBatches": "5 minutes"}},
+     "$.properties.upgradePolicy.rollingUpgradePolicy.pauseTimeBetweenBatches", "InvalidParameter"),
+    ({"properties__upgradePolicy__mode": "Sometimes"}, "$.properties.upgradePolicy.mode", "InvalidParameter"),
+    ({"properties__colour": "blue"}, "$.properties.colour", "InvalidParameter"),
+    ({"sku__capacity": "5"}, "$.sku.capacity", "InvalidParameter"),
+    ({"properties__labSettings__healthWaitTimeout": "5m"}, "$.properties.labSettings.healthWaitTimeout",
+     "InvalidParameter"),
+])
+def test_bad_documents_name_the_field(changes, path, code):
+    with pytest.raises(ModelError) as err:
+        parse(doc(**changes))
+    assert err.value.path == path and err.value.code == code, str(err.value)
+
+
+def test_automatic_upgrade_needs_latest_and_exactly_one_health_source():
+    auto = {"enableAutomaticOSUpgrade": True}
+    ok = doc(properties__upgradePolicy__automaticOSUpgradePolicy=auto)
+    assert parse(ok).properties.upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade
+    pinned = doc(properties__upgradePolicy__automaticOSUpgradePolicy=auto,
+                 **{f"{VMP}__storageProfile__imageReference__version": "1.0.0"})
+    with pytest.raises(ModelError) as err:
+        parse(pinned)
+    assert err.value.code == "AutomaticOSUpgradeRequiresLatestVersion"
+    blind = doc(properties__upgradePolicy__automaticOSUpgradePolicy=auto, **{f"{VMP}__networkProfile": {}})
+    with pytest.raises(ModelError) as err:
+        parse(blind)
+    assert err.value.code == "AutomaticOSUpgradeRequiresHealthSource"
+    both = doc(**{f"{VMP}__extensionProfile": {"extensions": [{"name": "health", "properties": {
+        "publisher": "Microsoft.ManagedServices", "type": "ApplicationHealthLinux",
+        "settings": {"protocol": "http", "port": 80, "requestPath": "/"}}}]}})
+    with pytest.raises(ModelError) as err:
+        parse(both)
+    assert err.value.code == "MultipleHealthSourcesNotAllowed"
+
+
+def _ext(name, after=()):
+    return {"name": name, "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
+                                         "settings": {"commandToExecute": "true"},
+                                         "provisionAfterExtensions": list(after)}}
+
+
+def test_extension_order_errors():
+    cycle = doc(**{f"{VMP}__extensionProfile": {"extensions": [_ext("a", ["c"]), _ext("b", ["a"]),
+                                                                  _ext("c", ["b"])]}})
+    with pytest.raises(ModelError, match="cycle"):
+        parse(cycle)
+    unknown = doc(**{f"{VMP}__extensionProfile": {"extensions": [_ext("a", ["zzz"])]}})
+    with pytest.raises(ModelError) as err:
+        parse(unknown)
+    assert err.value.path.endswith("extensions[0].properties.provisionAfterExtensions[0]")
+    dup = doc(**{f"{VMP}__extensionProfile": {"extensions": [_ext("a"), _ext("a")]}})
+    with pytest.raises(ModelError, match="duplicate"):
+        parse(dup)
+    dag = doc(**{f"{VMP}__extensionProfile": {"extensions": [_ext("d", ["b", "c"]), _ext("b", ["a"]),
+                                                                _ext("c", ["a"]), _ext("a")]}})
+    assert len(parse(dag).properties.virtualMachineProfile.extensionProfile.extensions) == 4
+
+
+def test_durations():
+    assert parse_duration("PT5M", "x") == 300 and parse_duration("PT1H30M", "x") == 5400
+    for bad in ("PT", "P", "5M", "PT5X", 300):
+        with pytest.raises(ModelError):
+            parse_duration(bad, "x")
