@@ -25,6 +25,13 @@ CREATE TABLE IF NOT EXISTS image_versions (
     published_at TEXT NOT NULL,
     PRIMARY KEY (publisher, offer, sku, version)
 );
+CREATE TABLE IF NOT EXISTS scale_sets (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    model TEXT NOT NULL,             -- the ARM-shaped JSON document
+    generation INTEGER NOT NULL,     -- bumped on every model write
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 """
 
 
