@@ -32,7 +32,7 @@ def ensure_version(gallery: Gallery, version: str, customize: list[Path]) -> Non
     except ImageError:
         say(f"building {P}:{O}:{S}:{version} ...")
         iv = build(gallery, P, O, S, version, customize=customize, log=lambda m: say("  " + m))
-        say(f"built {iv.urn} in {iv.build_seconds:.1f} s, sha256 {iv.sha256[:16]}...")
+        say(f"  sha256 {iv.sha256[:16]}..., {iv.size_bytes / 2**20:.0f} MiB")
 
 
 def main() -> int:

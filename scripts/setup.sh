@@ -24,6 +24,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# /dev/kvm as Debian's udev rules leave it (root:kvm 0660). Where udev does not run, a 0600
+# node makes libvirt re-probe QEMU for every call (~30 s per domain define).
+if [ -c /dev/kvm ] && [ "$(stat -c %G:%a /dev/kvm)" != "kvm:660" ] && getent group kvm >/dev/null; then
+  $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm
+fi
+
 # libvirt daemons: systemctl where systemd is PID 1, the daemons themselves otherwise.
 if [ "$(ps -p 1 -o comm= 2>/dev/null)" = "systemd" ]; then
   $SUDO systemctl enable --now virtlogd.socket libvirtd.socket libvirtd.service >/dev/null 2>&1 || true
