@@ -134,3 +134,41 @@ def test_refused_connection_is_unknown():
         return http.state, tcp.state
 
     assert asyncio.run(run()) == (UNKNOWN, UNKNOWN)
+
+
+def test_agent_serves_its_view_and_follows_the_app():
+    from agent.server import Agent, serve
+
+    mode = {"state": "Healthy"}
+
+    async def handler(request):
+        return web.json_response({"ApplicationHealthState": mode["state"]})
+
+    async def run(app_port):
+        settings = parse_settings({"protocol": "http", "port": app_port, "requestPath": "/health",
+                                   "intervalInSeconds": 5, "numberOfProbes": 1})
+        settings = settings.__class__(**{**settings.__dict__, "interval": 0.05})  # fast loop for the test
+        agent, stop, view_port = Agent(settings), asyncio.Event(), _free_port()
+        task = asyncio.create_task(serve(agent, "127.0.0.1", view_port, stop))
+        seen = []
+        async with aiohttp.ClientSession() as session:
+            for want in ("Healthy", "Unhealthy"):
+                mode["state"] = want
+                for _ in range(100):
+                    await asyncio.sleep(0.05)
+                    try:
+                        async with session.get(f"http://127.0.0.1:{view_port}/health") as resp:
+                            view = await resp.json()
+                    except aiohttp.ClientError:
+                        continue
+                    if view["state"] == want:
+                        seen.append(view)
+                        break
+        stop.set()
+        await task
+        return seen
+
+    seen = asyncio.run(_with_app(handler, run))
+    assert [v["state"] for v in seen] == ["Healthy", "Unhealthy"]
+    assert seen[1]["lastProbes"][-1]["state"] == "Unhealthy" and seen[1]["since"]
+    assert seen[0]["settings"]["requestPath"] == "/health"
