@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -42,7 +42,6 @@ class DomainSpec:
     instance_id: str = ""
     run_as: str | None = None  # "+UID:+GID": qemu runs as the lab's owner
     title: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def mac(self) -> str:

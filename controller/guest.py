@@ -9,7 +9,7 @@ import json
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from images import qcow2
@@ -35,12 +35,10 @@ READINESS_PROBE = (
 
 @dataclass
 class Readiness:
-    seconds_to_ssh: float
-    seconds_to_cloud_init: float
     cloud_init_status: str
     boot_id: str
     stamp: dict
-    timings: dict = field(default_factory=dict)
+    timings: dict[str, float | None]  # seconds from domain start: console, ssh, cloudInitDone
 
 
 def run_as_owner(path: Path) -> str:
@@ -115,8 +113,8 @@ class Guest:
         t_ci = time.monotonic() - self.started_at
         client.close()
         status, boot_id, stamp = parse_readiness(res.stdout)
-        return Readiness(t_ssh, t_ci, status, boot_id, stamp,
-                         timings={"consoleCloudInitFinished": t_console, "ssh": t_ssh, "cloudInitDone": t_ci})
+        return Readiness(status, boot_id, stamp,
+                         {"consoleCloudInitFinished": t_console, "ssh": t_ssh, "cloudInitDone": t_ci})
 
     # -- teardown -------------------------------------------------------------------------
     def delete(self) -> None:

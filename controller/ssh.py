@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,13 +112,3 @@ class GuestSSH:
         if self._client:
             self._client.close()
             self._client = None
-
-
-def port_open(port: int, timeout: float = 1.0) -> bool:
-    """True when something answers an SSH banner on 127.0.0.1:port (QEMU accepts before the guest does)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            return s.recv(4).startswith(b"SSH")
-    except OSError:
-        return False

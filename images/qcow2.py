@@ -16,7 +16,6 @@ QCOW2_MAGIC = b"QFI\xfb"
 class DiskInfo:
     virtual_size: int
     actual_size: int
-    backing_file: str | None
 
 
 def _qemu_img(*args: str) -> subprocess.CompletedProcess:
@@ -52,7 +51,7 @@ def inspect(path: Path, field: str = "file") -> DiskInfo:
     size = path.stat().st_size
     if end is not None and size < end:
         raise ImageError(field, f"{path} is truncated: {size} bytes, data ends at {end}", "InvalidImageFormat")
-    return DiskInfo(int(meta["virtual-size"]), size, None)
+    return DiskInfo(int(meta["virtual-size"]), size)
 
 
 def sha256_file(path: Path, chunk: int = 4 * 1024 * 1024) -> str:

@@ -28,6 +28,3 @@ def parse_version(text: str, field: str = "version") -> tuple[int, int, int]:
         raise ImageError(field, f"'{text}' has a part above {_MAX_PART}", "InvalidImageVersion")
     return parts  # type: ignore[return-value]
 
-
-def version_key(text: str) -> tuple[int, int, int]:
-    return parse_version(text)

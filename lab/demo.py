@@ -54,7 +54,7 @@ def main() -> int:
         f"SSH forward 127.0.0.1:{guest.ssh_port}")
     try:
         ready = guest.wait_ready(timeout=600)
-        say(f"cloud-init {ready.cloud_init_status} after {ready.seconds_to_cloud_init:.1f} s "
+        say(f"cloud-init {ready.cloud_init_status} after {ready.timings['cloudInitDone']:.1f} s "
             f"(console showed 'finished' at {ready.timings['consoleCloudInitFinished'] or 0:.1f} s)")
         say(f"guest boot id {ready.boot_id}")
         say(f"image stamp read over SSH: {ready.stamp}")
