@@ -2,7 +2,10 @@
 
     python3 -m agent.server --settings /etc/scaleset-lab/health.json [--listen 127.0.0.1:8765]
 
-GET /health -> {"state", "since", "settings", "lastProbes": [...], "bootId", "image"}.
+GET /health -> {"state": Initializing|Healthy|Unhealthy|Unknown, "since": ISO time,
+                "settings": {...}, "lastProbes": [{"state", "detail", "at"}] (last 5),
+                "extensions": [{"name", "provisioningState", "message", ...}] (the runner's statuses),
+                "cloudInit": {"errors": [...]} or null, "bootId", "image" (the stamp)}.
 """
 from __future__ import annotations
 
@@ -22,10 +25,29 @@ from .settings import HealthSettings, SettingsError, parse_settings
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 STAMP = Path("/etc/scaleset-lab/image.json")
+EXTENSION_STATUS = Path("/var/lib/scaleset-lab/extensions/status")
+CLOUD_INIT_RESULT = Path("/run/cloud-init/result.json")
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def extension_statuses(folder: Path = EXTENSION_STATUS) -> list[dict]:
+    """The runner's status files, without output tails (those stay in the instance view)."""
+    out = []
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        st = _json(f)
+        if isinstance(st, dict):
+            out.append({k: v for k, v in st.items() if k not in ("stdout", "stderr")})
+    return out
 
 
 def _read(path: Path) -> str | None:
@@ -63,6 +85,8 @@ class Agent:
                          "numberOfProbes": self.settings.probes, "gracePeriod": self.settings.grace_period},
             "lastProbes": [{"state": r.state, "detail": r.detail, "at": _iso(r.at)}
                            for r in list(self.health.history)[-5:]],
+            "extensions": extension_statuses(),
+            "cloudInit": (_json(CLOUD_INIT_RESULT) or {}).get("v1"),
             "bootId": _read(BOOT_ID),
             "image": json.loads(stamp) if stamp else None,
         }

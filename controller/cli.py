@@ -8,8 +8,10 @@ from pathlib import Path
 
 from images.errors import ImageError
 
-from . import accel
+from . import accel, cli_vmss
 from .config import lab_paths
+from .hypervisor import HypervisorError
+from .modelparse import ModelError
 
 
 def _bool(text: str) -> bool:
@@ -121,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-from-latest", type=_bool, metavar="true|false")
     p.add_argument("--target-regions", nargs="+", metavar="REGION")
     p.set_defaults(func=cmd_image_update)
+    cli_vmss.register(sub)
     return top
 
 
@@ -128,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except ImageError as exc:
+    except (ImageError, ModelError) as exc:
         print(f"ERROR: ({exc.code}) {exc}", file=sys.stderr)
+        return 1
+    except HypervisorError as exc:
+        print(f"ERROR: (HypervisorError) {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 
 import jinja2
 
@@ -23,10 +25,31 @@ class SeedSpec:
     mac: str
     runcmd: list[str] = field(default_factory=list)
     write_files: list[dict] = field(default_factory=list)
+    custom_data: bytes | None = None  # the model's customData, decoded: handed to cloud-init as is
 
 
 def render(spec: SeedSpec) -> dict[str, str]:
     ctx = dict(instance_id=spec.instance_id, hostname=spec.hostname, admin_user=spec.admin_user,
-               ssh_keys=spec.ssh_keys, mac=spec.mac, runcmd=spec.runcmd, write_files=spec.write_files)
-    return {name: _env.get_template(f"{name}.j2").render(**ctx)
+               ssh_keys=spec.ssh_keys, mac=spec.mac, runcmd=spec.runcmd,
+               write_files=[{"encoding": None, **f} for f in spec.write_files])
+    docs = {name: _env.get_template(f"{name}.j2").render(**ctx)
             for name in ("user-data", "meta-data", "network-config")}
+    if spec.custom_data:
+        docs["user-data"] = multipart(docs["user-data"], spec.custom_data)
+    return docs
+
+
+def multipart(cloud_config: str, custom_data: bytes) -> str:
+    """The lab's cloud-config plus the user's customData in one MIME document (cloud-init
+    reads each part by its own header: #cloud-config, #!, ...)."""
+    msg = MIMEMultipart()
+    msg.attach(MIMEText(cloud_config, "cloud-config", "utf-8"))
+    text = custom_data.decode("utf-8", errors="replace")
+    subtype = "cloud-config" if text.startswith("#cloud-config") else (
+        "x-shellscript" if text.startswith("#!") else "plain")
+    part = MIMEText(text, subtype, "utf-8")
+    part.add_header("Content-Disposition", "attachment", filename="customData")
+    if subtype == "cloud-config":  # append to the lab's lists (runcmd, users) instead of replacing them
+        part.add_header("Merge-Type", "list(append)+dict(no_replace,recurse_list)+str()")
+    msg.attach(part)
+    return msg.as_string()

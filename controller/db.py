@@ -32,6 +32,46 @@ CREATE TABLE IF NOT EXISTS scale_sets (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS instances (
+    scale_set TEXT NOT NULL COLLATE NOCASE,
+    instance_id INTEGER NOT NULL,
+    domain TEXT NOT NULL UNIQUE,      -- libvirt domain name
+    computer_name TEXT NOT NULL,
+    update_domain INTEGER NOT NULL,
+    fault_domain INTEGER NOT NULL,
+    profile TEXT NOT NULL,            -- JSON: the virtualMachineProfile applied, image version resolved
+    profile_digest TEXT NOT NULL,     -- digest of the scale-set profile it came from
+    os_disk TEXT NOT NULL,            -- current OS disk (qcow2 overlay)
+    seed TEXT NOT NULL,               -- current NoCloud seed
+    ci_instance_id TEXT NOT NULL,     -- cloud-init instance-id of the current OS disk
+    ports TEXT NOT NULL,              -- JSON {guest port: host port}, all on 127.0.0.1
+    provisioning_state TEXT NOT NULL, -- Creating|Updating|Succeeded|Failed|Deleting
+    power_state TEXT NOT NULL,        -- wanted: running|stopped
+    boot_id TEXT,
+    stamp TEXT,                       -- JSON image stamp read from the guest
+    extensions TEXT,                  -- JSON extension statuses read from the guest
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (scale_set, instance_id),
+    FOREIGN KEY (scale_set) REFERENCES scale_sets(name) ON DELETE CASCADE
+);
+-- Every OS-disk swap is journalled here before any step is taken (crash safety).
+CREATE TABLE IF NOT EXISTS disk_swaps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scale_set TEXT NOT NULL COLLATE NOCASE,
+    instance_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,               -- reimage | upgrade | rollback
+    phase TEXT NOT NULL,              -- prepared | swapped | booted | done | aborted
+    old_os_disk TEXT NOT NULL, old_seed TEXT NOT NULL, old_ci_instance_id TEXT NOT NULL,
+    old_profile TEXT NOT NULL, old_digest TEXT NOT NULL,
+    new_os_disk TEXT NOT NULL, new_seed TEXT NOT NULL, new_ci_instance_id TEXT NOT NULL,
+    new_profile TEXT NOT NULL, new_digest TEXT NOT NULL,
+    owner_pid INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    error TEXT
+);
 """
 
 
@@ -42,6 +82,9 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(SCHEMA)
+    for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):  # models may hold protectedSettings
+        if f.exists():
+            f.chmod(0o600)
     return conn
 
 

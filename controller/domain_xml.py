@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,13 @@ class DomainSpec:
     instance_id: str = ""
     run_as: str | None = None  # "+UID:+GID": qemu runs as the lab's owner
     title: str = ""
+    network: str = "user"  # "user": QEMU user-mode net, 127.0.0.1 forwards; "nat": a libvirt network
+    nat_network: str = "default"
+
+    @property
+    def uuid(self) -> str:
+        """Stable per name: redefining the domain (a new OS disk) keeps its identity."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{METADATA_NS}#{self.name}"))
 
     @property
     def mac(self) -> str:
@@ -77,5 +85,6 @@ def render(spec: DomainSpec) -> str:
         disks=[{"path": str(d.path), "target": d.target, "format": d.format, "serial": d.serial,
                 "readonly": d.readonly} for d in spec.disks],
         console_log=str(spec.console_log), forwards=spec.forwards, netdev=netdev_arg(spec.forwards),
-        mac=spec.mac, nic_slot=NIC_SLOT,
+        mac=spec.mac, nic_slot=NIC_SLOT, uuid=spec.uuid, network=spec.network,
+        nat_network=spec.nat_network,
     )

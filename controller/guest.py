@@ -26,6 +26,7 @@ from .ssh import GuestSSH, PinnedHostKeys, ensure_keypair
 
 STAMP = "/etc/scaleset-lab/image.json"
 SEP = "----scaleset-lab----"
+EXTRA_SEP = "----scaleset-lab-extra----"
 READINESS_PROBE = (
     "while [ ! -e /run/cloud-init/result.json ]; do sleep 1; done; "
     f"cat /run/cloud-init/result.json; echo {SEP}; cat /proc/sys/kernel/random/boot_id; "
@@ -39,6 +40,7 @@ class Readiness:
     boot_id: str
     stamp: dict
     timings: dict[str, float | None]  # seconds from domain start: console, ssh, cloudInitDone
+    extra: str = ""  # output of the caller's extra command, run in the same round trip
 
 
 def run_as_owner(path: Path) -> str:
@@ -91,30 +93,8 @@ class Guest:
         return GuestSSH(self.ssh_port, self.admin_user, self.paths.keys / "id_ed25519", self.hostkeys)
 
     def wait_ready(self, timeout: float = 600.0) -> Readiness:
-        """Wait for cloud-init's final stage on the console (no guest CPU spent on polling),
-        then over SSH wait for cloud-init's result.json and read it, the boot id and the stamp."""
         assert self.started_at is not None
-        deadline = self.started_at + timeout
-        t_console = None
-        while time.monotonic() < deadline - 30:
-            if console_finished(self.console_log):
-                t_console = time.monotonic() - self.started_at
-                break
-            dom = self.hv.lookup(self.name)
-            if dom is None or dom.state() not in ("running", "paused"):
-                raise RuntimeError(f"{self.name} stopped while booting; console: {self.console_log}")
-            time.sleep(0.25)
-        client = self.ssh()
-        client.wait(deadline)
-        t_ssh = time.monotonic() - self.started_at
-        # One round trip, no Python in the guest: cloud-init writes result.json when its final
-        # stage is over (`cloud-init status --wait` would cost seconds of guest CPU under TCG).
-        res = client.run(READINESS_PROBE, timeout=max(1.0, deadline - time.monotonic()))
-        t_ci = time.monotonic() - self.started_at
-        client.close()
-        status, boot_id, stamp = parse_readiness(res.stdout)
-        return Readiness(status, boot_id, stamp,
-                         {"consoleCloudInitFinished": t_console, "ssh": t_ssh, "cloudInitDone": t_ci})
+        return wait_ready(self.hv, self.name, self.console_log, self.ssh(), self.started_at, timeout)
 
     # -- teardown -------------------------------------------------------------------------
     def delete(self) -> None:
@@ -125,6 +105,37 @@ class Guest:
         self.hostkeys.forget()
         shutil.rmtree(self.dir, ignore_errors=True)
         self.console_log.unlink(missing_ok=True)
+
+
+def wait_ready(hv: Hypervisor, name: str, console_log: Path, client: GuestSSH, started_at: float,
+               timeout: float = 600.0, extra: str | None = None) -> Readiness:
+    """Wait for cloud-init's final stage on the console (no guest CPU spent on polling),
+    then over SSH wait for cloud-init's result.json and read it, the boot id and the stamp
+    (and the output of `extra`, a command run right after)."""
+    deadline = started_at + timeout
+    t_console = None
+    while time.monotonic() < deadline - 30:
+        if console_finished(console_log):
+            t_console = time.monotonic() - started_at
+            break
+        dom = hv.lookup(name)
+        if dom is None or dom.state() not in ("running", "paused"):
+            raise RuntimeError(f"{name} stopped while booting; console: {console_log}")
+        time.sleep(0.25)
+    client.wait(deadline)
+    t_ssh = time.monotonic() - started_at
+    # One round trip, no Python in the guest: cloud-init writes result.json when its final
+    # stage is over (`cloud-init status --wait` would cost seconds of guest CPU under TCG).
+    try:
+        cmd = READINESS_PROBE + (f"; echo {EXTRA_SEP}; {extra}" if extra else "")
+        res = client.run(cmd, timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        client.close()
+    t_ci = time.monotonic() - started_at
+    main, _, extra_out = res.stdout.partition(EXTRA_SEP + "\n")
+    status, boot_id, stamp = parse_readiness(main)
+    return Readiness(status, boot_id, stamp,
+                     {"consoleCloudInitFinished": t_console, "ssh": t_ssh, "cloudInitDone": t_ci}, extra_out)
 
 
 def parse_readiness(out: str) -> tuple[str, str, dict]:

@@ -40,13 +40,19 @@ class Domain:
     def name(self) -> str:
         return self._dom.name()
 
+    def uuid(self) -> str:
+        return self._dom.UUIDString()
+
     def state(self) -> str:
         st, _ = self._dom.state()
         return _STATES.get(st, "unknown")
 
     def start(self) -> None:
         if not self._dom.isActive():
-            self._dom.create()
+            try:
+                self._dom.create()
+            except libvirt.libvirtError as exc:
+                raise HypervisorError(f"cannot start {self.name}: {exc.get_error_message()}") from exc
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """ACPI power-off, then hard stop after `timeout`."""
@@ -72,6 +78,18 @@ class Domain:
     def undefine(self) -> None:
         self.destroy()
         self._dom.undefine()
+
+    def lease_address(self) -> str | None:
+        """First IPv4 address from libvirt's DHCP leases (NAT mode), None before the lease."""
+        try:
+            ifaces = self._dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
+        except libvirt.libvirtError:
+            return None
+        for iface in ifaces.values():
+            for addr in iface.get("addrs") or []:
+                if addr.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                    return addr["addr"]
+        return None
 
     def xml(self) -> str:
         return self._dom.XMLDesc(0)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import logging
 
@@ -17,8 +19,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 
+_KEYGEN = threading.Lock()
+
+
 def ensure_keypair(keys_dir: Path) -> tuple[Path, str]:
     """Return (private key path, public key line), generating them once (private key 0600)."""
+    with _KEYGEN:  # instances are prepared in threads
+        return _ensure_keypair(keys_dir)
+
+
+def _ensure_keypair(keys_dir: Path) -> tuple[Path, str]:
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     priv = keys_dir / "id_ed25519"
     pub = keys_dir / "id_ed25519.pub"
@@ -74,14 +84,20 @@ class CommandResult:
 
 
 class GuestSSH:
-    def __init__(self, port: int, user: str, key_path: Path, hostkeys: PinnedHostKeys) -> None:
+    def __init__(self, port: int, user: str, key_path: Path, hostkeys: PinnedHostKeys,
+                 host: str | Callable[[], str | None] = "127.0.0.1") -> None:
+        """`host` may be a function (a NAT guest's address appears with its DHCP lease)."""
         self.port, self.user, self.key_path, self.hostkeys = port, user, key_path, hostkeys
+        self.host = host
         self._client: paramiko.SSHClient | None = None
 
     def connect(self, timeout: float = 10.0) -> None:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(self.hostkeys)
-        client.connect("127.0.0.1", port=self.port, username=self.user, key_filename=str(self.key_path),
+        host = self.host() if callable(self.host) else self.host
+        if not host:
+            raise OSError("the guest has no address yet")
+        client.connect(host, port=self.port, username=self.user, key_filename=str(self.key_path),
                        timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
                        allow_agent=False, look_for_keys=False)
         self._client = client
@@ -100,13 +116,35 @@ class GuestSSH:
                 time.sleep(1.0)
         raise TimeoutError(f"no SSH on 127.0.0.1:{self.port} in time (last error: {last})")
 
-    def run(self, command: str, timeout: float = 300.0) -> CommandResult:
+    def run(self, command: str, timeout: float = 300.0, stdin: bytes | None = None) -> CommandResult:
+        """Run `command`; raises TimeoutError when it has not exited within `timeout` seconds."""
         if self._client is None:
             self.connect()
         assert self._client is not None
-        _, out, err = self._client.exec_command(command, timeout=timeout)
-        status = out.channel.recv_exit_status()
-        return CommandResult(status, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        transport = self._client.get_transport()
+        assert transport is not None
+        chan = transport.open_session()
+        chan.settimeout(1.0)
+        chan.exec_command(command)
+        if stdin is not None:
+            chan.sendall(stdin)
+        chan.shutdown_write()
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                break
+            if time.monotonic() > deadline:
+                chan.close()
+                raise TimeoutError(f"command did not finish within {timeout:.0f} s")
+            time.sleep(0.05)
+        status = chan.recv_exit_status()
+        chan.close()
+        return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def close(self) -> None:
         if self._client:

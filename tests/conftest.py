@@ -5,6 +5,7 @@ import pytest
 
 from controller.config import LabPaths
 from tests.helpers import make_qcow2
+from tests.vmfixtures import build_log, gallery, v1, v2, vm_lab  # noqa: F401 (session fixtures)
 
 
 @pytest.fixture

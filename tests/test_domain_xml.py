@@ -74,3 +74,15 @@ def test_bad_uri_gives_a_clear_error():
     from controller.hypervisor import HypervisorError
     with pytest.raises(HypervisorError, match="cannot connect"):
         Hypervisor("test:///nonexistent/file.xml")
+
+
+def test_nat_mode_uses_a_libvirt_network_and_no_forwards():
+    root = ET.fromstring(render(spec(network="nat")))
+    iface = root.find("devices/interface")
+    assert iface.get("type") == "network" and iface.find("source").get("network") == "default"
+    assert root.find("{http://libvirt.org/schemas/domain/qemu/1.0}commandline") is None
+
+
+def test_uuid_is_stable_per_name_so_a_new_os_disk_redefines_the_same_domain():
+    assert spec().uuid == spec().uuid != spec(name="vmss-a-1").uuid
+    assert ET.fromstring(render(spec())).find("uuid").text == spec().uuid

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import LabPaths, libvirt_uri
+from controller.config import libvirt_uri
 from controller.guest import Guest
 from controller.hypervisor import Hypervisor
 from images.builder import build
@@ -15,37 +15,12 @@ from images.errors import ImageError
 from images.gallery import Gallery
 from images.inspect import read_file
 
+from tests.vmfixtures import O, P, S
+
 pytestmark = [
     pytest.mark.vm,
     pytest.mark.skipif(os.geteuid() != 0, reason="image builds need root (mmdebstrap, chroot)"),
 ]
-REPO = Path(__file__).resolve().parent.parent
-P, O, S = "scaleset-lab", "debian", "debian-12"
-
-
-@pytest.fixture(scope="session")
-def vm_lab(tmp_path_factory):
-    """One lab for the VM tier; the package set is cached in .cache/ across runs (by recipe hash)."""
-    home = tmp_path_factory.mktemp("vmlab")
-    os.environ["SCALESET_HOME"] = str(home)
-    os.environ.setdefault("SCALESET_CACHE", str(REPO / ".cache" / "images"))
-    os.environ["SCALESET_PORTS_DIR"] = str(home)
-    return LabPaths(home).ensure()
-
-
-@pytest.fixture(scope="session")
-def gallery(vm_lab):
-    return Gallery(vm_lab)
-
-
-@pytest.fixture(scope="session")
-def build_log():
-    return []
-
-
-@pytest.fixture(scope="session")
-def v1(gallery, build_log):
-    return build(gallery, P, O, S, "1.0.0", log=build_log.append)
 
 
 @pytest.fixture(scope="session")
@@ -101,16 +76,14 @@ def test_os_disk_is_an_overlay_on_the_gallery_image(booted, v1):
     assert info["actual-size"] < 200 * 1024 * 1024  # copy-on-write, not a copy of the image
 
 
-def test_second_version_reuses_the_package_set_and_runs_customize(gallery, v1, build_log, tmp_path):
-    script = tmp_path / "v2.sh"
-    script.write_text("echo 'version two' > /etc/scaleset-demo\napt-get --version >/dev/null\n")
-    log = []
-    v2 = build(gallery, P, O, S, "1.1.0", customize=[script], log=log.append)
+def test_second_version_reuses_the_package_set_and_runs_customize(gallery, v1, v2):
+    v2_image, log = v2
     assert any("package set: cached" in line for line in log), log
-    assert read_file(v2.path, "/etc/scaleset-demo") == b"version two\n"
-    stamp = json.loads(read_file(v2.path, "/etc/scaleset-lab/image.json"))
+    assert read_file(v2_image.path, "/etc/scaleset-demo") == b"version two\n"
+    stamp = json.loads(read_file(v2_image.path, "/etc/scaleset-lab/image.json"))
     assert stamp["version"] == "1.1.0"
     assert gallery.resolve(P, O, S, "latest").version == "1.1.0"
+    v2 = v2_image
     print(f"\nbuild seconds: first {v1.build_seconds:.1f}, second {v2.build_seconds:.1f}")
 
 

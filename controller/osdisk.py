@@ -1,0 +1,164 @@
+"""OS-disk swaps (reimage, upgrade, rollback), journalled in SQLite before every step.
+
+    prepared  new OS disk and seed written; the domain still has the old disk
+    swapped   the domain was redefined on the new disk and started
+    done      the new disk booted and the instance row points at it; old disk deleted
+    aborted   the swap was undone (or rolled back); new disk deleted, old disk in place
+
+The old OS disk is deleted only once its instance is settled on the new one, so a
+killed process leaves either the old disk or the new one attached, and `repair()` finishes
+the job. Data disks are never opened: only the domain definition names them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .db import transaction
+from .hypervisor import Hypervisor
+from .instances import Instance, InstanceStore, now_iso
+from .modelparse import ModelError
+
+
+def process_tag(pid: int | None = None) -> str:
+    """pid plus its start time: a recycled pid is not mistaken for a live owner."""
+    pid = pid or os.getpid()
+    try:
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = "?"
+    return f"{pid}:{start}"
+
+
+def owner_alive(tag: str) -> bool:
+    pid = int(tag.split(":", 1)[0])
+    return Path(f"/proc/{pid}").exists() and process_tag(pid) == tag
+
+
+@dataclass
+class Swap:
+    id: int
+    scale_set: str
+    instance_id: int
+    kind: str
+    phase: str
+    old_os_disk: str
+    old_seed: str
+    old_ci_instance_id: str
+    old_profile: dict
+    old_digest: str
+    new_os_disk: str
+    new_seed: str
+    new_ci_instance_id: str
+    new_profile: dict
+    new_digest: str
+    owner: str
+    error: str | None = None
+
+
+def _swap(r: sqlite3.Row) -> Swap:
+    return Swap(r["id"], r["scale_set"], r["instance_id"], r["kind"], r["phase"], r["old_os_disk"], r["old_seed"],
+                r["old_ci_instance_id"], json.loads(r["old_profile"]), r["old_digest"], r["new_os_disk"],
+                r["new_seed"], r["new_ci_instance_id"], json.loads(r["new_profile"]), r["new_digest"],
+                r["owner_pid"], r["error"])
+
+
+class SwapJournal:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def begin(self, inst: Instance, kind: str, new: Instance) -> Swap:
+        """Record the intent (refused while another live process works on the instance)."""
+        owner = process_tag()
+        with transaction(self.db):
+            for s in self._open(inst.scale_set, inst.instance_id):
+                if owner_alive(s.owner) and s.owner != owner:
+                    raise ModelError("--instance-ids", f"instance {inst.instance_id} is busy: a {s.kind} "
+                                     f"(operation {s.id}, pid {s.owner.split(':')[0]}) is working on it",
+                                     "OperationNotAllowed")
+                raise ModelError("--instance-ids", f"instance {inst.instance_id} has an unfinished {s.kind}; "
+                                 "run `scaleset repair` first", "OperationNotAllowed")
+            cur = self.db.execute(
+                "INSERT INTO disk_swaps (scale_set, instance_id, kind, phase, old_os_disk, old_seed, "
+                "old_ci_instance_id, old_profile, old_digest, new_os_disk, new_seed, new_ci_instance_id, "
+                "new_profile, new_digest, owner_pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (inst.scale_set, inst.instance_id, kind, "prepared", inst.os_disk, inst.seed, inst.ci_instance_id,
+                 json.dumps(inst.profile), inst.profile_digest, new.os_disk, new.seed, new.ci_instance_id,
+                 json.dumps(new.profile), new.profile_digest, owner, now_iso()))
+        return self.get(cur.lastrowid)
+
+    def get(self, swap_id: int) -> Swap:
+        return _swap(self.db.execute("SELECT * FROM disk_swaps WHERE id=?", (swap_id,)).fetchone())
+
+    def set_phase(self, swap: Swap, phase: str, error: str | None = None) -> None:
+        ended = now_iso() if phase in ("done", "aborted") else None
+        with transaction(self.db):
+            self.db.execute("UPDATE disk_swaps SET phase=?, error=COALESCE(?, error), ended_at=? WHERE id=?",
+                            (phase, error, ended, swap.id))
+        swap.phase = phase
+
+    def _open(self, scale_set: str, instance_id: int | None = None) -> list[Swap]:
+        q = "SELECT * FROM disk_swaps WHERE scale_set=? AND phase NOT IN ('done','aborted')"
+        args: tuple = (scale_set,)
+        if instance_id is not None:
+            q += " AND instance_id=?"
+            args += (instance_id,)
+        return [_swap(r) for r in self.db.execute(q + " ORDER BY id", args)]
+
+    def orphans(self, scale_set: str) -> list[Swap]:
+        """Unfinished swaps whose process is gone."""
+        return [s for s in self._open(scale_set) if not owner_alive(s.owner)]
+
+    def busy(self, scale_set: str) -> dict[int, Swap]:
+        return {s.instance_id: s for s in self._open(scale_set) if owner_alive(s.owner)}
+
+    def claim(self, swap: Swap) -> None:
+        with transaction(self.db):
+            self.db.execute("UPDATE disk_swaps SET owner_pid=? WHERE id=?", (process_tag(), swap.id))
+
+
+def attached_os_disk(hv: Hypervisor, domain: str) -> str | None:
+    """The file libvirt has as the domain's first disk (vda), or None without a domain."""
+    dom = hv.lookup(domain)
+    if dom is None:
+        return None
+    for disk in ET.fromstring(dom.xml()).iter("disk"):
+        target, source = disk.find("target"), disk.find("source")
+        if target is not None and target.get("dev") == "vda" and source is not None:
+            return source.get("file")
+    return None
+
+
+def new_side(inst: Instance, swap: Swap) -> Instance:
+    return replace(inst, os_disk=swap.new_os_disk, seed=swap.new_seed, ci_instance_id=swap.new_ci_instance_id,
+                   profile=swap.new_profile, profile_digest=swap.new_digest)
+
+
+def old_side(inst: Instance, swap: Swap) -> Instance:
+    return replace(inst, os_disk=swap.old_os_disk, seed=swap.old_seed, ci_instance_id=swap.old_ci_instance_id,
+                   profile=swap.old_profile, profile_digest=swap.old_digest)
+
+
+def remove_files(*paths: str) -> None:
+    for p in paths:
+        if p:
+            Path(p).unlink(missing_ok=True)
+
+
+def settle_new(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance) -> None:
+    """The instance lives on the new disk from now on: record it, then drop the old disk."""
+    InstanceStore(db).save(inst)
+    journal.set_phase(swap, "done")
+    if swap.old_os_disk != swap.new_os_disk:
+        remove_files(swap.old_os_disk, swap.old_seed)
+
+
+def settle_old(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance, error: str | None) -> None:
+    """The instance stays on (or went back to) its old disk: drop the new one."""
+    InstanceStore(db).save(inst)
+    journal.set_phase(swap, "aborted", error)
+    remove_files(swap.new_os_disk, swap.new_seed)
