@@ -23,6 +23,7 @@ from .lab import Lab
 from .model import ScaleSet
 from .osdisk import Swap, attached_os_disk, new_side, old_side, settle_new, settle_old
 from .ports import PortAllocator
+from .upgrade_store import UpgradeStore
 
 BOOT_TIMEOUT = 600.0  # seconds for a new OS disk to reach "cloud-init done"
 
@@ -181,7 +182,10 @@ async def finish_orphan(lab: Lab, swap: Swap) -> Instance:
 async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     """Make libvirt and the database agree after a crash; returns what was done."""
     done = []
+    upgrading = UpgradeStore(lab.db).active(ss.name) is not None
     for swap in lab.journal.orphans(ss.name):
+        if swap.kind == "rolling" and upgrading:
+            continue  # the rolling upgrade resumes its own instances (rolling.py)
         inst = await finish_orphan(lab, swap)
         done.append(f"instance {swap.instance_id}: unfinished {swap.kind} "
                     f"{'completed' if inst.os_disk == swap.new_os_disk else 'undone'}")

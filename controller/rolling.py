@@ -1,0 +1,232 @@
+"""The rolling OS-image upgrade: batches, health waits, rollback, cancel, resume after a kill.
+
+Each instance of a batch is upgraded in parallel: its OS-disk swap is journalled (osdisk.py,
+kind `rolling`) before any step, so a killed controller resumes it from whichever disk
+libvirt has attached. The old OS disk is deleted only once the instance is settled.
+The VM work goes through a Driver (rolling_driver.py for libvirt; a fake in the tests).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from . import upgrade_plan as plan
+from .health import Reading
+from .instances import Instance
+from .lab import Lab
+from .model import RollingUpgradePolicy, ScaleSet
+from .modelparse import from_json, parse_duration, to_json
+from .osdisk import Swap, new_side, old_side, process_tag, settle_new, settle_old
+from .provision import apply_booted, target_of
+from .upgrade_store import Upgrade, UpgradeStore
+from .vm import Booted
+
+FAILED_STATES = ("Failed", "RolledBack", "RollbackFailed")
+
+
+class Driver(Protocol):
+    async def write_disks(self, inst: Instance) -> None: ...
+    async def switch(self, inst: Instance) -> None: ...
+    def attached(self, inst: Instance) -> str | None: ...
+    async def wait_booted(self, inst: Instance, timeout: float) -> Booted: ...
+    async def health(self, ss: ScaleSet, inst: Instance) -> Reading: ...
+    async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]: ...
+
+
+@dataclass
+class Outcome:
+    instance_id: int
+    state: str  # Succeeded | Failed | RolledBack | RollbackFailed
+    timings: dict
+    unsettled: tuple[Swap, Instance] | None = None  # Failed, rollback deferred to the end of the batch
+
+
+def start_upgrade(lab: Lab, ss: ScaleSet, started_by: str, owned: bool = True) -> Upgrade:
+    """Record a new attempt towards the newest version the model allows (one at a time)."""
+    image = lab.resolve_image(ss, verify=True)
+    ref = ss.properties.virtualMachineProfile.storageProfile.imageReference
+    target = {"publisher": ref.publisher, "offer": ref.offer, "sku": ref.sku, "version": image.version}
+    up_policy = ss.properties.upgradePolicy
+    return UpgradeStore(lab.db).start(ss.name, started_by, target, to_json(up_policy.rollingUpgradePolicy),
+                                      plan.automatic_rollback(started_by, up_policy.automaticOSUpgradePolicy),
+                                      owner=process_tag() if owned else None)
+
+
+class Orchestrator:
+    def __init__(self, lab: Lab, driver: Driver, *, poll_interval: float = 1.0,
+                 on_event: Callable[[str], None] | None = None) -> None:
+        self.lab, self.driver, self.poll_interval = lab, driver, poll_interval
+        self.store = UpgradeStore(lab.db)
+        self.say = on_event or (lambda _msg: None)
+
+    # -- the upgrade -----------------------------------------------------------------------------
+    async def run(self, up: Upgrade) -> Upgrade:
+        self.store.claim(up)
+        policy = from_json(RollingUpgradePolicy, up.policy, "$.policy")
+        inflight = [r for r in self.store.instances(up) if r["state"] == "InProgress"]
+        if inflight:  # a killed controller left a batch in flight: settle it first
+            self.say(f"resuming batch {inflight[0]['batch']}: instances {[r['instanceId'] for r in inflight]}")
+            ss = self.lab.models.get(up.scale_set)
+            outcomes = await asyncio.gather(*(self._resume(up, ss, r["swapId"]) for r in inflight))
+            if await self._end_batch(up, policy, list(outcomes), 0.0):
+                return up
+        while True:
+            if self.store.cancel_requested(up):
+                self.store.finish(up, "Cancelled")
+                self.say("upgrade Cancelled")
+                return up
+            ss = self.lab.models.get(up.scale_set)
+            insts = self.lab.instances.list(ss.name)
+            touched = {r["instanceId"] for r in self.store.instances(up)}
+            pending = [i.instance_id for i in insts
+                       if i.image["version"] != up.target["version"] and i.instance_id not in touched]
+            if not pending:
+                self.store.finish(up, "Completed")
+                self.say("upgrade Completed")
+                return up
+            health = await self.driver.health_all(ss, insts)
+            breach = plan.health_breach(health, policy, up.batches_done)
+            if breach:
+                self.store.finish(up, "Faulted", breach)
+                self.say(f"upgrade Faulted: {breach[0]}: {breach[1]}")
+                return up
+            size = plan.batch_size(len(insts), policy.maxBatchInstancePercent)
+            batch = plan.next_batch(pending, health, size, policy.prioritizeUnhealthyInstances)
+            t0 = time.monotonic()
+            outcomes = await self._batch(up, ss, [i for i in insts if i.instance_id in batch])
+            if await self._end_batch(up, policy, outcomes, time.monotonic() - t0):
+                return up
+            pause = parse_duration(policy.pauseTimeBetweenBatches, "pauseTimeBetweenBatches")
+            t_pause = time.monotonic()
+            while time.monotonic() < t_pause + pause and not self.store.cancel_requested(up):
+                await asyncio.sleep(min(self.poll_interval, max(0.0, t_pause + pause - time.monotonic())))
+            if pause:
+                up.batch_times[-1]["pause"] = round(time.monotonic() - t_pause, 3)
+                self.store.batch_done(up)
+
+    async def _batch(self, up: Upgrade, ss: ScaleSet, insts: list[Instance]) -> list[Outcome]:
+        number = up.batches_done + 1
+        self.say(f"batch {number}: instances {[i.instance_id for i in insts]} -> {up.target['version']}")
+        image = self.lab.image(up.target, verify=True)
+        jobs = []
+        for inst in insts:
+            new = target_of(self.lab, ss, inst, True, image)
+            jobs.append((self.lab.journal.begin(inst, "rolling", new), inst, new))
+        self.store.begin_instances(up, number, {inst.instance_id: swap.id for swap, inst, _ in jobs})
+        for _, inst, _ in jobs:
+            inst.provisioning_state = "Updating"
+            self.lab.instances.save(inst)
+        return list(await asyncio.gather(*(self._upgrade_one(up, ss, swap, new) for swap, _, new in jobs)))
+
+    async def _end_batch(self, up: Upgrade, policy: RollingUpgradePolicy, outcomes: list[Outcome],
+                         wall: float) -> bool:
+        """Record the batch; stop (True) when too many upgraded instances ended unhealthy."""
+        slowest = max((sum(v for k, v in o.timings.items() if k != "rollback") for o in outcomes), default=0.0)
+        self.store.batch_done(up, {"batch": up.batches_done + 1, "wall": round(wall, 3), "slowest": round(slowest, 3),
+                                   "instances": [o.instance_id for o in outcomes]})
+        rows = [r for r in self.store.instances(up) if r["state"] != "InProgress"]
+        unsettled = [o for o in outcomes if o.unsettled]
+        failed = sum(r["state"] in FAILED_STATES for r in rows) + len(unsettled)
+        breach = plan.upgraded_breach(failed, len(rows) + len(unsettled), policy)
+        for o in unsettled:
+            assert o.unsettled is not None
+            swap, new = o.unsettled
+            if breach and policy.rollbackFailedInstancesOnPolicyBreach:
+                o.state = await self._rollback(up, swap, new, "policy breached", o.timings)
+            else:  # no rollback: the instance stays Failed on the new disk
+                settle_new(self.lab.db, self.lab.journal, swap, new)
+                self.store.set_instance(up, o.instance_id, "Failed", new.error, o.timings)
+        if breach:
+            self.store.finish(up, "Faulted", breach)
+            self.say(f"upgrade Faulted: {breach[0]}: {breach[1]}")
+        return breach is not None
+
+    # -- one instance ----------------------------------------------------------------------------
+    async def _upgrade_one(self, up: Upgrade, ss: ScaleSet, swap: Swap, new: Instance,
+                           switched: bool = False) -> Outcome:
+        wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
+        t0 = time.monotonic()
+        deadline = t0 + wait
+        timings = {"swap": 0.0, "boot": 0.0, "health": 0.0}
+        healthy, why = False, ""
+        try:
+            if not switched:
+                await self.driver.write_disks(new)
+                await self.driver.switch(new)
+                self.lab.journal.set_phase(swap, "swapped")
+            t1 = time.monotonic()
+            timings["swap"] = t1 - t0
+            booted = await self.driver.wait_booted(new, max(1.0, deadline - t1))
+            apply_booted(new, booted)
+            t2 = time.monotonic()
+            timings["boot"] = t2 - t1
+            healthy, why = await self._wait_healthy(ss, new, deadline)
+            timings["health"] = time.monotonic() - t2
+        except Exception as exc:  # noqa: BLE001 - a failed instance is an outcome, not a crash
+            why = f"{type(exc).__name__}: {exc}"[:300]
+        timings = {k: round(v, 3) for k, v in timings.items()}
+        iid = new.instance_id
+        if healthy:
+            settle_new(self.lab.db, self.lab.journal, swap, new)
+            self.store.set_instance(up, iid, "Succeeded", timings=timings)
+            self.say(f"instance {iid}: Succeeded (swap {timings['swap']:.1f} s, boot {timings['boot']:.1f} s, "
+                     f"health {timings['health']:.1f} s)")
+            return Outcome(iid, "Succeeded", timings)
+        new.provisioning_state, new.error = "Failed", f"not healthy within {int(wait)} s: {why}"
+        self.say(f"instance {iid}: not healthy in time ({why})")
+        if up.auto_rollback:
+            t3 = time.monotonic()
+            state = await self._rollback(up, swap, new, why, timings)
+            timings["rollback"] = round(time.monotonic() - t3, 3)
+            self.store.set_instance(up, iid, state, why, timings)
+            return Outcome(iid, state, timings)
+        return Outcome(iid, "Failed", timings, unsettled=(swap, new))  # settled at the end of the batch
+
+    async def _wait_healthy(self, ss: ScaleSet, inst: Instance, deadline: float) -> tuple[bool, str]:
+        """Initializing is waited for; Unknown and Unhealthy too, until the deadline."""
+        while True:
+            reading = await self.driver.health(ss, inst)
+            if reading.state == "Healthy":
+                return True, reading.detail
+            if time.monotonic() >= deadline:
+                return False, f"{reading.state}: {reading.detail}"
+            await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    async def _rollback(self, up: Upgrade, swap: Swap, new: Instance, why: str, timings: dict | None = None) -> str:
+        """Back to the previous OS disk (kept until now), booted; the new disk goes."""
+        self.lab.journal.set_phase(swap, "rollingback")
+        old = old_side(new, swap)
+        try:
+            await self.driver.switch(old)
+            apply_booted(old, await self.driver.wait_booted(old, 600.0))
+            old.error = f"upgrade to {up.target['version']} rolled back: {why}"[:400]
+            settle_old(self.lab.db, self.lab.journal, swap, old, why)
+            self.say(f"instance {old.instance_id}: rolled back to {old.image['version']}")
+            state = "RolledBack"
+        except Exception as exc:  # noqa: BLE001
+            up.rollback_error = f"instance {old.instance_id}: {type(exc).__name__}: {exc}"[:300]
+            if self.driver.attached(old) == old.os_disk:
+                old.provisioning_state, old.error = "Failed", up.rollback_error
+                settle_old(self.lab.db, self.lab.journal, swap, old, up.rollback_error)
+            self.say(f"instance {old.instance_id}: rollback failed ({exc})")
+            state = "RollbackFailed"
+        self.store.set_instance(up, old.instance_id, state, why, timings)
+        return state
+
+    async def _resume(self, up: Upgrade, ss: ScaleSet, swap_id: int) -> Outcome:
+        swap = self.lab.journal.get(swap_id)
+        self.lab.journal.claim(swap)
+        inst = self.lab.instances.get(swap.scale_set, swap.instance_id)
+        new = new_side(inst, swap)
+        if swap.phase == "done":
+            state = "Succeeded" if inst.provisioning_state == "Succeeded" else "Failed"
+        elif swap.phase == "aborted":
+            state = "RolledBack"
+        elif swap.phase == "rollingback":
+            state = await self._rollback(up, swap, new, "resumed after a restart")
+        else:
+            return await self._upgrade_one(up, ss, swap, new, switched=self.driver.attached(new) == new.os_disk)
+        self.store.set_instance(up, inst.instance_id, state)
+        return Outcome(inst.instance_id, state, {})

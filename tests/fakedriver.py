@@ -1,0 +1,90 @@
+"""An in-process fake of the orchestrator's VM work: disks are small files, health is scripted,
+and a kill can be injected at any step (raised as a BaseException, like a SIGKILL: nothing
+after it runs)."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from controller import vm
+from controller.guest import Readiness
+from controller.health import Reading
+from controller.instances import AGENT_PORT, Instance, now_iso
+from controller.lab import Lab
+from controller.model import parse
+from controller.provision import plan_instance
+
+
+class Killed(BaseException):
+    pass
+
+
+class FakeDriver:
+    def __init__(self, bad_versions=(), boot_fails_versions=(), kill_at: str | None = None, kill_nth: int = 1):
+        self.bad_versions, self.boot_fails_versions = set(bad_versions), set(boot_fails_versions)
+        self.kill_at, self.kill_nth = kill_at, kill_nth
+        self.attached_disks: dict[str, str] = {}
+        self.steps: list[tuple[str, int]] = []
+        self.on_step = None  # optional hook(step, inst)
+
+    def _step(self, step: str, inst: Instance) -> None:
+        self.steps.append((step, inst.instance_id))
+        if self.on_step:
+            self.on_step(step, inst)
+        if step == self.kill_at and sum(s == step for s, _ in self.steps) == self.kill_nth:
+            raise Killed(step)
+
+    async def write_disks(self, inst: Instance) -> None:
+        self._step("write", inst)
+        for p in (inst.os_disk, inst.seed):
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+            Path(p).write_bytes(b"disk")
+
+    async def switch(self, inst: Instance) -> None:
+        self._step("switch", inst)
+        assert Path(inst.os_disk).exists(), "switching to a missing OS disk"
+        self.attached_disks[inst.domain] = inst.os_disk
+
+    def attached(self, inst: Instance) -> str | None:
+        return self.attached_disks.get(inst.domain)
+
+    async def wait_booted(self, inst: Instance, timeout: float) -> vm.Booted:
+        self._step("boot", inst)
+        await asyncio.sleep(0)
+        if inst.image["version"] in self.boot_fails_versions:
+            raise TimeoutError("no SSH in time")
+        return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}), [])
+
+    def state_of(self, inst: Instance) -> str:
+        disk = self.attached_disks.get(inst.domain)
+        if disk != inst.os_disk:
+            return "Unknown"
+        return "Unhealthy" if inst.image["version"] in self.bad_versions else "Healthy"
+
+    async def health(self, ss, inst: Instance) -> Reading:
+        self._step("health", inst)
+        return Reading(self.state_of(inst), "agent", "scripted", now_iso())
+
+    async def health_all(self, ss, insts: list[Instance]) -> dict[int, str]:
+        return {i.instance_id: self.state_of(i) for i in insts}
+
+
+def make_scale_set(lab: Lab, doc: dict, driver: FakeDriver, version: str) -> list[Instance]:
+    """Model and instance rows with small files as disks, attached in the fake."""
+    ss = parse(doc)
+    lab.models.create(ss.to_json())
+    image = lab.gallery.get(*(doc["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"][k]
+                              for k in ("publisher", "offer", "sku")), version)
+    out = []
+    for iid in range(ss.sku.capacity):
+        inst = plan_instance(lab, ss, iid, image)
+        inst.provisioning_state = "Succeeded"
+        for p in (inst.os_disk, inst.seed, str(inst.dir / "data-lun0.qcow2")):
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+            Path(p).write_bytes(b"data" if "data" in p else b"disk")
+        lab.instances.insert(inst)
+        driver.attached_disks[inst.domain] = inst.os_disk
+        out.append(inst)
+    assert AGENT_PORT in out[0].ports
+    return out
