@@ -19,3 +19,5 @@ test-fast: setup
 bench: setup
 	$(SUDO) .venv/bin/python bench/image_build.py
 	$(SUDO) .venv/bin/python bench/boot_time.py
+	$(SUDO) .venv/bin/python bench/reimage_time.py
+	.venv/bin/python bench/upgrade_scale.py

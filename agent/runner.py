@@ -25,6 +25,7 @@ STATUS_DIR = BASE / "status"
 TAIL = 4096
 CUSTOM_SCRIPT = "CustomScript"
 HEALTH = "ApplicationHealthLinux"
+CLOUD_CONFIG = "CloudConfig"  # lab: its document is a part of the seed's user-data
 AGENT_HOME = Path("/opt/scaleset-lab")
 HEALTH_SETTINGS = Path("/etc/scaleset-lab/health.json")
 AGENT_UNIT = Path("/etc/systemd/system/scaleset-health-agent.service")
@@ -145,6 +146,8 @@ def run_one(ext: dict, timeout: float) -> bool:
             ok = code == 0
         elif ext["type"] == HEALTH:
             ok, message = install_health_agent(ext)
+        elif ext["type"] == CLOUD_CONFIG:
+            ok, message = True, "applied by cloud-init (its errors show in cloud-init's result)"
         else:
             ok, message = False, f"unsupported extension type '{ext['type']}'"
     except (RuntimeError, ValueError, OSError) as exc:
@@ -168,7 +171,19 @@ def main() -> int:
             result[ext["name"]] = run_one(ext, timeout)
         print(f"scaleset-lab extension {ext['name']}: {'Succeeded' if result[ext['name']] else 'Failed'}",
               flush=True)
+    forget_secrets(cfg)
     return 0 if all(result.values()) else 1
+
+
+def forget_secrets(cfg: dict) -> None:
+    """protectedSettings are needed once: drop them from the config file after the run."""
+    for ext in cfg["extensions"]:
+        if ext.get("protectedSettings"):
+            ext["protectedSettings"] = {}
+    tmp = CONFIG.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cfg))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, CONFIG)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from images.errors import ImageError
 
-from . import accel, cli_upgrade, cli_vmss
+from . import accel, cli_files, cli_upgrade, cli_vmss
 from .config import lab_paths
 from .hypervisor import HypervisorError
 from .modelparse import ModelError
@@ -125,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_image_update)
     cli_vmss.register(sub)
     cli_upgrade.register(sub)
+    cli_files.register(sub)
     return top
 
 

@@ -25,7 +25,8 @@ def _say(msg: str) -> None:
 def cmd_controller(args) -> int:
     lab = Lab.open()
     _say(f"controller watching {lab.paths.home} (every {args.interval:g} s; Ctrl-C stops)")
-    asyncio.run(Controller(lab, LibvirtDriver(lab), interval=args.interval, say=_say).run(once=args.once))
+    asyncio.run(Controller(lab, LibvirtDriver(lab), interval=args.interval, say=_say).run(once=args.once,
+                                                                                        files=not args.no_files))
     return 0
 
 
@@ -96,6 +97,7 @@ def register(sub) -> None:
     p = sub.add_parser("controller", help="long-running: automatic OS upgrades, resumes interrupted upgrades")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between looks (default %(default)s)")
     p.add_argument("--once", action="store_true", help="one look (and the upgrades it starts), then exit")
+    p.add_argument("--no-files", action="store_true", help="do not serve $SCALESET_HOME/files to guests")
     p.set_defaults(func=cmd_controller)
 
     ru = sub.add_parser("rolling-upgrade", help="start, cancel or follow a rolling OS upgrade").add_subparsers(

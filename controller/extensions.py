@@ -91,10 +91,10 @@ def instance_view_entry(status: dict) -> dict:
     }
 
 
-def pending_statuses(exts: list[Extension]) -> list[dict]:
-    """Statuses before the guest reported anything."""
-    return [{"name": e.name, "publisher": e.properties.publisher, "type": e.properties.type,
-             "typeHandlerVersion": e.properties.typeHandlerVersion, "provisioningState": "Creating",
+def pending_statuses(exts: list[dict]) -> list[dict]:
+    """Statuses before the guest reported anything (`exts`: the model's JSON entries)."""
+    return [{"name": e["name"], "publisher": e["properties"]["publisher"], "type": e["properties"]["type"],
+             "typeHandlerVersion": e["properties"].get("typeHandlerVersion"), "provisioningState": "Creating",
              "message": "waiting for the guest"} for e in exts]
 
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -136,8 +137,15 @@ def _to_row(inst: Instance) -> tuple:
     return tuple(out)
 
 
+@lru_cache(maxsize=64)
+def _profile(text: str) -> dict:
+    """Instances on the same version share one profile text: parse it once (read-only dict)."""
+    return json.loads(text)
+
+
 def _from_row(r: sqlite3.Row) -> Instance:
-    kw = {c: (json.loads(r[c]) if c in _JSON and r[c] is not None else r[c]) for c in _COLS}
+    kw = {c: (json.loads(r[c]) if c in _JSON and r[c] is not None else r[c]) for c in _COLS if c != "profile"}
+    kw["profile"] = _profile(r["profile"])
     kw["ports"] = {int(k): int(v) for k, v in kw["ports"].items()}
     kw["stamp"] = kw["stamp"] or {}
     kw["extensions"] = kw["extensions"] or []

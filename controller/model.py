@@ -12,6 +12,8 @@ from .modelparse import ModelError, from_json, parse_duration, to_json
 
 HEALTH_EXTENSION = ("Microsoft.ManagedServices", "ApplicationHealthLinux")
 CUSTOM_SCRIPT = ("Microsoft.Azure.Extensions", "CustomScript")
+CLOUD_CONFIG = ("ScaleSetLab", "CloudConfig")  # lab: raw cloud-init modules, settings.cloudConfig
+EXTENSION_TYPES = (CUSTOM_SCRIPT, HEALTH_EXTENSION, CLOUD_CONFIG)
 UPGRADE_MODES = ("Automatic", "Manual", "Rolling")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9]$")
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,8}$")
@@ -211,6 +213,24 @@ def _validate_rolling(p: RollingUpgradePolicy, path: str) -> None:
     parse_duration(p.pauseTimeBetweenBatches, f"{path}.pauseTimeBetweenBatches")
 
 
+def _validate_extension_type(ext: Extension, path: str) -> None:
+    kind = (ext.properties.publisher, ext.properties.type)
+    if kind not in EXTENSION_TYPES:
+        known = ", ".join(f"{p}.{t}" for p, t in EXTENSION_TYPES)
+        raise ModelError(f"{path}.type", f"unknown extension type '{kind[0]}.{kind[1]}' (known: {known})",
+                         "VMExtensionHandlerNotFound")
+    if kind == CUSTOM_SCRIPT:
+        merged = {**ext.properties.settings, **(ext.properties.protectedSettings or {})}
+        if not merged.get("commandToExecute") and not merged.get("script"):
+            raise ModelError(f"{path}.settings", "CustomScript needs commandToExecute or script "
+                                                 "(in settings or protectedSettings)")
+        uris = merged.get("fileUris", [])
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            raise ModelError(f"{path}.settings.fileUris", "must be a list of URLs")
+    if kind == CLOUD_CONFIG and not isinstance(ext.properties.settings.get("cloudConfig"), str):
+        raise ModelError(f"{path}.settings.cloudConfig", "must be the text of a #cloud-config document")
+
+
 def _validate_extensions(exts: list[Extension], path: str) -> None:
     names: dict[str, int] = {}
     for i, ext in enumerate(exts):
@@ -219,6 +239,8 @@ def _validate_extensions(exts: list[Extension], path: str) -> None:
         if ext.name in names:
             raise ModelError(f"{path}[{i}].name", f"duplicate extension name '{ext.name}'")
         names[ext.name] = i
+    for i, ext in enumerate(exts):
+        _validate_extension_type(ext, f"{path}[{i}].properties")
     health = [i for i, e in enumerate(exts) if (e.properties.publisher, e.properties.type) == HEALTH_EXTENSION]
     if len(health) > 1:
         raise ModelError(f"{path}[{health[1]}]", "only one ApplicationHealthLinux extension is allowed")

@@ -24,9 +24,16 @@ from .instances import Instance, InstanceStore, now_iso
 from .modelparse import ModelError
 
 
+_OWN: dict[int, str] = {}
+
+
 def process_tag(pid: int | None = None) -> str:
     """pid plus its start time: a recycled pid is not mistaken for a live owner."""
-    pid = pid or os.getpid()
+    if pid is None:
+        pid = os.getpid()
+        if pid not in _OWN:  # after a fork the pid differs: computed again
+            _OWN[pid] = process_tag(pid)
+        return _OWN[pid]
     try:
         start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
@@ -151,14 +158,16 @@ def remove_files(*paths: str) -> None:
 
 def settle_new(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance) -> None:
     """The instance lives on the new disk from now on: record it, then drop the old disk."""
-    InstanceStore(db).save(inst)
-    journal.set_phase(swap, "done")
+    with transaction(db):
+        InstanceStore(db).save(inst)
+        journal.set_phase(swap, "done")
     if swap.old_os_disk != swap.new_os_disk:
         remove_files(swap.old_os_disk, swap.old_seed)
 
 
 def settle_old(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance, error: str | None) -> None:
     """The instance stays on (or went back to) its old disk: drop the new one."""
-    InstanceStore(db).save(inst)
-    journal.set_phase(swap, "aborted", error)
+    with transaction(db):
+        InstanceStore(db).save(inst)
+        journal.set_phase(swap, "aborted", error)
     remove_files(swap.new_os_disk, swap.new_seed)

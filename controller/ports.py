@@ -45,7 +45,9 @@ class PortAllocator:
                 leases = json.loads(self.registry.read_text()) if self.registry.exists() else {}
             except (json.JSONDecodeError, OSError):
                 leases = {}
-            leases = {p: o for p, o in leases.items() if Path(o.split("#", 1)[0]).exists()}
+            homes = {o.split("#", 1)[0] for o in leases.values()}
+            alive = {h for h in homes if Path(h).exists()}
+            leases = {p: o for p, o in leases.items() if o.split("#", 1)[0] in alive}
             yield leases
             tmp = self.registry.with_suffix(".tmp")
             tmp.write_text(json.dumps(leases, sort_keys=True))

@@ -57,13 +57,17 @@ def plan_instance(lab: Lab, ss: ScaleSet, instance_id: int, image: ImageVersion)
     return inst
 
 
-def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: ImageVersion | None) -> Instance:
-    """The instance as it will be on a fresh OS disk: its own profile (reimage) or the model's."""
+def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: ImageVersion | None,
+              applied: tuple[dict, str] | None = None) -> Instance:
+    """The instance as it will be on a fresh OS disk: its own profile (reimage) or the model's
+    (`applied`: the model's profile and digest, when the caller computed them once for many)."""
     new = replace(inst, os_disk=str(vm.os_disk_path(inst.dir)), provisioning_state="Updating", error=None)
     if to_model:
         assert image is not None
-        new.profile, new.profile_digest = applied_profile(ss, image.version), profile_digest(ss)
-        new.ports = allocate_ports(lab, inst.domain, guest_ports(ss), inst.ports)
+        new.profile, new.profile_digest = applied or (applied_profile(ss, image.version), profile_digest(ss))
+        wanted = guest_ports(ss)
+        if sorted(wanted) != sorted(inst.ports):  # a new probe port: lease one more forward
+            new.ports = allocate_ports(lab, inst.domain, wanted, inst.ports)
     new.ci_instance_id = vm.new_ci_instance_id(inst)
     new.seed = str(vm.seed_path(lab.paths, inst, new.ci_instance_id))
     return new
@@ -99,7 +103,7 @@ def wait_booted(lab: Lab, inst: Instance, started: float, timeout: float = BOOT_
 
 def apply_booted(inst: Instance, booted: vm.Booted) -> Instance:
     """Provisioning state from cloud-init's result and the extension statuses."""
-    exts = vm.typed_profile(inst).extensionProfile.extensions
+    exts = inst.profile["vm"].get("extensionProfile", {}).get("extensions", [])
     inst.boot_id, inst.stamp = booted.readiness.boot_id, booted.readiness.stamp
     inst.extensions = booted.extensions or ext_mod.pending_statuses(exts)
     failed = [s for s in inst.extensions if s.get("provisioningState") != "Succeeded"]

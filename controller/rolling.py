@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from . import upgrade_plan as plan
+from .db import transaction
 from .health import Reading
-from .instances import Instance
+from .instances import Instance, applied_profile, profile_digest
 from .lab import Lab
 from .model import RollingUpgradePolicy, ScaleSet
 from .modelparse import from_json, parse_duration, to_json
@@ -60,6 +61,7 @@ class Orchestrator:
         self.lab, self.driver, self.poll_interval = lab, driver, poll_interval
         self.store = UpgradeStore(lab.db)
         self.say = on_event or (lambda _msg: None)
+        self._verified: set[int] = set()
 
     # -- the upgrade -----------------------------------------------------------------------------
     async def run(self, up: Upgrade) -> Upgrade:
@@ -109,15 +111,17 @@ class Orchestrator:
     async def _batch(self, up: Upgrade, ss: ScaleSet, insts: list[Instance]) -> list[Outcome]:
         number = up.batches_done + 1
         self.say(f"batch {number}: instances {[i.instance_id for i in insts]} -> {up.target['version']}")
-        image = self.lab.image(up.target, verify=True)
+        image = self.lab.image(up.target, verify=up.id not in self._verified)  # sha256 once per upgrade
+        self._verified.add(up.id)
         jobs = []
-        for inst in insts:
-            new = target_of(self.lab, ss, inst, True, image)
-            jobs.append((self.lab.journal.begin(inst, "rolling", new), inst, new))
-        self.store.begin_instances(up, number, {inst.instance_id: swap.id for swap, inst, _ in jobs})
-        for _, inst, _ in jobs:
-            inst.provisioning_state = "Updating"
-            self.lab.instances.save(inst)
+        applied = (applied_profile(ss, image.version), profile_digest(ss))
+        with transaction(self.lab.db):  # the whole batch is recorded before any step is taken
+            for inst in insts:
+                new = target_of(self.lab, ss, inst, True, image, applied)
+                jobs.append((self.lab.journal.begin(inst, "rolling", new), inst, new))
+                inst.provisioning_state = "Updating"
+                self.lab.instances.save(inst)
+            self.store.begin_instances(up, number, {inst.instance_id: swap.id for swap, inst, _ in jobs})
         return list(await asyncio.gather(*(self._upgrade_one(up, ss, swap, new) for swap, _, new in jobs)))
 
     async def _end_batch(self, up: Upgrade, policy: RollingUpgradePolicy, outcomes: list[Outcome],
@@ -169,8 +173,9 @@ class Orchestrator:
         timings = {k: round(v, 3) for k, v in timings.items()}
         iid = new.instance_id
         if healthy:
-            settle_new(self.lab.db, self.lab.journal, swap, new)
-            self.store.set_instance(up, iid, "Succeeded", timings=timings)
+            with transaction(self.lab.db):
+                settle_new(self.lab.db, self.lab.journal, swap, new)
+                self.store.set_instance(up, iid, "Succeeded", timings=timings)
             self.say(f"instance {iid}: Succeeded (swap {timings['swap']:.1f} s, boot {timings['boot']:.1f} s, "
                      f"health {timings['health']:.1f} s)")
             return Outcome(iid, "Succeeded", timings)
@@ -190,7 +195,7 @@ class Orchestrator:
             reading = await self.driver.health(ss, inst)
             if reading.state == "Healthy":
                 return True, reading.detail
-            if time.monotonic() >= deadline:
+            if reading.source == "default" or time.monotonic() >= deadline:  # default: final once booted
                 return False, f"{reading.state}: {reading.detail}"
             await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 

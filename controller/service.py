@@ -14,6 +14,7 @@ from typing import Callable
 
 from images.versions import parse_version
 
+from . import fileserver
 from .lab import Lab
 from .model import ScaleSet
 from .modelparse import ModelError, parse_duration
@@ -89,14 +90,23 @@ class Controller:
                 self.say(f"{ss.name}: automatic OS upgrade {up.id} to {up.target['version']} started")
                 self._drive(ss.name, up)
 
-    async def run(self, once: bool = False) -> None:
+    async def run(self, once: bool = False, files: bool = False) -> None:
+        """Loop (or one look with `once`); `files`: also serve extension fileUris."""
         for ss in self.lab.models.list():  # repair what a killed command left (not upgrades: they resume)
             for line in await reconcile(self.lab, ss):
                 self.say(f"{ss.name}: {line}")
-        while True:
-            await self.tick()
-            if once:
-                if self.tasks:
-                    await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-                return
-            await asyncio.sleep(self.interval)
+        runner = await fileserver.serve(self.lab.paths) if files else None
+        if runner is not None:
+            self.say(f"serving {self.lab.paths.home / 'files'} to guests on 127.0.0.1:"
+                     f"{fileserver.port(self.lab.paths)} (guests: {fileserver.GUEST_HOST})")
+        try:
+            while True:
+                await self.tick()
+                if once:
+                    if self.tasks:
+                        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+                    return
+                await asyncio.sleep(self.interval)
+        finally:
+            if runner is not None:
+                await runner.cleanup()

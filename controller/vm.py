@@ -23,7 +23,7 @@ from .domain_xml import Disk, DomainSpec, Forward, render
 from .guest import Readiness, run_as_owner, wait_ready
 from .hypervisor import Domain, Hypervisor
 from .instances import Instance
-from .model import VirtualMachineProfile
+from .model import CLOUD_CONFIG, VirtualMachineProfile
 from .modelparse import from_json
 from .seed import write_seed
 from .ssh import GuestSSH, PinnedHostKeys, ensure_keypair
@@ -117,9 +117,12 @@ def write_instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) ->
             write_files += [{"path": f"{ext_mod.GUEST_AGENT_HOME}/agent/{f.name}", "permissions": "0644",
                              "content": f.read_text()} for f in ext_mod.agent_sources()]
     custom = base64.b64decode(osp.customData) if osp.customData else None
+    cloud_configs = [e.properties.settings["cloudConfig"] for e in ext_mod.ordered(exts)
+                     if (e.properties.publisher, e.properties.type) == CLOUD_CONFIG]
     docs = cloudinit.render(cloudinit.SeedSpec(
         instance_id=ci_instance_id, hostname=inst.computer_name, admin_user=osp.adminUsername,
-        ssh_keys=keys, mac=mac_of(inst), runcmd=runcmd, write_files=write_files, custom_data=custom))
+        ssh_keys=keys, mac=mac_of(inst), runcmd=runcmd, write_files=write_files, custom_data=custom,
+        cloud_configs=cloud_configs))
     return write_seed(seed_path(paths, inst, ci_instance_id), docs["user-data"], docs["meta-data"], docs["network-config"])
 
 

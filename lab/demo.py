@@ -1,74 +1,133 @@
-"""The demo: build two image versions, boot a guest from the newest one, prove what it booted.
+"""The demo (`make demo`): a scale set rehearses an automatic OS-image rollout.
 
-Run by `make demo`. Until the orchestrator exists, this is the lab's main job end to end:
-gallery -> overlay OS disk -> cloud-init seed -> libvirt domain -> SSH -> image stamp.
+v1 -> v2 rolls out by itself in batches of one, health-checked by the in-guest agent; then a
+v3 whose application never becomes healthy is rolled back in its first batch and the upgrade
+ends Faulted. It runs in its own lab home (`<lab home>/demo`, wiped at each start); the
+package-set cache is shared with the main lab, so only the first run builds from scratch.
 """
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from controller import accel
-from controller.config import lab_paths, libvirt_uri
-from controller.guest import Guest
-from controller.hypervisor import Hypervisor
-from images.builder import build
-from images.errors import ImageError
-from images.gallery import Gallery
-
 P, O, S = "scaleset-lab", "debian", "debian-12"
 HERE = Path(__file__).resolve().parent
+NAME = "demo"
+COUNT = 3
 
 
 def say(msg: str) -> None:
-    print(f"[demo] {msg}", flush=True)
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def ensure_version(gallery: Gallery, version: str, customize: list[Path]) -> None:
-    try:
-        iv = gallery.get(P, O, S, version)
-        say(f"{iv.urn} already in the gallery (built in {iv.build_seconds or 0:.1f} s)")
-    except ImageError:
-        say(f"building {P}:{O}:{S}:{version} ...")
-        iv = build(gallery, P, O, S, version, customize=customize, log=lambda m: say("  " + m))
-        say(f"  sha256 {iv.sha256[:16]}..., {iv.size_bytes / 2**20:.0f} MiB")
+def prepare_home() -> Path:
+    main_home = Path(os.environ.get("SCALESET_HOME") or Path.home() / ".local/share/scaleset-lab")
+    home = main_home / "demo"
+    os.environ.setdefault("SCALESET_CACHE", str(main_home / "cache"))
+    os.environ["SCALESET_HOME"] = str(home)
+    if home.exists():  # a previous run: remove its scale set, then its files
+        from controller import operations as ops
+        from controller.lab import Lab
+        lab = Lab.open()
+        for ss in lab.models.list():
+            ops.delete(lab, ss.name)
+        lab.close()
+        shutil.rmtree(home)
+    return home
+
+
+def publish(paths, version: str, script: str | None, why: str) -> None:
+    """Build and publish a version (in whatever thread: the gallery connection is its own)."""
+    from images.builder import build
+    from images.gallery import Gallery
+    say(f"publishing {P}:{O}:{S}:{version} ({why}) ...")
+    t0 = time.monotonic()
+    build(Gallery(paths), P, O, S, version, customize=[HERE / "demo" / script] if script else [], log=lambda m: None)
+    say(f"  published in {time.monotonic() - t0:.0f} s")
+
+
+def create(lab) -> None:
+    from controller import operations as ops
+    from lab.samples import health_extension, sample_app_extension
+    say(f"creating scale set '{NAME}': {COUNT} instances, 1 GiB data disk each, the sample app and the "
+        "ApplicationHealthLinux agent, automatic OS upgrades on 'latest' ...")
+    t0 = time.monotonic()
+    ops.create(lab, {
+        "name": NAME, "sku": {"capacity": COUNT},
+        "properties": {
+            "upgradePolicy": {"mode": "Automatic", "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True}},
+            "labSettings": {"healthWaitTimeout": "PT2M", "autoUpgradeDelay": "PT5S"},
+            "virtualMachineProfile": {
+                "storageProfile": {"imageReference": {"publisher": P, "offer": O, "sku": S, "version": "latest"},
+                                   "dataDisks": [{"lun": 0, "diskSizeGB": 1}]},
+                "osProfile": {"computerNamePrefix": "demo"},
+                "extensionProfile": {"extensions": [sample_app_extension(), health_extension(after=["sample-app"])]},
+            }}})
+    for inst in lab.instances.list(NAME):
+        say(f"  instance {inst.instance_id} ({inst.computer_name}): {inst.provisioning_state}, running image "
+            f"{inst.stamp.get('version')}, SSH 127.0.0.1:{inst.ssh_port}")
+    say(f"  created in {time.monotonic() - t0:.0f} s")
+
+
+async def story(lab) -> int:
+    from controller.rolling_driver import LibvirtDriver
+    from controller.service import Controller
+    from controller.upgrade_store import UpgradeStore
+    from controller.upgrade_views import history_item, latest_view
+
+    controller = Controller(lab, LibvirtDriver(lab), interval=1.0, say=lambda m: say(f"[controller] {m}"))
+    watcher = asyncio.create_task(controller.run())
+    store = UpgradeStore(lab.db)
+
+    async def rollout(version: str) -> object:
+        while True:
+            up = store.latest(NAME)
+            if up and up.target["version"] == version and up.status != "RollingForward":
+                return up
+            await asyncio.sleep(1)
+
+    await asyncio.to_thread(publish, lab.paths, "2.0.0", "customize-v2.sh", "a good new version; the controller is watching")
+    up = await rollout("2.0.0")
+    over = latest_view(lab, up)["lab"]["overhead"]
+    say(f"upgrade to 2.0.0: {up.status}; controller overhead {over['overheadSeconds']} s of "
+        f"{over['wallSeconds']} s ({over['overheadPercent']} %)")
+    await asyncio.to_thread(publish, lab.paths, "3.0.0", "customize-v3-unhealthy.sh", "its application never becomes healthy")
+    up3 = await rollout("3.0.0")
+    say(f"upgrade to 3.0.0: {up3.status} ({up3.error_code})")
+    watcher.cancel()
+
+    for inst in lab.instances.list(NAME):
+        say(f"  instance {inst.instance_id}: running image {inst.stamp.get('version')}, {inst.provisioning_state}")
+    history = [history_item(lab, u) for u in store.history(NAME)]
+    say("get-os-upgrade-history:")
+    print(json.dumps(history, indent=2))
+    ok = (up.status == "Completed" and up3.status == "Faulted"
+          and all(i.stamp.get("version") == "2.0.0" for i in lab.instances.list(NAME)))
+    say("OK: v2 rolled out by itself, bad v3 rolled back; scale set left running "
+        f"(SCALESET_HOME={lab.paths.home} .venv/bin/scaleset list-instances -n {NAME} -o table)"
+        if ok else "FAILED: see above")
+    return 0 if ok else 1
 
 
 def main() -> int:
-    paths = lab_paths()
-    a = accel.detect()
-    say(f"lab home {paths.home}, libvirt {libvirt_uri()}, acceleration {a.kind} ({a.reason})")
-    gallery = Gallery(paths)
-    ensure_version(gallery, "1.0.0", [])
-    ensure_version(gallery, "2.0.0", [HERE / "demo" / "customize-v2.sh"])
-    latest = gallery.verify(gallery.resolve(P, O, S, "latest"))
-    say(f"latest resolves to {latest.urn} (sha256 verified)")
+    home = prepare_home()
+    from controller import accel
+    from controller.lab import Lab
 
-    hv = Hypervisor(libvirt_uri())
-    guest = Guest(paths, hv, "demo-vm-0")
-    guest.delete()
-    t0 = time.monotonic()
-    guest.create(latest, accel=a)
-    say(f"started domain {guest.name}: overlay OS disk on {latest.path.name}, NoCloud seed, "
-        f"SSH forward 127.0.0.1:{guest.ssh_port}")
+    a = accel.detect()
+    say(f"demo lab home {home}; acceleration {a.kind} ({a.reason})")
+    lab = Lab.open(a)
     try:
-        ready = guest.wait_ready(timeout=600)
-        say(f"cloud-init {ready.cloud_init_status} after {ready.timings['cloudInitDone']:.1f} s "
-            f"(console showed 'finished' at {ready.timings['consoleCloudInitFinished'] or 0:.1f} s)")
-        say(f"guest boot id {ready.boot_id}")
-        say(f"image stamp read over SSH: {ready.stamp}")
-        client = guest.ssh()
-        client.connect()
-        motd = client.run("cat /etc/motd").stdout.strip()
-        client.close()
-        say(f"/etc/motd in the guest: {motd!r}")
-        ok = ready.stamp.get("version") == latest.version and ready.cloud_init_status == "done"
+        publish(lab.paths, "1.0.0", None, "the first image version")
+        create(lab)
+        return asyncio.run(story(lab))
     finally:
-        guest.delete()
-        say(f"deleted {guest.name} ({time.monotonic() - t0:.1f} s in all); image versions stay in the gallery")
-    say("OK: the guest booted the image version the gallery resolved" if ok else "FAILED: stamp mismatch")
-    return 0 if ok else 1
+        lab.close()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ after it runs)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -27,8 +28,10 @@ class FakeDriver:
         self.attached_disks: dict[str, str] = {}
         self.steps: list[tuple[str, int]] = []
         self.on_step = None  # optional hook(step, inst)
+        self.cpu = 0.0  # process time spent creating the fake disk files
 
     def _step(self, step: str, inst: Instance) -> None:
+        """Every call of the driver starts here (its CPU is the VM side's, not the controller's)."""
         self.steps.append((step, inst.instance_id))
         if self.on_step:
             self.on_step(step, inst)
@@ -37,9 +40,11 @@ class FakeDriver:
 
     async def write_disks(self, inst: Instance) -> None:
         self._step("write", inst)
+        t0 = time.process_time()
         for p in (inst.os_disk, inst.seed):
             Path(p).parent.mkdir(parents=True, exist_ok=True)
             Path(p).write_bytes(b"disk")
+        self.cpu += time.process_time() - t0
 
     async def switch(self, inst: Instance) -> None:
         self._step("switch", inst)
@@ -54,7 +59,9 @@ class FakeDriver:
         await asyncio.sleep(0)
         if inst.image["version"] in self.boot_fails_versions:
             raise TimeoutError("no SSH in time")
-        return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}), [])
+        exts = inst.profile["vm"].get("extensionProfile", {}).get("extensions", [])
+        return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}),
+                         [{"name": e["name"], "provisioningState": "Succeeded"} for e in exts])
 
     def state_of(self, inst: Instance) -> str:
         disk = self.attached_disks.get(inst.domain)

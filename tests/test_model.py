@@ -121,6 +121,25 @@ def test_extension_order_errors():
     assert len(parse(dag).properties.virtualMachineProfile.extensionProfile.extensions) == 4
 
 
+def test_extension_types_and_settings_are_checked():
+    odd = _ext("a")
+    odd["properties"]["type"] = "DockerExtension"
+    with pytest.raises(ModelError) as err:
+        parse(doc(**{f"{VMP}__extensionProfile": {"extensions": [odd]}}))
+    assert err.value.path.endswith("extensions[0].properties.type") and err.value.code == "VMExtensionHandlerNotFound"
+    empty = _ext("a")
+    empty["properties"]["settings"] = {}
+    with pytest.raises(ModelError, match="commandToExecute or script"):
+        parse(doc(**{f"{VMP}__extensionProfile": {"extensions": [empty]}}))
+    hidden = _ext("a")
+    hidden["properties"]["settings"] = {}
+    hidden["properties"]["protectedSettings"] = {"commandToExecute": "secret stuff"}
+    parse(doc(**{f"{VMP}__extensionProfile": {"extensions": [hidden]}}))
+    raw = {"name": "cc", "properties": {"publisher": "ScaleSetLab", "type": "CloudConfig", "settings": {}}}
+    with pytest.raises(ModelError, match="cloudConfig"):
+        parse(doc(**{f"{VMP}__extensionProfile": {"extensions": [raw]}}))
+
+
 def test_durations():
     assert parse_duration("PT5M", "x") == 300 and parse_duration("PT1H30M", "x") == 5400
     for bad in ("PT", "P", "5M", "PT5X", 300):

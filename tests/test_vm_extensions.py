@@ -1,0 +1,133 @@
+"""VM tier: extensions in dependency order, and the expired-credential story of the documents:
+a payload URL's token expires, a new version's first batch fails its extension and the upgrade
+stops; a new token in the model and `update-instances '*'` repair every instance."""
+import asyncio
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from controller import fileserver
+from controller import operations as ops
+from controller import views
+from controller.cli import main as cli
+from controller.lab import Lab
+from controller.rolling import Orchestrator, start_upgrade
+from controller.rolling_driver import LibvirtDriver
+from controller.upgrade_plan import UPGRADED
+from tests.vmfixtures import O, P
+
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.skipif(os.geteuid() != 0, reason="image builds need root (mmdebstrap, chroot)"),
+]
+NAME, SKU = "story", "debian-12-story"
+CS = {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript"}
+
+
+def stamp_ext(name, after=()):
+    return {"name": name, "properties": {**CS, "provisionAfterExtensions": list(after), "settings": {
+        "commandToExecute": f"sleep 0.2; date +%s.%N > /var/tmp/ext-{name}"}}}
+
+
+@pytest.fixture(scope="module")
+def clock():
+    """The file server's clock: real time plus an offset the story moves forward."""
+    offset = [0.0]
+    return offset
+
+
+@pytest.fixture(scope="module")
+def served(vm_lab, clock):
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder = {}
+
+    def run():
+        asyncio.set_event_loop(loop)
+        holder["runner"] = loop.run_until_complete(fileserver.serve(vm_lab, clock=lambda: time.time() + clock[0]))
+        started.set()
+        loop.run_forever()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    started.wait(10)
+    (vm_lab.home / "files" / "payload.sh").write_text("echo payload ran > /var/tmp/payload-ran\n")
+    yield vm_lab
+    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+@pytest.fixture(scope="module")
+def lab(served, gallery, v1, clock):
+    gallery.import_file(P, O, SKU, "1.0.0", v1.path)
+    lab = Lab.open()
+    token_url = fileserver.url(lab.paths, "payload.sh", 900)
+    ops.create(lab, {
+        "name": NAME, "sku": {"capacity": 2},
+        "properties": {
+            "upgradePolicy": {"mode": "Rolling", "rollingUpgradePolicy": {"maxBatchInstancePercent": 50,
+                                                                         "maxUnhealthyInstancePercent": 50}},
+            "labSettings": {"healthWaitTimeout": "PT4M"},
+            "virtualMachineProfile": {
+                "storageProfile": {"imageReference": {"publisher": P, "offer": O, "sku": SKU, "version": "latest"}},
+                "osProfile": {"computerNamePrefix": "story"},
+                "extensionProfile": {"extensions": [
+                    stamp_ext("third", ["second"]), stamp_ext("second", ["first"]), stamp_ext("first"),
+                    {"name": "payload", "properties": {**CS, "settings": {"commandToExecute": "sh payload.sh"},
+                                                       "protectedSettings": {"fileUris": [token_url]}}}]},
+            }}})
+    try:
+        yield lab
+    finally:
+        ops.delete(lab, NAME)
+        lab.close()
+
+
+def sh(lab, i, script):
+    res = ops.run_command(lab, NAME, str(i), script)
+    assert res.exit_status == 0, res.stderr
+    return res.stdout
+
+
+def test_extensions_run_in_dependency_order_with_statuses(lab):
+    for inst in lab.instances.list(NAME):
+        assert inst.provisioning_state == "Succeeded", inst.error
+        first, second, third = map(float, sh(lab, inst.instance_id, "cat /var/tmp/ext-first /var/tmp/ext-second "
+                                                                    "/var/tmp/ext-third").split())
+        assert first < second < third
+        view = views.instance_view(lab.models.get(NAME), inst, "running")
+        codes = {e["name"]: e["statuses"][0]["code"] for e in view["extensions"]}
+        assert codes == dict.fromkeys(["first", "second", "third", "payload"], "ProvisioningState/succeeded")
+    assert sh(lab, 0, "cat /var/tmp/payload-ran").strip() == "payload ran"
+
+
+def test_expired_token_fails_the_first_batch_and_update_instances_repairs(lab, gallery, v1, clock, capsys):
+    clock[0] = 3600.0  # an hour later: the token in the model has expired
+    gallery.import_file(P, O, SKU, "1.1.0", v1.path)
+    up = start_upgrade(lab, lab.models.get(NAME), "User")
+    asyncio.run(Orchestrator(lab, LibvirtDriver(lab)).run(up))
+    assert (up.status, up.error_code) == ("Faulted", UPGRADED)
+    failed, untouched = lab.instances.list(NAME)
+    assert failed.provisioning_state == "Failed" and failed.image["version"] == "1.1.0"  # stays failed
+    assert untouched.image["version"] == "1.0.0" and untouched.provisioning_state == "Succeeded"
+    payload = {s["name"]: s for s in failed.extensions}["payload"]
+    assert payload["provisioningState"] == "Failed" and "HTTP 403" in payload["message"]
+
+    new_url = fileserver.url(lab.paths, "payload.sh", 900, now=time.time() + clock[0])
+    secret_sig = new_url.split("sig=")[1]
+    assert cli(["extension", "set", "--vmss-name", NAME, "--name", "CustomScript",
+                "--publisher", CS["publisher"], "--extension-instance-name", "payload",
+                "--settings", '{"commandToExecute": "sh payload.sh"}',
+                "--protected-settings", json.dumps({"fileUris": [new_url]})]) == 0
+    repaired = ops.update_instances(lab, NAME, ["*"])
+    assert [(i.provisioning_state, i.image["version"]) for i in repaired] == [("Succeeded", "1.1.0")] * 2
+    assert sh(lab, 0, "cat /var/tmp/payload-ran").strip() == "payload ran"
+
+    assert cli(["show", "-n", NAME]) == 0 and cli(["get-instance-view", "-n", NAME, "--instance-id", "*"]) == 0
+    printed = capsys.readouterr()
+    logs = "".join(p.read_text(errors="replace") for p in (lab.paths.home / "logs").glob("*"))
+    for text in (printed.out, printed.err, logs):
+        assert secret_sig not in text and "sig=" not in text
