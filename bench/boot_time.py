@@ -52,11 +52,14 @@ def main() -> int:
     for i in range(args.runs):
         guest = Guest(paths, hv, f"bench-boot-{os.getpid()}")
         try:
+            # Other guests share the host's cores under TCG: name those running at start and end.
+            others = {d.name() for d in hv.domains() if d.state() == "running"}
             guest.create(iv, vcpus=args.vcpus, memory_mib=args.memory_mib, accel=a)
             r = guest.wait_ready(timeout=600)
+            others |= {d.name() for d in hv.domains() if d.state() == "running"} - {guest.name}
             rows.append(r.timings)
             print(json.dumps({"run": i + 1, **{k: round(t, 1) for k, t in r.timings.items() if t is not None},
-                              "status": r.cloud_init_status}), flush=True)
+                              "status": r.cloud_init_status, "otherGuests": sorted(others)}), flush=True)
         finally:
             guest.delete()
     for key in ("consoleCloudInitFinished", "ssh", "cloudInitDone"):
