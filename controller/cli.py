@@ -78,6 +78,16 @@ def cmd_image_update(args) -> int:
     return 0
 
 
+def cmd_image_delete(args) -> int:
+    from .db import connect
+    from .instances import InstanceStore
+    gallery = _gallery()
+    iv = gallery.delete(args.publisher, args.offer, args.sku, args.version,
+                        InstanceStore(connect(lab_paths().db)).images_in_use())
+    _log(f"deleted {iv.urn}")
+    return 0
+
+
 def _image_ref(p: argparse.ArgumentParser, version: bool = True) -> None:
     p.add_argument("--publisher", required=True)
     p.add_argument("--offer", required=True)
@@ -123,6 +133,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-from-latest", type=_bool, metavar="true|false")
     p.add_argument("--target-regions", nargs="+", metavar="REGION")
     p.set_defaults(func=cmd_image_update)
+    p = image.add_parser("delete", help="delete a version no instance uses")
+    _image_ref(p)
+    p.set_defaults(func=cmd_image_delete)
     cli_vmss.register(sub)
     cli_upgrade.register(sub)
     cli_files.register(sub)

@@ -203,6 +203,19 @@ class Gallery:
                                                              publisher, offer, sku, version))
         return self.get(publisher, offer, sku, version)
 
+    def delete(self, publisher: str, offer: str, sku: str, version: str,
+               in_use: set[tuple[str, str, str, str]]) -> ImageVersion:
+        """Remove a version no OS disk is built on (`in_use`: lower-case publisher/offer/sku)."""
+        iv = self.get(publisher, offer, sku, version)
+        if (publisher.lower(), offer.lower(), sku.lower(), version) in in_use:
+            raise ImageError("version", f"{iv.urn} is in use by instances (their OS disks are overlays on it); "
+                                        "upgrade or delete them first", "InUse")
+        with transaction(self.db):
+            self.db.execute("DELETE FROM image_versions WHERE publisher=? AND offer=? AND sku=? AND version=?",
+                            (publisher, offer, sku, version))
+        iv.path.unlink(missing_ok=True)
+        return iv
+
     def verify(self, iv: ImageVersion) -> ImageVersion:
         """Check the file against its recorded sha256 before it is used."""
         if not iv.path.is_file():

@@ -81,3 +81,19 @@ def test_extension_set_adds_in_order_and_list_instances_is_empty_json(stored, ca
     assert json.loads(run(capsys, "list-instances", "-n", "web")[1]) == []
     rc, _, err = run(capsys, "reimage", "-n", "nope")
     assert rc == 1 and "scale set 'nope' not found" in err
+
+
+def test_an_image_version_in_use_is_never_deleted(lab, capsys, qcow2_file):
+    from controller.instances import Instance, InstanceStore
+    ref = ["--publisher", "scaleset-lab", "--offer", "debian", "--sku", "debian-12"]
+    for v in ("1.0.0", "1.1.0"):
+        assert run(capsys, "image", "import", *ref, "--version", v, "--file", str(qcow2_file))[0] == 0
+    db = connect(lab.db)
+    ScaleSetStore(db).create(copy.deepcopy(BASE))
+    profile = {"vm": {"storageProfile": {"imageReference": {"publisher": "scaleset-lab", "offer": "debian",
+                                                            "sku": "debian-12", "version": "1.0.0"}}}}
+    InstanceStore(db).insert(Instance("web", 0, "d0", "web000000", 0, 0, profile, "", "", "", "", {22: 1}))
+    rc, _, err = run(capsys, "image", "delete", *ref, "--version", "1.0.0")
+    assert rc == 1 and "(InUse)" in err and "in use by instances" in err
+    assert run(capsys, "image", "delete", *ref, "--version", "1.1.0")[0] == 0
+    assert [e["name"] for e in json.loads(run(capsys, "image", "list")[1])] == ["1.0.0"]

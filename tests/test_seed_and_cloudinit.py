@@ -39,3 +39,18 @@ def test_values_cannot_inject_yaml():
     assert md == {"instance-id": "i-1\nlocal-hostname: evil", "local-hostname": "vm-0"}
     net = yaml.safe_load(docs["network-config"])
     assert net["ethernets"]["nic0"]["match"]["macaddress"] == "52:54:00:00:00:01"
+
+
+def test_cloud_config_extensions_and_custom_data_become_mime_parts_that_append():
+    from email import message_from_string
+
+    from controller.cloudinit import SeedSpec, render
+    docs = render(SeedSpec(instance_id="i-1", hostname="web000000", admin_user="azureuser", ssh_keys=["ssh-ed25519 A"],
+                           mac="52:54:00:00:00:01", runcmd=["python3 /x"], custom_data=b"#!/bin/sh\necho hi\n",
+                           cloud_configs=["packages: []\nruncmd: [echo ext]\n"]))
+    msg = message_from_string(docs["user-data"])
+    parts = [(p.get_content_type(), p.get("Merge-Type"), p.get_payload(decode=True).decode())
+             for p in msg.walk() if not p.is_multipart()]
+    assert [t for t, _, _ in parts] == ["text/cloud-config", "text/cloud-config", "text/x-shellscript"]
+    assert parts[1][1].startswith("list(append)") and parts[1][2].startswith("#cloud-config\n")
+    assert "python3 /x" in parts[0][2] and parts[2][2] == "#!/bin/sh\necho hi\n"
