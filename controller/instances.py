@@ -127,29 +127,52 @@ _COLS = ("scale_set", "instance_id", "domain", "computer_name", "update_domain",
 _JSON = {"profile", "ports", "stamp", "extensions"}
 
 
+_DUMPED: dict[int, tuple[dict, str]] = {}
+
+
+def dump_profile(profile: dict) -> str:
+    """JSON of a profile; a batch shares one profile dict, so it is encoded once (read-only)."""
+    hit = _DUMPED.get(id(profile))
+    if hit is not None and hit[0] is profile:
+        return hit[1]
+    if len(_DUMPED) > 64:
+        _DUMPED.clear()
+    text = json.dumps(profile)
+    _DUMPED[id(profile)] = (profile, text)
+    return text
+
+
 def _to_row(inst: Instance) -> tuple:
     out = []
     for c in _COLS:
         v = getattr(inst, c)
+        if c == "profile":
+            out.append(dump_profile(v))
+            continue
         if c == "ports":
             v = {str(k): p for k, p in v.items()}
         out.append(json.dumps(v) if c in _JSON else v)
     return tuple(out)
 
 
-@lru_cache(maxsize=64)
-def _profile(text: str) -> dict:
-    """Instances on the same version share one profile text: parse it once (read-only dict)."""
+@lru_cache(maxsize=256)
+def _shared(text: str):
+    """Many instances carry the same profile (and stamp) text: parse it once (read-only)."""
     return json.loads(text)
 
 
-def _from_row(r: sqlite3.Row) -> Instance:
-    kw = {c: (json.loads(r[c]) if c in _JSON and r[c] is not None else r[c]) for c in _COLS if c != "profile"}
-    kw["profile"] = _profile(r["profile"])
-    kw["ports"] = {int(k): int(v) for k, v in kw["ports"].items()}
-    kw["stamp"] = kw["stamp"] or {}
-    kw["extensions"] = kw["extensions"] or []
-    return Instance(**kw)
+_IDX = {c: i for i, c in enumerate(_COLS)}
+_SELECT = f"SELECT {','.join(_COLS)} FROM instances"
+
+
+def _from_row(r: tuple) -> Instance:
+    """From a row of _SELECT (positional: this runs for every instance of every listing)."""
+    v = list(r)
+    v[_IDX["profile"]] = _shared(v[_IDX["profile"]])
+    v[_IDX["ports"]] = {int(k): int(p) for k, p in json.loads(v[_IDX["ports"]]).items()}
+    v[_IDX["stamp"]] = _shared(v[_IDX["stamp"]]) if v[_IDX["stamp"]] else {}
+    v[_IDX["extensions"]] = json.loads(v[_IDX["extensions"]]) if v[_IDX["extensions"]] else []
+    return Instance(*v)
 
 
 class InstanceStore:
@@ -157,11 +180,11 @@ class InstanceStore:
         self.db = db
 
     def list(self, scale_set: str) -> list[Instance]:
-        rows = self.db.execute("SELECT * FROM instances WHERE scale_set=? ORDER BY instance_id", (scale_set,))
+        rows = self.db.execute(f"{_SELECT} WHERE scale_set=? ORDER BY instance_id", (scale_set,))
         return [_from_row(r) for r in rows]
 
     def get(self, scale_set: str, instance_id: int) -> Instance:
-        r = self.db.execute("SELECT * FROM instances WHERE scale_set=? AND instance_id=?",
+        r = self.db.execute(f"{_SELECT} WHERE scale_set=? AND instance_id=?",
                             (scale_set, instance_id)).fetchone()
         if r is None:
             raise ModelError("--instance-id", f"instance {instance_id} of scale set '{scale_set}' not found",
@@ -180,6 +203,12 @@ class InstanceStore:
         with transaction(self.db):
             self.db.execute(f"UPDATE instances SET {sets} WHERE scale_set=? AND instance_id=?",
                             _to_row(inst)[2:] + (inst.scale_set, inst.instance_id))
+
+    def set_state(self, scale_set: str, ids: list[int], provisioning_state: str) -> None:
+        """One statement for many instances (a batch starting)."""
+        with transaction(self.db):
+            self.db.executemany("UPDATE instances SET provisioning_state=?, updated_at=? WHERE scale_set=? AND "
+                                "instance_id=?", [(provisioning_state, now_iso(), scale_set, i) for i in ids])
 
     def delete(self, scale_set: str, instance_id: int) -> None:
         with transaction(self.db):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .db import transaction
 from .hypervisor import Hypervisor
-from .instances import Instance, InstanceStore, now_iso
+from .instances import Instance, InstanceStore, dump_profile, now_iso
 from .modelparse import ModelError
 
 
@@ -94,9 +94,11 @@ class SwapJournal:
                 "old_ci_instance_id, old_profile, old_digest, new_os_disk, new_seed, new_ci_instance_id, "
                 "new_profile, new_digest, owner_pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (inst.scale_set, inst.instance_id, kind, "prepared", inst.os_disk, inst.seed, inst.ci_instance_id,
-                 json.dumps(inst.profile), inst.profile_digest, new.os_disk, new.seed, new.ci_instance_id,
-                 json.dumps(new.profile), new.profile_digest, owner, now_iso()))
-        return self.get(cur.lastrowid)
+                 dump_profile(inst.profile), inst.profile_digest, new.os_disk, new.seed, new.ci_instance_id,
+                 dump_profile(new.profile), new.profile_digest, owner, now_iso()))
+        return Swap(cur.lastrowid, inst.scale_set, inst.instance_id, kind, "prepared", inst.os_disk, inst.seed,
+                    inst.ci_instance_id, inst.profile, inst.profile_digest, new.os_disk, new.seed,
+                    new.ci_instance_id, new.profile, new.profile_digest, owner)
 
     def get(self, swap_id: int) -> Swap:
         return _swap(self.db.execute("SELECT * FROM disk_swaps WHERE id=?", (swap_id,)).fetchone())

@@ -81,7 +81,7 @@ class Orchestrator:
                 return up
             ss = self.lab.models.get(up.scale_set)
             insts = self.lab.instances.list(ss.name)
-            touched = {r["instanceId"] for r in self.store.instances(up)}
+            touched = self.store.states(up)
             pending = [i.instance_id for i in insts
                        if i.image["version"] != up.target["version"] and i.instance_id not in touched]
             if not pending:
@@ -119,8 +119,7 @@ class Orchestrator:
             for inst in insts:
                 new = target_of(self.lab, ss, inst, True, image, applied)
                 jobs.append((self.lab.journal.begin(inst, "rolling", new), inst, new))
-                inst.provisioning_state = "Updating"
-                self.lab.instances.save(inst)
+            self.lab.instances.set_state(ss.name, [i.instance_id for i in insts], "Updating")
             self.store.begin_instances(up, number, {inst.instance_id: swap.id for swap, inst, _ in jobs})
         return list(await asyncio.gather(*(self._upgrade_one(up, ss, swap, new) for swap, _, new in jobs)))
 
@@ -130,10 +129,10 @@ class Orchestrator:
         slowest = max((sum(v for k, v in o.timings.items() if k != "rollback") for o in outcomes), default=0.0)
         self.store.batch_done(up, {"batch": up.batches_done + 1, "wall": round(wall, 3), "slowest": round(slowest, 3),
                                    "instances": [o.instance_id for o in outcomes]})
-        rows = [r for r in self.store.instances(up) if r["state"] != "InProgress"]
+        done = [st for st in self.store.states(up).values() if st != "InProgress"]
         unsettled = [o for o in outcomes if o.unsettled]
-        failed = sum(r["state"] in FAILED_STATES for r in rows) + len(unsettled)
-        breach = plan.upgraded_breach(failed, len(rows) + len(unsettled), policy)
+        failed = sum(st in FAILED_STATES for st in done) + len(unsettled)
+        breach = plan.upgraded_breach(failed, len(done) + len(unsettled), policy)
         for o in unsettled:
             assert o.unsettled is not None
             swap, new = o.unsettled

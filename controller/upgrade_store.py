@@ -179,6 +179,11 @@ class UpgradeStore:
             self.db.execute("UPDATE upgrade_instances SET state=?, error=?, timings=? WHERE upgrade_id=? AND "
                             "instance_id=?", (state, error, json.dumps(timings or {}), up.id, instance_id))
 
+    def states(self, up: Upgrade) -> dict[int, str]:
+        """instance id -> state, for every instance the upgrade touched (cheap: no JSON)."""
+        return dict(self.db.execute("SELECT instance_id, state FROM upgrade_instances WHERE upgrade_id=?",
+                                    (up.id,)).fetchall())
+
     def instances(self, up: Upgrade) -> list[dict]:
         rows = self.db.execute("SELECT * FROM upgrade_instances WHERE upgrade_id=? ORDER BY batch, instance_id",
                                (up.id,))
