@@ -20,4 +20,5 @@ bench: setup
 	$(SUDO) .venv/bin/python bench/image_build.py
 	$(SUDO) .venv/bin/python bench/boot_time.py
 	$(SUDO) .venv/bin/python bench/reimage_time.py
+	$(SUDO) .venv/bin/python bench/upgrade_overhead.py
 	.venv/bin/python bench/upgrade_scale.py

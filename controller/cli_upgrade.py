@@ -36,7 +36,14 @@ def cmd_start(args) -> int:
     up = start_upgrade(lab, ss, "User", owned=not args.no_wait)
     _say(f"rolling upgrade {up.id} of {ss.name} to {up.target['version']} started")
     if not args.no_wait:
-        asyncio.run(Orchestrator(lab, LibvirtDriver(lab), on_event=_say).run(up))
+        store = UpgradeStore(lab.db)
+
+        def event(msg: str) -> None:
+            _say(msg)
+            if args.watch:  # the batches and instances so far, after every event
+                print(_table(lab, latest_view(lab, store.get(up.id))) + "\n", file=sys.stderr, flush=True)
+
+        asyncio.run(Orchestrator(lab, LibvirtDriver(lab), on_event=event).run(up))
     up = UpgradeStore(lab.db).get(up.id)
     out(args, latest_view(lab, up))
     return 0 if up.status in ("Completed", "RollingForward") else 1
@@ -105,6 +112,7 @@ def register(sub) -> None:
     p = ru.add_parser("start", parents=[named], help="upgrade every instance not on the newest version (no "
                                                      "automatic rollback); progress on stderr")
     p.add_argument("--no-wait", action="store_true", help="leave it to `scaleset controller`")
+    p.add_argument("--watch", action="store_true", help="a table of batches and instances after every event")
     p.set_defaults(func=cmd_start)
     p = ru.add_parser("cancel", parents=[named], help="stop after the in-flight instances settle")
     p.set_defaults(func=cmd_cancel)
