@@ -126,7 +126,7 @@ class Orchestrator:
     async def _end_batch(self, up: Upgrade, policy: RollingUpgradePolicy, outcomes: list[Outcome],
                          wall: float) -> bool:
         """Record the batch; stop (True) when too many upgraded instances ended unhealthy."""
-        slowest = max((sum(v for k, v in o.timings.items() if k != "rollback") for o in outcomes), default=0.0)
+        slowest = max((sum(o.timings.values()) for o in outcomes), default=0.0)  # swap+boot+health(+rollback)
         self.store.batch_done(up, {"batch": up.batches_done + 1, "wall": round(wall, 3), "slowest": round(slowest, 3),
                                    "instances": [o.instance_id for o in outcomes]})
         done = [st for st in self.store.states(up).values() if st != "InProgress"]

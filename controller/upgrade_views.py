@@ -23,7 +23,7 @@ def progress(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
 
 def overhead(up: Upgrade) -> dict:
     """Controller overhead: wall time minus, per batch, the slowest instance's swap + boot +
-    health time (and minus the policy's pauses between batches)."""
+    health (+ rollback) time, and minus the policy's pauses between batches."""
     wall = (up.ended_epoch or time.time()) - up.started_epoch
     busy = sum(b.get("slowest", 0.0) for b in up.batch_times)
     pauses = sum(b.get("pause", 0.0) for b in up.batch_times)
