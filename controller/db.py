@@ -1,10 +1,11 @@
 """The lab's SQLite database: one file under $SCALESET_HOME, the source of truth."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS image_versions (
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS instances (
     computer_name TEXT NOT NULL,
     update_domain INTEGER NOT NULL,
     fault_domain INTEGER NOT NULL,
-    profile TEXT NOT NULL,            -- JSON: the virtualMachineProfile applied, image version resolved
+    profile TEXT NOT NULL,            -- profiles.ref: the virtualMachineProfile applied, image version resolved
     profile_digest TEXT NOT NULL,     -- digest of the scale-set profile it came from
     os_disk TEXT NOT NULL,            -- current OS disk (qcow2 overlay)
     seed TEXT NOT NULL,               -- current NoCloud seed
@@ -72,6 +73,11 @@ CREATE TABLE IF NOT EXISTS disk_swaps (
     ended_at TEXT,
     error TEXT
 );
+-- Applied profiles, by content: instances.profile and disk_swaps.*_profile hold their ref.
+CREATE TABLE IF NOT EXISTS profiles (
+    ref TEXT PRIMARY KEY,             -- sha256: of the JSON text
+    profile TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS disk_swaps_by_instance ON disk_swaps (scale_set, instance_id, phase);
 """
 
@@ -85,6 +91,9 @@ def connect(path: Path) -> sqlite3.Connection:
     # power loss may drop the last commits. Saves an fsync per transaction.
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # A rolling upgrade reads the whole set before every batch: keep a large set's rows in
+    # the page cache (up to 64 MiB, used only as the database grows) instead of re-reading them.
+    conn.execute("PRAGMA cache_size=-65536")
     conn.executescript(SCHEMA)
     for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):  # models may hold protectedSettings
         if f.exists():
@@ -106,3 +115,54 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+class GroupCommit:
+    """Writes that many coroutines ask for at the same moment, committed as one transaction.
+
+    `await group.write(handler, item)` returns once the item is committed, so a step recorded
+    this way is still recorded before it is taken. The items that arrive together reach their
+    handler as one list (one statement for many rows). If the shared transaction fails, each
+    item is tried again alone, so one bad write fails only its own caller.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._queue: list[tuple[Callable[[list], None], Any, asyncio.Future]] = []
+
+    async def write(self, handler: Callable[[list], None], item: Any) -> None:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._queue.append((handler, item, fut))
+        if len(self._queue) == 1:  # the flush runs after every coroutine that is ready now
+            loop.call_soon(self._flush)
+        await fut
+
+    @staticmethod
+    def _run(entries: list) -> None:
+        groups: dict[Callable[[list], None], list] = {}
+        for handler, item, _ in entries:
+            groups.setdefault(handler, []).append(item)
+        for handler, items in groups.items():
+            handler(items)
+
+    def _flush(self) -> None:
+        queue, self._queue = self._queue, []
+        try:
+            with transaction(self.conn):
+                self._run(queue)
+        except Exception:  # noqa: BLE001 - retried one by one below
+            for entry in queue:
+                try:
+                    with transaction(self.conn):
+                        self._run([entry])
+                except Exception as exc:  # noqa: BLE001 - the caller's own error
+                    if not entry[2].done():
+                        entry[2].set_exception(exc)
+                else:
+                    if not entry[2].done():
+                        entry[2].set_result(None)
+            return
+        for _, _, fut in queue:
+            if not fut.done():  # a cancelled caller: its write is committed all the same
+                fut.set_result(None)

@@ -1,7 +1,8 @@
 """OS-disk swaps (reimage, upgrade, rollback), journalled in SQLite before every step.
 
     prepared  new OS disk and seed written; the domain still has the old disk
-    swapped   the domain was redefined on the new disk and started
+    swapped   the domain was redefined on the new disk and started (not written by a rolling
+              upgrade: a resume asks libvirt which disk is attached, as repair() does)
     done      the new disk booted and the instance row points at it; old disk deleted
     aborted   the swap was undone (or rolled back); new disk deleted, old disk in place
 
@@ -11,7 +12,6 @@ the job. Data disks are never opened: only the domain definition names them.
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import xml.etree.ElementTree as ET
@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .db import transaction
 from .hypervisor import Hypervisor
-from .instances import Instance, InstanceStore, dump_profile, now_iso
+from .instances import Instance, InstanceStore, now_iso
+from .profiles import keep_profiles, load_profile
 from .modelparse import ModelError
 
 
@@ -67,10 +68,10 @@ class Swap:
     error: str | None = None
 
 
-def _swap(r: sqlite3.Row) -> Swap:
+def _swap(db: sqlite3.Connection, r: sqlite3.Row) -> Swap:
     return Swap(r["id"], r["scale_set"], r["instance_id"], r["kind"], r["phase"], r["old_os_disk"], r["old_seed"],
-                r["old_ci_instance_id"], json.loads(r["old_profile"]), r["old_digest"], r["new_os_disk"],
-                r["new_seed"], r["new_ci_instance_id"], json.loads(r["new_profile"]), r["new_digest"],
+                r["old_ci_instance_id"], load_profile(db, r["old_profile"]), r["old_digest"], r["new_os_disk"],
+                r["new_seed"], r["new_ci_instance_id"], load_profile(db, r["new_profile"]), r["new_digest"],
                 r["owner_pid"], r["error"])
 
 
@@ -80,35 +81,52 @@ class SwapJournal:
 
     def begin(self, inst: Instance, kind: str, new: Instance) -> Swap:
         """Record the intent (refused while another live process works on the instance)."""
-        owner = process_tag()
+        return self.begin_many(kind, [(inst, new)])[0]
+
+    def begin_many(self, kind: str, pairs: list[tuple[Instance, Instance]]) -> list[Swap]:
+        """begin() for many instances in one transaction (one look at the open swaps)."""
+        owner, started = process_tag(), now_iso()
+        out = []
         with transaction(self.db):
-            for s in self._open(inst.scale_set, inst.instance_id):
-                if owner_alive(s.owner) and s.owner != owner:
+            refs = keep_profiles(self.db, [p.profile for pair in pairs for p in pair])
+            open_: dict[tuple[str, int], Swap] = {}
+            for name in {inst.scale_set for inst, _ in pairs}:
+                for s in self._open(name):
+                    open_.setdefault((name, s.instance_id), s)
+            for n, (inst, new) in enumerate(pairs):
+                s = open_.get((inst.scale_set, inst.instance_id))
+                if s is not None and owner_alive(s.owner) and s.owner != owner:
                     raise ModelError("--instance-ids", f"instance {inst.instance_id} is busy: a {s.kind} "
                                      f"(operation {s.id}, pid {s.owner.split(':')[0]}) is working on it",
                                      "OperationNotAllowed")
-                raise ModelError("--instance-ids", f"instance {inst.instance_id} has an unfinished {s.kind}; "
-                                 "run `scaleset repair` first", "OperationNotAllowed")
-            cur = self.db.execute(
-                "INSERT INTO disk_swaps (scale_set, instance_id, kind, phase, old_os_disk, old_seed, "
-                "old_ci_instance_id, old_profile, old_digest, new_os_disk, new_seed, new_ci_instance_id, "
-                "new_profile, new_digest, owner_pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (inst.scale_set, inst.instance_id, kind, "prepared", inst.os_disk, inst.seed, inst.ci_instance_id,
-                 dump_profile(inst.profile), inst.profile_digest, new.os_disk, new.seed, new.ci_instance_id,
-                 dump_profile(new.profile), new.profile_digest, owner, now_iso()))
-        return Swap(cur.lastrowid, inst.scale_set, inst.instance_id, kind, "prepared", inst.os_disk, inst.seed,
-                    inst.ci_instance_id, inst.profile, inst.profile_digest, new.os_disk, new.seed,
-                    new.ci_instance_id, new.profile, new.profile_digest, owner)
+                if s is not None:
+                    raise ModelError("--instance-ids", f"instance {inst.instance_id} has an unfinished {s.kind}; "
+                                     "run `scaleset repair` first", "OperationNotAllowed")
+                cur = self.db.execute(
+                    "INSERT INTO disk_swaps (scale_set, instance_id, kind, phase, old_os_disk, old_seed, "
+                    "old_ci_instance_id, old_profile, old_digest, new_os_disk, new_seed, new_ci_instance_id, "
+                    "new_profile, new_digest, owner_pid, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (inst.scale_set, inst.instance_id, kind, "prepared", inst.os_disk, inst.seed,
+                     inst.ci_instance_id, refs[2 * n], inst.profile_digest, new.os_disk, new.seed,
+                     new.ci_instance_id, refs[2 * n + 1], new.profile_digest, owner, started))
+                out.append(Swap(cur.lastrowid, inst.scale_set, inst.instance_id, kind, "prepared", inst.os_disk,
+                                inst.seed, inst.ci_instance_id, inst.profile, inst.profile_digest, new.os_disk,
+                                new.seed, new.ci_instance_id, new.profile, new.profile_digest, owner))
+        return out
 
     def get(self, swap_id: int) -> Swap:
-        return _swap(self.db.execute("SELECT * FROM disk_swaps WHERE id=?", (swap_id,)).fetchone())
+        return _swap(self.db, self.db.execute("SELECT * FROM disk_swaps WHERE id=?", (swap_id,)).fetchone())
 
     def set_phase(self, swap: Swap, phase: str, error: str | None = None) -> None:
+        self.set_phases([swap], phase, error)
+
+    def set_phases(self, swaps: list[Swap], phase: str, error: str | None = None) -> None:
         ended = now_iso() if phase in ("done", "aborted") else None
         with transaction(self.db):
-            self.db.execute("UPDATE disk_swaps SET phase=?, error=COALESCE(?, error), ended_at=? WHERE id=?",
-                            (phase, error, ended, swap.id))
-        swap.phase = phase
+            self.db.executemany("UPDATE disk_swaps SET phase=?, error=COALESCE(?, error), ended_at=? WHERE id=?",
+                                [(phase, error, ended, s.id) for s in swaps])
+        for s in swaps:
+            s.phase = phase
 
     def _open(self, scale_set: str, instance_id: int | None = None) -> list[Swap]:
         q = "SELECT * FROM disk_swaps WHERE scale_set=? AND phase NOT IN ('done','aborted')"
@@ -116,7 +134,10 @@ class SwapJournal:
         if instance_id is not None:
             q += " AND instance_id=?"
             args += (instance_id,)
-        return [_swap(r) for r in self.db.execute(q + " ORDER BY id", args)]
+        return [_swap(self.db, r) for r in self.db.execute(q + " ORDER BY id", args)]
+
+    def open_swaps(self, scale_set: str) -> list[Swap]:
+        return self._open(scale_set)
 
     def orphans(self, scale_set: str) -> list[Swap]:
         """Unfinished swaps whose process is gone."""
@@ -124,6 +145,15 @@ class SwapJournal:
 
     def busy(self, scale_set: str) -> dict[int, Swap]:
         return {s.instance_id: s for s in self._open(scale_set) if owner_alive(s.owner)}
+
+    def dead_files(self, scale_set: str) -> list[str]:
+        """Disks that finished swaps left behind for deletion: the old side of a done swap, the
+        new side of an aborted one (their names are never reused)."""
+        rows = self.db.execute(
+            "SELECT old_os_disk, old_seed FROM disk_swaps WHERE scale_set=? AND phase='done' AND "
+            "old_os_disk IS NOT new_os_disk UNION ALL SELECT new_os_disk, new_seed FROM disk_swaps "
+            "WHERE scale_set=? AND phase='aborted'", (scale_set, scale_set))
+        return [p for r in rows for p in r if p]
 
     def claim(self, swap: Swap) -> None:
         with transaction(self.db):
@@ -155,16 +185,29 @@ def old_side(inst: Instance, swap: Swap) -> Instance:
 def remove_files(*paths: str) -> None:
     for p in paths:
         if p:
-            Path(p).unlink(missing_ok=True)
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+
+def record_new(db: sqlite3.Connection, journal: SwapJournal, settled: list[tuple[Swap, Instance]]) -> None:
+    """The records of settle_new, for many instances (inside the caller's transaction)."""
+    InstanceStore(db).save_many([inst for _, inst in settled])
+    journal.set_phases([swap for swap, _ in settled], "done")
+
+
+def drop_old(swap: Swap) -> None:
+    """The old disk of a recorded settle_new (a kill before this leaves it to sweep_dead)."""
+    if swap.old_os_disk != swap.new_os_disk:
+        remove_files(swap.old_os_disk, swap.old_seed)
 
 
 def settle_new(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance) -> None:
     """The instance lives on the new disk from now on: record it, then drop the old disk."""
     with transaction(db):
-        InstanceStore(db).save(inst)
-        journal.set_phase(swap, "done")
-    if swap.old_os_disk != swap.new_os_disk:
-        remove_files(swap.old_os_disk, swap.old_seed)
+        record_new(db, journal, [(swap, inst)])
+    drop_old(swap)
 
 
 def settle_old(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance, error: str | None) -> None:

@@ -7,8 +7,8 @@ wait) run in threads; the database is only touched from the event loop's thread.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from images.gallery import ImageVersion
@@ -21,7 +21,7 @@ from .instances import (DOMAINS, Instance, applied_profile, computer_name, domai
                         profile_digest)
 from .lab import Lab
 from .model import ScaleSet
-from .osdisk import Swap, attached_os_disk, new_side, old_side, settle_new, settle_old
+from .osdisk import Swap, attached_os_disk, new_side, old_side, remove_files, settle_new, settle_old
 from .ports import PortAllocator
 from .upgrade_store import UpgradeStore
 
@@ -61,7 +61,10 @@ def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: Ima
               applied: tuple[dict, str] | None = None) -> Instance:
     """The instance as it will be on a fresh OS disk: its own profile (reimage) or the model's
     (`applied`: the model's profile and digest, when the caller computed them once for many)."""
-    new = replace(inst, os_disk=str(vm.os_disk_path(inst.dir)), provisioning_state="Updating", error=None)
+    new = Instance.__new__(Instance)  # a shallow copy (fast): the fields that differ are replaced, not changed
+    new.__dict__.update(inst.__dict__)
+    disk_dir = os.path.dirname(inst.os_disk)  # the instance's directory (vm.instance_dir)
+    new.os_disk, new.provisioning_state, new.error = os.path.join(disk_dir, vm.os_disk_name()), "Updating", None
     if to_model:
         assert image is not None
         new.profile, new.profile_digest = applied or (applied_profile(ss, image.version), profile_digest(ss))
@@ -69,7 +72,7 @@ def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: Ima
         if sorted(wanted) != sorted(inst.ports):  # a new probe port: lease one more forward
             new.ports = allocate_ports(lab, inst.domain, wanted, inst.ports)
     new.ci_instance_id = vm.new_ci_instance_id(inst)
-    new.seed = str(vm.seed_path(lab.paths, inst, new.ci_instance_id))
+    new.seed = os.path.join(disk_dir, vm.seed_name(new.ci_instance_id))
     return new
 
 
@@ -195,6 +198,12 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
                     f"{'completed' if inst.os_disk == swap.new_os_disk else 'undone'}")
     rows = {i.domain: i for i in lab.instances.list(ss.name)}
     busy = lab.journal.busy(ss.name)
+    live = {p for i in rows.values() for p in (i.os_disk, i.seed)}
+    live |= {p for s in lab.journal.open_swaps(ss.name) for p in (s.old_os_disk, s.old_seed, s.new_os_disk, s.new_seed)}
+    dead = [p for p in lab.journal.dead_files(ss.name) if p not in live and Path(p).exists()]
+    if dead:  # a process killed between recording a settle and deleting the other disk
+        remove_files(*dead)
+        done.append(f"removed {len(dead)} disk files that finished swaps had left behind")
     for dom in lab.hv.lab_domains(str(lab.paths.home)):
         tag = dom.lab_tag()
         if tag and tag.scale_set.lower() == ss.name.lower() and dom.name not in rows:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from . import upgrade_plan as plan
-from .db import transaction
+from .db import GroupCommit, transaction
 from .health import Reading
-from .instances import Instance, applied_profile, profile_digest
+from .instances import Instance, LiveSet, applied_profile, profile_digest
 from .lab import Lab
 from .model import RollingUpgradePolicy, ScaleSet
 from .modelparse import from_json, parse_duration, to_json
-from .osdisk import Swap, new_side, old_side, process_tag, settle_new, settle_old
+from .osdisk import Swap, drop_old, new_side, old_side, process_tag, record_new, settle_new, settle_old
 from .provision import apply_booted, target_of
 from .upgrade_store import Upgrade, UpgradeStore
 from .vm import Booted
@@ -42,6 +42,7 @@ class Outcome:
     state: str  # Succeeded | Failed | RolledBack | RollbackFailed
     timings: dict
     unsettled: tuple[Swap, Instance] | None = None  # Failed, rollback deferred to the end of the batch
+    saved: Instance | None = None  # the instance as last written to its row (None: read it again)
 
 
 def start_upgrade(lab: Lab, ss: ScaleSet, started_by: str, owned: bool = True) -> Upgrade:
@@ -60,8 +61,11 @@ class Orchestrator:
                  on_event: Callable[[str], None] | None = None) -> None:
         self.lab, self.driver, self.poll_interval = lab, driver, poll_interval
         self.store = UpgradeStore(lab.db)
+        self.commits = GroupCommit(lab.db)  # the instances of a batch that finish together share a commit
         self.say = on_event or (lambda _msg: None)
         self._verified: set[int] = set()
+        self._model: dict = {}  # the model, parsed once while it does not change
+        self._sets: dict[str, LiveSet] = {}
 
     # -- the upgrade -----------------------------------------------------------------------------
     async def run(self, up: Upgrade) -> Upgrade:
@@ -79,8 +83,9 @@ class Orchestrator:
                 self.store.finish(up, "Cancelled")
                 self.say("upgrade Cancelled")
                 return up
-            ss = self.lab.models.get(up.scale_set)
-            insts = self.lab.instances.list(ss.name)
+            ss = self.lab.models.get(up.scale_set, self._model)
+            live = self._sets.setdefault(ss.name, LiveSet(self.lab.instances, ss.name))
+            insts = live.instances()
             touched = self.store.states(up)
             pending = [i.instance_id for i in insts
                        if i.image["version"] != up.target["version"] and i.instance_id not in touched]
@@ -97,8 +102,14 @@ class Orchestrator:
             size = plan.batch_size(len(insts), policy.maxBatchInstancePercent)
             batch = plan.next_batch(pending, health, size, policy.prioritizeUnhealthyInstances)
             t0 = time.monotonic()
-            outcomes = await self._batch(up, ss, [i for i in insts if i.instance_id in batch])
-            if await self._end_batch(up, policy, outcomes, time.monotonic() - t0):
+            outcomes: list[Outcome] = []
+            try:
+                chosen = set(batch)
+                outcomes = await self._batch(up, ss, [i for i in insts if i.instance_id in chosen])
+                stop = await self._end_batch(up, policy, outcomes, time.monotonic() - t0)
+            finally:
+                live.changed(batch, {o.instance_id: o.saved for o in outcomes if o.saved is not None})
+            if stop:
                 return up
             pause = parse_duration(policy.pauseTimeBetweenBatches, "pauseTimeBetweenBatches")
             t_pause = time.monotonic()
@@ -113,15 +124,15 @@ class Orchestrator:
         self.say(f"batch {number}: instances {[i.instance_id for i in insts]} -> {up.target['version']}")
         image = self.lab.image(up.target, verify=up.id not in self._verified)  # sha256 once per upgrade
         self._verified.add(up.id)
-        jobs = []
         applied = (applied_profile(ss, image.version), profile_digest(ss))
+        news = [target_of(self.lab, ss, inst, True, image, applied) for inst in insts]
         with transaction(self.lab.db):  # the whole batch is recorded before any step is taken
-            for inst in insts:
-                new = target_of(self.lab, ss, inst, True, image, applied)
-                jobs.append((self.lab.journal.begin(inst, "rolling", new), inst, new))
+            swaps = self.lab.journal.begin_many("rolling", list(zip(insts, news, strict=True)))
             self.lab.instances.set_state(ss.name, [i.instance_id for i in insts], "Updating")
-            self.store.begin_instances(up, number, {inst.instance_id: swap.id for swap, inst, _ in jobs})
-        return list(await asyncio.gather(*(self._upgrade_one(up, ss, swap, new) for swap, _, new in jobs)))
+            self.store.begin_instances(up, number, {swap.instance_id: swap.id for swap in swaps})
+        jobs = zip(swaps, news, strict=True)
+        wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
+        return list(await asyncio.gather(*(self._upgrade_one(up, ss, swap, new, wait=wait) for swap, new in jobs)))
 
     async def _end_batch(self, up: Upgrade, policy: RollingUpgradePolicy, outcomes: list[Outcome],
                          wall: float) -> bool:
@@ -137,10 +148,11 @@ class Orchestrator:
             assert o.unsettled is not None
             swap, new = o.unsettled
             if breach and policy.rollbackFailedInstancesOnPolicyBreach:
-                o.state = await self._rollback(up, swap, new, "policy breached", o.timings)
+                o.state, o.saved = await self._rollback(up, swap, new, "policy breached", o.timings)
             else:  # no rollback: the instance stays Failed on the new disk
                 settle_new(self.lab.db, self.lab.journal, swap, new)
                 self.store.set_instance(up, o.instance_id, "Failed", new.error, o.timings)
+                o.saved = new
         if breach:
             self.store.finish(up, "Faulted", breach)
             self.say(f"upgrade Faulted: {breach[0]}: {breach[1]}")
@@ -148,8 +160,9 @@ class Orchestrator:
 
     # -- one instance ----------------------------------------------------------------------------
     async def _upgrade_one(self, up: Upgrade, ss: ScaleSet, swap: Swap, new: Instance,
-                           switched: bool = False) -> Outcome:
-        wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
+                           switched: bool = False, wait: float | None = None) -> Outcome:
+        if wait is None:
+            wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
         t0 = time.monotonic()
         deadline = t0 + wait
         timings = {"swap": 0.0, "boot": 0.0, "health": 0.0}
@@ -157,8 +170,7 @@ class Orchestrator:
         try:
             if not switched:
                 await self.driver.write_disks(new)
-                await self.driver.switch(new)
-                self.lab.journal.set_phase(swap, "swapped")
+                await self.driver.switch(new)  # no "swapped" record: a resume asks libvirt which disk is attached
             t1 = time.monotonic()
             timings["swap"] = t1 - t0
             booted = await self.driver.wait_booted(new, max(1.0, deadline - t1))
@@ -172,21 +184,27 @@ class Orchestrator:
         timings = {k: round(v, 3) for k, v in timings.items()}
         iid = new.instance_id
         if healthy:
-            with transaction(self.lab.db):
-                settle_new(self.lab.db, self.lab.journal, swap, new)
-                self.store.set_instance(up, iid, "Succeeded", timings=timings)
+            await self.commits.write(self._settle_many, (up, swap, new, timings))
+            drop_old(swap)
             self.say(f"instance {iid}: Succeeded (swap {timings['swap']:.1f} s, boot {timings['boot']:.1f} s, "
                      f"health {timings['health']:.1f} s)")
-            return Outcome(iid, "Succeeded", timings)
+            return Outcome(iid, "Succeeded", timings, saved=new)
         new.provisioning_state, new.error = "Failed", f"not healthy within {int(wait)} s: {why}"
         self.say(f"instance {iid}: not healthy in time ({why})")
         if up.auto_rollback:
             t3 = time.monotonic()
-            state = await self._rollback(up, swap, new, why, timings)
+            state, saved = await self._rollback(up, swap, new, why, timings)
             timings["rollback"] = round(time.monotonic() - t3, 3)
             self.store.set_instance(up, iid, state, why, timings)
-            return Outcome(iid, state, timings)
+            return Outcome(iid, state, timings, saved=saved)
         return Outcome(iid, "Failed", timings, unsettled=(swap, new))  # settled at the end of the batch
+
+    def _settle_many(self, items: list[tuple[Upgrade, Swap, Instance, dict]]) -> None:
+        """Healthy instances that finished together: on their new disks, Succeeded (one commit)."""
+        record_new(self.lab.db, self.lab.journal, [(swap, new) for _, swap, new, _ in items])
+        for up in {id(up): up for up, _, _, _ in items}.values():
+            self.store.set_instances(up, [(new.instance_id, "Succeeded", None, timings)
+                                          for u, _, new, timings in items if u is up])
 
     async def _wait_healthy(self, ss: ScaleSet, inst: Instance, deadline: float) -> tuple[bool, str]:
         """Initializing is waited for; Unknown and Unhealthy too, until the deadline."""
@@ -198,10 +216,13 @@ class Orchestrator:
                 return False, f"{reading.state}: {reading.detail}"
             await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
 
-    async def _rollback(self, up: Upgrade, swap: Swap, new: Instance, why: str, timings: dict | None = None) -> str:
-        """Back to the previous OS disk (kept until now), booted; the new disk goes."""
+    async def _rollback(self, up: Upgrade, swap: Swap, new: Instance, why: str,
+                        timings: dict | None = None) -> tuple[str, Instance | None]:
+        """Back to the previous OS disk (kept until now), booted; the new disk goes.
+        Returns the state and the instance as saved (None: its row was left as it was)."""
         self.lab.journal.set_phase(swap, "rollingback")
         old = old_side(new, swap)
+        saved: Instance | None = old
         try:
             await self.driver.switch(old)
             apply_booted(old, await self.driver.wait_booted(old, 600.0))
@@ -214,10 +235,12 @@ class Orchestrator:
             if self.driver.attached(old) == old.os_disk:
                 old.provisioning_state, old.error = "Failed", up.rollback_error
                 settle_old(self.lab.db, self.lab.journal, swap, old, up.rollback_error)
+            else:
+                saved = None
             self.say(f"instance {old.instance_id}: rollback failed ({exc})")
             state = "RollbackFailed"
         self.store.set_instance(up, old.instance_id, state, why, timings)
-        return state
+        return state, saved
 
     async def _resume(self, up: Upgrade, ss: ScaleSet, swap_id: int) -> Outcome:
         swap = self.lab.journal.get(swap_id)
@@ -229,7 +252,7 @@ class Orchestrator:
         elif swap.phase == "aborted":
             state = "RolledBack"
         elif swap.phase == "rollingback":
-            state = await self._rollback(up, swap, new, "resumed after a restart")
+            state, _ = await self._rollback(up, swap, new, "resumed after a restart")
         else:
             return await self._upgrade_one(up, ss, swap, new, switched=self.driver.attached(new) == new.os_disk)
         self.store.set_instance(up, inst.instance_id, state)

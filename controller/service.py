@@ -9,6 +9,7 @@ A version whose automatic upgrade faulted is not retried by the platform.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from typing import Callable
 
@@ -21,6 +22,13 @@ from .modelparse import ModelError, parse_duration
 from .provision import reconcile
 from .rolling import Driver, Orchestrator, start_upgrade
 from .upgrade_store import UpgradeStore
+
+
+def settle_heap() -> None:
+    """Collect once, then keep what is alive now (modules, the lab) out of later collections:
+    a full collection then walks only what upgrades allocate (CPU spikes at 1,000 instances)."""
+    gc.collect()
+    gc.freeze()
 
 
 class Controller:
@@ -92,6 +100,7 @@ class Controller:
 
     async def run(self, once: bool = False, files: bool = False) -> None:
         """Loop (or one look with `once`); `files`: also serve extension fileUris."""
+        settle_heap()
         for ss in self.lab.models.list():  # repair what a killed command left (not upgrades: they resume)
             for line in await reconcile(self.lab, ss):
                 self.say(f"{ss.name}: {line}")

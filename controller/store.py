@@ -28,11 +28,18 @@ class ScaleSetStore:
                             (ss.name, json.dumps(ss.to_json()), 1, now, now))
         return ss
 
-    def get(self, name: str) -> ScaleSet:
+    def get(self, name: str, shared: dict[str, ScaleSet] | None = None) -> ScaleSet:
+        """The model. `shared`: a cache the caller keeps (model text -> ScaleSet, read-only)."""
         row = self.db.execute("SELECT model FROM scale_sets WHERE name=?", (name,)).fetchone()
         if row is None:
             raise ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
-        return parse(json.loads(row["model"]))
+        if shared is not None and row["model"] in shared:
+            return shared[row["model"]]
+        ss = parse(json.loads(row["model"]))
+        if shared is not None:
+            shared.clear()
+            shared[row["model"]] = ss
+        return ss
 
     def generation(self, name: str) -> int:
         row = self.db.execute("SELECT generation FROM scale_sets WHERE name=?", (name,)).fetchone()

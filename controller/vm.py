@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import secrets
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +77,16 @@ def ensure_data_disks(inst_dir: Path, profile: VirtualMachineProfile) -> None:
             tmp.rename(path)
 
 
-def os_disk_path(inst_dir: Path) -> Path:
+_NAMES = random.Random(secrets.randbits(64))  # names need to be unique, not secret: no syscall each
+
+
+def os_disk_name() -> str:
     """A new, unique OS disk name (the old disk stays until the instance is settled)."""
-    return inst_dir / f"os-{uuid.uuid4().hex[:8]}.qcow2"
+    return f"os-{_NAMES.getrandbits(32):08x}.qcow2"
+
+
+def os_disk_path(inst_dir: Path) -> Path:
+    return inst_dir / os_disk_name()
 
 
 def create_os_disk(disk: Path, image_path: Path) -> None:
@@ -87,13 +95,17 @@ def create_os_disk(disk: Path, image_path: Path) -> None:
     qcow2.create_overlay(image_path, disk)
 
 
+def seed_name(ci_instance_id: str) -> str:
+    return f"seed-{ci_instance_id[-12:]}.iso"
+
+
 def seed_path(paths: LabPaths, inst: Instance, ci_instance_id: str) -> Path:
-    return instance_dir(paths, inst.domain) / f"seed-{ci_instance_id[-12:]}.iso"
+    return instance_dir(paths, inst.domain) / seed_name(ci_instance_id)
 
 
 def new_ci_instance_id(inst: Instance) -> str:
     """cloud-init runs again when the instance-id changes: a new one for every new OS disk."""
-    return f"{inst.domain}-{uuid.uuid4().hex[:12]}"
+    return f"{inst.domain}-{_NAMES.getrandbits(48):012x}"
 
 
 def write_instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) -> Path:

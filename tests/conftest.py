@@ -21,3 +21,14 @@ def lab(tmp_path, monkeypatch) -> LabPaths:
 @pytest.fixture
 def qcow2_file(tmp_path) -> Path:
     return make_qcow2(tmp_path / "src" / "disk.qcow2", data=os.urandom(256 * 1024))
+
+
+@pytest.fixture
+def flab(lab, qcow2_file):
+    """A lab on libvirt's test driver with image version 1.0.0, for the fake-driver tests."""
+    from controller.accel import Accel
+    from controller.lab import Lab
+    t = Lab(lab, "test:///default", Accel("tcg", "test"))
+    t.gallery.import_file("scaleset-lab", "debian", "debian-12", "1.0.0", qcow2_file)
+    yield t
+    t.close()

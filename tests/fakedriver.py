@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from controller import vm
@@ -28,7 +29,15 @@ class FakeDriver:
         self.attached_disks: dict[str, str] = {}
         self.steps: list[tuple[str, int]] = []
         self.on_step = None  # optional hook(step, inst)
-        self.cpu = 0.0  # process time spent creating the fake disk files
+        self.cpu = 0.0  # process time of the fake's own work (the VM side's, not the controller's)
+
+    @contextmanager
+    def _vm_side(self):
+        t0 = time.process_time()
+        try:
+            yield
+        finally:
+            self.cpu += time.process_time() - t0
 
     def _step(self, step: str, inst: Instance) -> None:
         """Every call of the driver starts here (its CPU is the VM side's, not the controller's)."""
@@ -40,16 +49,16 @@ class FakeDriver:
 
     async def write_disks(self, inst: Instance) -> None:
         self._step("write", inst)
-        t0 = time.process_time()
-        for p in (inst.os_disk, inst.seed):
-            Path(p).parent.mkdir(parents=True, exist_ok=True)
-            Path(p).write_bytes(b"disk")
-        self.cpu += time.process_time() - t0
+        with self._vm_side():
+            for p in (inst.os_disk, inst.seed):
+                Path(p).parent.mkdir(parents=True, exist_ok=True)
+                Path(p).write_bytes(b"disk")
 
     async def switch(self, inst: Instance) -> None:
         self._step("switch", inst)
-        assert Path(inst.os_disk).exists(), "switching to a missing OS disk"
-        self.attached_disks[inst.domain] = inst.os_disk
+        with self._vm_side():
+            assert Path(inst.os_disk).exists(), "switching to a missing OS disk"
+            self.attached_disks[inst.domain] = inst.os_disk
 
     def attached(self, inst: Instance) -> str | None:
         return self.attached_disks.get(inst.domain)
@@ -59,9 +68,10 @@ class FakeDriver:
         await asyncio.sleep(0)
         if inst.image["version"] in self.boot_fails_versions:
             raise TimeoutError("no SSH in time")
-        exts = inst.profile["vm"].get("extensionProfile", {}).get("extensions", [])
-        return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}),
-                         [{"name": e["name"], "provisioningState": "Succeeded"} for e in exts])
+        with self._vm_side():
+            exts = inst.profile["vm"].get("extensionProfile", {}).get("extensions", [])
+            return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}),
+                             [{"name": e["name"], "provisioningState": "Succeeded"} for e in exts])
 
     def state_of(self, inst: Instance) -> str:
         disk = self.attached_disks.get(inst.domain)
@@ -71,10 +81,12 @@ class FakeDriver:
 
     async def health(self, ss, inst: Instance) -> Reading:
         self._step("health", inst)
-        return Reading(self.state_of(inst), "agent", "scripted", now_iso())
+        with self._vm_side():
+            return Reading(self.state_of(inst), "agent", "scripted", now_iso())
 
     async def health_all(self, ss, insts: list[Instance]) -> dict[int, str]:
-        return {i.instance_id: self.state_of(i) for i in insts}
+        with self._vm_side():  # the agents' answers; the controller's part is the checks on them
+            return {i.instance_id: self.state_of(i) for i in insts}
 
 
 def make_scale_set(lab: Lab, doc: dict, driver: FakeDriver, version: str) -> list[Instance]:

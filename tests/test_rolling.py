@@ -6,8 +6,6 @@ from pathlib import Path
 import pytest
 
 from controller import upgrade_plan as plan
-from controller.accel import Accel
-from controller.lab import Lab
 from controller.model import RollingUpgradePolicy
 from controller.rolling import Orchestrator, start_upgrade
 from controller.service import Controller
@@ -32,14 +30,6 @@ def model(capacity=5, **policy) -> dict:
                                "dataDisks": [{"lun": 0, "diskSizeGB": 1}]},
             "osProfile": {"computerNamePrefix": "web"},
             "extensionProfile": {"extensions": [HEALTH_EXT]}}}}
-
-
-@pytest.fixture
-def flab(lab, qcow2_file):
-    t = Lab(lab, "test:///default", Accel("tcg", "test"))
-    t.gallery.import_file(P, O, S, "1.0.0", qcow2_file)
-    yield t
-    t.close()
 
 
 def publish(lab, version, qcow2_file):
