@@ -249,3 +249,25 @@ def test_a_kill_at_any_step_is_resumed_without_losing_a_disk(flab, qcow2_file, s
         assert sorted(p.name for p in inst.dir.glob("os-*")) == [Path(inst.os_disk).name]  # nothing leaks
         assert (inst.dir / "data-lun0.qcow2").read_bytes() == b"data"
     assert flab.db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted')").fetchone()[0] == 0
+
+
+def test_watch_shows_batches_and_instances_after_every_event(flab, qcow2_file):
+    from controller.cli_upgrade import _table
+    d = FakeDriver(bad_versions={"3.0.0"})
+    make_scale_set(flab, model(capacity=3), d, "1.0.0")
+    publish(flab, "3.0.0", qcow2_file)
+    up = start_upgrade(flab, flab.models.get("web"), "Platform")
+    store, tables = UpgradeStore(flab.db), []
+
+    def event(msg):  # what `rolling-upgrade start --watch` prints
+        tables.append((msg, _table(flab, latest_view(flab, store.get(up.id)))))
+
+    asyncio.run(Orchestrator(flab, d, poll_interval=0, on_event=event).run(up))
+    first = dict(tables)["instance 0: rolled back to 1.0.0"]
+    assert first.splitlines()[0].startswith("upgrade 1 -> 3.0.0: RollingForward")
+    assert first.splitlines()[3].split() == ["1", "0", "InProgress"]
+    last = tables[-1][1].splitlines()
+    assert last[0].startswith("upgrade 1 -> 3.0.0: Faulted")
+    assert last[1].startswith("error: MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade: 1 of 1")
+    assert last[2].split() == ["Batch", "InstanceId", "State", "Swap", "Boot", "Health", "Rollback", "Error"]
+    assert last[4].split()[:3] == ["1", "0", "RolledBack"] and len(last) == 5  # instances 1, 2 untouched
