@@ -93,9 +93,10 @@ def upgrade(instances: int, batch_percent: int) -> tuple[float, list[float]]:
         asyncio.run(orchestrator.run(up))
     up = UpgradeStore(lab.db).get(up.id)
     assert up.status == "Completed", up.status
-    # marks: the run's start, then each batch's start, then the end. The first interval is the
-    # planning (the whole set listed, the model, the image checked, batch 1 chosen); each later
-    # one drives a batch and chooses the next (health over the whole set, pending instances).
+    # marks: the run's start, then each batch's "batch N" event (said once the batch is journalled),
+    # then the end. The first interval is the planning (the whole set listed, the model, the image
+    # checked, batch 1 chosen and journalled); each later one drives a batch to its end, then
+    # chooses and journals the next (health over the whole set, pending instances).
     cpu = [1000 * ((c1 - c0) - (f1 - f0)) for (c0, f0), (c1, f1) in zip(marks, marks[1:], strict=False)]
     shutil.rmtree(tmp, ignore_errors=True)
     return cpu[0], cpu[1:]

@@ -16,6 +16,10 @@ from .instances import resolve_ids
 from .lab import Lab
 from .modelparse import ModelError
 
+SHOW_COLUMNS = [("Name", "name"), ("Capacity", "sku.capacity"), ("Mode", "properties.upgradePolicy.mode"),
+                ("ProvisioningState", "properties.provisioningState")]
+
+
 INSTANCE_COLUMNS = [("InstanceId", "instanceId"), ("Name", "name"), ("ComputerName", "osProfile.computerName"),
                     ("ProvisioningState", "provisioningState"), ("LatestModelApplied", "latestModelApplied"),
                     ("Image", "storageProfile.imageReference.exactVersion"), ("Health", "lab.health"),
@@ -108,14 +112,14 @@ def cmd_create(args) -> int:
     failed = [i for i in lab.instances.list(ss.name) if i.provisioning_state != "Succeeded"]
     for i in failed:
         print(f"instance {i.instance_id}: {i.provisioning_state}: {i.error}", file=sys.stderr)
-    out(args, _show(lab, ss.name))
+    out(args, _show(lab, ss.name), SHOW_COLUMNS)
     return 1 if failed else 0
 
 
 def cmd_update(args) -> int:
     lab = _lab()
     ops.update_model(lab, args.name, args.set)
-    out(args, _show(lab, args.name))
+    out(args, _show(lab, args.name), SHOW_COLUMNS)
     return 0
 
 
@@ -145,14 +149,18 @@ def cmd_extension_set(args) -> int:
         props["protectedSettings"] = protected
     exts[:] = [e for e in exts if e.get("name") != name] + [{"name": name, "properties": props}]
     lab.models.replace(doc)
-    out(args, _show(lab, args.vmss_name))
+    out(args, _show(lab, args.vmss_name), SHOW_COLUMNS)
     return 0
 
 
 def cmd_show(args) -> int:
-    out(args, _show(_lab(), args.name), [("Name", "name"), ("Capacity", "sku.capacity"),
-                                         ("Mode", "properties.upgradePolicy.mode"),
-                                         ("ProvisioningState", "properties.provisioningState")])
+    out(args, _show(_lab(), args.name), SHOW_COLUMNS)
+    return 0
+
+
+def cmd_list(args) -> int:
+    lab = _lab()
+    out(args, [views.show(ss, lab.instances.list(ss.name)) for ss in lab.models.list()], SHOW_COLUMNS)
     return 0
 
 
@@ -202,7 +210,7 @@ def cmd_health(args) -> int:
 def cmd_scale(args) -> int:
     lab = _lab()
     ops.scale(lab, args.name, args.new_capacity)
-    out(args, _show(lab, args.name))
+    out(args, _show(lab, args.name), SHOW_COLUMNS)
     return 0
 
 
@@ -295,6 +303,9 @@ def register(sub) -> None:
     p.add_argument("--provision-after-extensions", nargs="+", metavar="NAME")
     p.add_argument("--extension-instance-name")
     p.set_defaults(func=cmd_extension_set)
+
+    p = sub.add_parser("list", parents=[common], help="every scale set of the lab")
+    p.set_defaults(func=cmd_list)
 
     for cmd, func, helptext in (("show", cmd_show, "the scale set's model"),
                                 ("list-instances", cmd_list_instances, "instances and their models"),

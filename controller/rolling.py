@@ -121,7 +121,6 @@ class Orchestrator:
 
     async def _batch(self, up: Upgrade, ss: ScaleSet, insts: list[Instance]) -> list[Outcome]:
         number = up.batches_done + 1
-        self.say(f"batch {number}: instances {[i.instance_id for i in insts]} -> {up.target['version']}")
         image = self.lab.image(up.target, verify=up.id not in self._verified)  # sha256 once per upgrade
         self._verified.add(up.id)
         applied = (applied_profile(ss, image.version), profile_digest(ss))
@@ -130,6 +129,7 @@ class Orchestrator:
             swaps = self.lab.journal.begin_many("rolling", list(zip(insts, news, strict=True)))
             self.lab.instances.set_state(ss.name, [i.instance_id for i in insts], "Updating")
             self.store.begin_instances(up, number, {swap.instance_id: swap.id for swap in swaps})
+        self.say(f"batch {number}: instances {[i.instance_id for i in insts]} -> {up.target['version']}")
         jobs = zip(swaps, news, strict=True)
         wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
         return list(await asyncio.gather(*(self._upgrade_one(up, ss, swap, new, wait=wait) for swap, new in jobs)))

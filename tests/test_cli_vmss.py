@@ -64,6 +64,14 @@ def test_protected_settings_never_print(stored, capsys):
     assert rc == 1 and SECRET not in out + err and "--protected-settings: is not valid JSON" in err
 
 
+def test_list_shows_every_scale_set_and_no_secret(stored, capsys):
+    rc, out, _ = run(capsys, "list")
+    assert rc == 0 and SECRET not in out and [s["name"] for s in json.loads(out)] == ["web"]
+    rc, out, _ = run(capsys, "list", "-o", "table")
+    assert rc == 0 and out.splitlines()[0].split() == ["Name", "Capacity", "Mode", "ProvisioningState"]
+    assert out.splitlines()[2].split()[0] == "web"
+
+
 def test_extension_set_with_an_unknown_prerequisite_is_rejected(stored, capsys):
     rc, _, err = run(capsys, "extension", "set", "--vmss-name", "web", "--name", "CustomScript",
                      "--publisher", "Microsoft.Azure.Extensions", "--extension-instance-name", "second",

@@ -263,9 +263,10 @@ def test_watch_shows_batches_and_instances_after_every_event(flab, qcow2_file):
         tables.append((msg, _table(flab, latest_view(flab, store.get(up.id)))))
 
     asyncio.run(Orchestrator(flab, d, poll_interval=0, on_event=event).run(up))
-    first = dict(tables)["instance 0: rolled back to 1.0.0"]
-    assert first.splitlines()[0].startswith("upgrade 1 -> 3.0.0: RollingForward")
-    assert first.splitlines()[3].split() == ["1", "0", "InProgress"]
+    for msg in ("batch 1: instances [0] -> 3.0.0", "instance 0: rolled back to 1.0.0"):
+        shown = dict(tables)[msg].splitlines()
+        assert shown[0].startswith("upgrade 1 -> 3.0.0: RollingForward")
+        assert shown[3].split() == ["1", "0", "InProgress"]
     last = tables[-1][1].splitlines()
     assert last[0].startswith("upgrade 1 -> 3.0.0: Faulted")
     assert last[1].startswith("error: MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade: 1 of 1")
