@@ -18,12 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller import accel  # noqa: E402
-from controller.config import LabPaths, libvirt_uri  # noqa: E402
-from controller.guest import Guest  # noqa: E402
-from controller.hypervisor import Hypervisor  # noqa: E402
+from controller.virt import accel  # noqa: E402
+from controller.core.settings import LabPaths, libvirt_uri  # noqa: E402
+from controller.virt.readiness import Guest  # noqa: E402
+from controller.virt.hypervisor import Hypervisor  # noqa: E402
 from images.builder import build  # noqa: E402
-from images.errors import ImageError  # noqa: E402
+from controller.core.errors import ImageError  # noqa: E402
+from controller.state.db import connect  # noqa: E402
 from images.gallery import Gallery  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def main() -> int:
     os.environ["SCALESET_HOME"] = str(home)
     os.environ.setdefault("SCALESET_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "images"))
     paths = LabPaths(home).ensure()
-    gallery = Gallery(paths)
+    gallery = Gallery(paths, connect(paths.db))
     p, o, s, v = args.urn.split(":")
     try:
         iv = gallery.get(p, o, s, v)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.config import LabPaths  # noqa: E402
+from controller.core.settings import LabPaths  # noqa: E402
 from images.builder import build  # noqa: E402
+from controller.state.db import connect  # noqa: E402
 from images.gallery import Gallery  # noqa: E402
 
 
@@ -27,7 +28,7 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="scaleset-bench-build-"))
     os.environ["SCALESET_HOME"] = str(home)
     os.environ["SCALESET_CACHE"] = args.cache or str(home / "cache")
-    gallery = Gallery(LabPaths(home).ensure())
+    gallery = Gallery(LabPaths(home).ensure(), connect(LabPaths(home).db))
     script = home / "v2.sh"
     script.write_text("echo v2 > /etc/motd\n")
     log = lambda m: print(f"# {m}", file=sys.stderr)  # noqa: E731

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ImageError
+from controller.core.errors import ImageError
 
 
 def _one_line(text: str) -> list[tuple[str, str, list[str]]]:

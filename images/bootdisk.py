@@ -12,7 +12,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from .errors import ImageError
+from controller.core.errors import ImageError
 
 SECTOR = 512
 PART_START = 2048  # sectors: 1 MiB, room for core.img

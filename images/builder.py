@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from . import bootdisk
 from .aptsources import host_sources
-from .errors import ImageError
+from controller.core.errors import ImageError
 from .gallery import Gallery, ImageVersion
 from .recipe import Recipe, load
 

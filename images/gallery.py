@@ -2,20 +2,21 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-from controller.config import LabPaths
-from controller.db import connect, transaction
+from controller.core.settings import LabPaths
+from controller.core.clock import now_iso
+from controller.core.txn import transaction
 
 from . import qcow2
-from .errors import ImageError
-from .versions import LATEST, parse_version
+from controller.core.errors import ImageError
+from controller.model.versions import LATEST, parse_version
 
 DEFAULT_REGION = "local"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -99,9 +100,10 @@ def _regions(regions: list[str] | None) -> list[str]:
 
 
 class Gallery:
-    def __init__(self, paths: LabPaths) -> None:
-        self.paths = paths.ensure()
-        self.db = connect(paths.db)
+    """Image files under the lab's gallery folder; their rows in the lab's database (`db`)."""
+
+    def __init__(self, paths: LabPaths, db: sqlite3.Connection) -> None:
+        self.paths, self.db = paths.ensure(), db
 
     def list(self, publisher: str | None = None, offer: str | None = None, sku: str | None = None) -> list[ImageVersion]:
         q, args = "SELECT * FROM image_versions WHERE 1=1", []
@@ -159,13 +161,14 @@ class Gallery:
         digest = qcow2.sha256_file(disk)
         dest = self._dest(publisher, offer, sku, version)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_suffix(".partial")
+        partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")  # two imports never share it
         shutil.move(str(disk), partial)
         os.chmod(partial, 0o444)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = now_iso()
         major, minor, patch = parse_version(version)
         try:
             with transaction(self.db):
+                self.check_new(publisher, offer, sku, version)  # again, under the write lock
                 self.db.execute(
                     "INSERT INTO image_versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (publisher, offer, sku, version, major, minor, patch, str(dest), digest,

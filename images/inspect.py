@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from .bootdisk import PART_START, SECTOR
-from .errors import ImageError
+from controller.core.errors import ImageError
 
 
 def read_file(image: Path, guest_path: str) -> bytes:

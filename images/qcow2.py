@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ImageError
+from controller.core.errors import ImageError
 
 QCOW2_MAGIC = b"QFI\xfb"
 

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ImageError
+from controller.core.errors import ImageError
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 # Bumped when the build steps change in a way that changes the package-set tarball.

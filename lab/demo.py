@@ -31,8 +31,8 @@ def prepare_home() -> Path:
     os.environ.setdefault("SCALESET_CACHE", str(main_home / "cache"))
     os.environ["SCALESET_HOME"] = str(home)
     if home.exists():  # a previous run: remove its scale set, then its files
-        from controller import operations as ops
-        from controller.lab import Lab
+        from controller.ops import commands as ops
+        from controller.ops.lab import Lab
         lab = Lab.open()
         for ss in lab.models.list():
             ops.delete(lab, ss.name)
@@ -44,15 +44,16 @@ def prepare_home() -> Path:
 def publish(paths, version: str, script: str | None, why: str) -> None:
     """Build and publish a version (in whatever thread: the gallery connection is its own)."""
     from images.builder import build
+    from controller.state.db import connect
     from images.gallery import Gallery
     say(f"publishing {P}:{O}:{S}:{version} ({why}) ...")
     t0 = time.monotonic()
-    build(Gallery(paths), P, O, S, version, customize=[HERE / "demo" / script] if script else [], log=lambda m: None)
+    build(Gallery(paths, connect(paths.db)), P, O, S, version, customize=[HERE / "demo" / script] if script else [], log=lambda m: None)
     say(f"  published in {time.monotonic() - t0:.0f} s")
 
 
 def create(lab) -> None:
-    from controller import operations as ops
+    from controller.ops import commands as ops
     from lab.samples import health_extension, sample_app_extension
     say(f"creating scale set '{NAME}': {COUNT} instances, 1 GiB data disk each, the sample app and the "
         "ApplicationHealthLinux agent, automatic OS upgrades on 'latest' ...")
@@ -75,10 +76,10 @@ def create(lab) -> None:
 
 
 async def story(lab) -> int:
-    from controller.rolling_driver import LibvirtDriver
-    from controller.service import Controller
-    from controller.upgrade_store import UpgradeStore
-    from controller.upgrade_views import history_item, latest_view
+    from controller.ops.rolling_driver import LibvirtDriver
+    from controller.ops.service import Controller
+    from controller.state.upgrades import UpgradeStore
+    from controller.ops.upgrade_views import history_item, latest_view
 
     controller = Controller(lab, LibvirtDriver(lab), interval=1.0, say=lambda m: say(f"[controller] {m}"))
     watcher = asyncio.create_task(controller.run())
@@ -116,8 +117,8 @@ async def story(lab) -> int:
 
 def main() -> int:
     home = prepare_home()
-    from controller import accel
-    from controller.lab import Lab
+    from controller.virt import accel
+    from controller.ops.lab import Lab
 
     a = accel.detect()
     say(f"demo lab home {home}; acceleration {a.kind} ({a.reason})")

@@ -9,13 +9,14 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from controller import vm
-from controller.guest import Readiness
-from controller.health import Reading
-from controller.instances import AGENT_PORT, Instance, now_iso
-from controller.lab import Lab
-from controller.model import parse
-from controller.provision import plan_instance
+from controller.virt import vm
+from controller.virt.readiness import Readiness
+from controller.state.health import Reading
+from controller.core.clock import now_iso
+from controller.model.instance import AGENT_PORT, Instance
+from controller.ops.lab import Lab
+from controller.model.scaleset import parse
+from controller.ops.provision import plan_instance
 
 
 class Killed(BaseException):

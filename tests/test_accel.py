@@ -1,6 +1,6 @@
 import pytest
 
-from controller import accel
+from controller.virt import accel
 
 NO_VIRT = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr pae sse sse2 hypervisor\n"
 VMX = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx sse sse2\n"

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from controller.cli import main
+from controller.cli.main import main
 
 
 def run(capsys, *argv):

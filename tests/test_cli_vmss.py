@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from controller.cli import main
-from controller.db import connect
-from controller.store import ScaleSetStore
+from controller.cli.main import main
+from controller.state.db import connect
+from controller.state.scalesets import ScaleSetStore
 from tests.test_model import BASE
 
 SECRET = "hunter2-do-not-print"
@@ -92,7 +92,8 @@ def test_extension_set_adds_in_order_and_list_instances_is_empty_json(stored, ca
 
 
 def test_an_image_version_in_use_is_never_deleted(lab, capsys, qcow2_file):
-    from controller.instances import Instance, InstanceStore
+    from controller.state.instances import InstanceStore
+    from controller.model.instance import Instance
     ref = ["--publisher", "scaleset-lab", "--offer", "debian", "--sku", "debian-12"]
     for v in ("1.0.0", "1.1.0"):
         assert run(capsys, "image", "import", *ref, "--version", v, "--file", str(qcow2_file))[0] == 0

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.domain_xml import Disk, DomainSpec, Forward, netdev_arg, render
-from controller.hypervisor import Hypervisor
+from controller.virt.domain_xml import Disk, DomainSpec, Forward, netdev_arg, render
+from controller.virt.hypervisor import Hypervisor
 
 EVIL = "vm0'><devices><disk type='file'><source file='/etc/shadow'/></disk></devices><name>x"
 
@@ -71,7 +71,7 @@ def test_metadata_round_trips_through_libvirt_test_driver():
 
 
 def test_bad_uri_gives_a_clear_error():
-    from controller.hypervisor import HypervisorError
+    from controller.core.errors import HypervisorError
     with pytest.raises(HypervisorError, match="cannot connect"):
         Hypervisor("test:///nonexistent/file.xml")
 

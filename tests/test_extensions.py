@@ -11,10 +11,10 @@ import pycdlib
 import pytest
 
 from agent import runner
-from controller import extensions as ext_mod
-from controller import vm
-from controller.instances import Instance
-from controller.model import Extension, ExtensionProperties
+from controller.model import extensions as ext_mod
+from controller.virt import vm
+from controller.model.instance import Instance
+from controller.model.scaleset import Extension, ExtensionProperties
 from lab.samples import health_extension, sample_app_extension
 from tests.test_model import BASE
 

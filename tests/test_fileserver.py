@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from controller import fileserver
+from controller.ops import fileserver
 
 
 def fetch(lab, url, clock):

@@ -5,7 +5,8 @@ import subprocess
 import pytest
 
 from tests.helpers import make_qcow2
-from images.errors import ImageError
+from controller.core.errors import ImageError
+from controller.state.db import connect
 from images.gallery import Gallery
 
 P, O, S = "Contoso", "debian", "debian-12"
@@ -13,7 +14,7 @@ P, O, S = "Contoso", "debian", "debian-12"
 
 @pytest.fixture
 def gallery(lab):
-    return Gallery(lab)
+    return Gallery(lab, connect(lab.db))
 
 
 def publish(gallery, tmp_path, version, regions=None):
@@ -170,6 +171,6 @@ def test_names_are_case_insensitive_like_azure(gallery, tmp_path):
 
 
 def test_state_survives_a_new_gallery_object(lab, tmp_path):
-    publish(Gallery(lab), tmp_path, "3.0.0")
-    again = Gallery(lab)
+    publish(Gallery(lab, connect(lab.db)), tmp_path, "3.0.0")
+    again = Gallery(lab, connect(lab.db))
     assert json.dumps(again.get(P, O, S, "3.0.0").to_json())

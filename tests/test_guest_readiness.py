@@ -1,4 +1,4 @@
-from controller.guest import SEP, console_finished, parse_readiness
+from controller.virt.readiness import SEP, console_finished, parse_readiness
 
 
 def test_readiness_output_is_parsed():

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from agent.server import Agent
 from agent.settings import parse_settings
-from controller.db import connect
-from controller.health import HealthStore, Monitor, Reading, source_of
-from controller.instances import AGENT_PORT, Instance
-from controller.model import parse
+from controller.state.db import connect
+from controller.ops.health import Monitor, source_of
+from controller.state.health import HealthStore, Reading
+from controller.model.instance import AGENT_PORT, Instance
+from controller.model.scaleset import parse
 from tests.test_model import BASE
 
 HEALTH_EXT = {"name": "health", "properties": {"publisher": "Microsoft.ManagedServices",

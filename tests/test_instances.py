@@ -3,12 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from controller.db import connect
-from controller.instances import (Instance, InstanceStore, applied_profile, computer_name, domain_name, guest_ports,
-                                  plan_capacity, profile_digest, resolve_ids)
-from controller.model import parse
-from controller.modelparse import ModelError
-from controller.store import ScaleSetStore, set_path
+from controller.state.db import connect
+from controller.state.instances import InstanceStore
+from controller.model.instance import Instance, applied_profile, computer_name, domain_name, guest_ports, plan_capacity, profile_digest, resolve_ids
+from controller.model.scaleset import parse
+from controller.core.errors import ModelError
+from controller.state.scalesets import ScaleSetStore
+from controller.model.setpath import set_path
 from tests.test_model import BASE
 
 

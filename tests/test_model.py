@@ -2,8 +2,9 @@ import copy
 
 import pytest
 
-from controller.model import parse
-from controller.modelparse import ModelError, parse_duration
+from controller.model.scaleset import parse
+from controller.model.jsonmap import parse_duration
+from controller.core.errors import ModelError
 
 BASE = {
     "name": "web",

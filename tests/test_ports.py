@@ -1,7 +1,7 @@
 import multiprocessing
 import socket
 
-from controller.ports import PortAllocator
+from controller.virt.ports import PortAllocator
 
 
 def _grab(args):

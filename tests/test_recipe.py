@@ -4,7 +4,7 @@ import pytest
 
 from images import recipe
 from images.aptsources import host_sources
-from images.errors import ImageError
+from controller.core.errors import ImageError
 
 
 def test_shipped_recipe_loads_with_what_the_issue_asks_for():

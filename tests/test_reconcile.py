@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from controller import operations as ops
-from controller import provision, views, vm
-from controller.accel import Accel
-from controller.guest import Readiness
-from controller.lab import Lab
-from controller.modelparse import ModelError
-from controller.osdisk import attached_os_disk, process_tag
+from controller.ops import commands as ops
+from controller.ops import provision
+from controller.ops import views
+from controller.virt import vm
+from controller.virt.accel import Accel
+from controller.virt.readiness import Readiness
+from controller.ops.lab import Lab
+from controller.core.errors import ModelError
+from controller.virt.hypervisor import attached_os_disk
+from controller.core.procs import process_tag
 from tests.test_model import BASE
 
 P, O, S = "scaleset-lab", "debian", "debian-12"

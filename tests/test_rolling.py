@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from controller import upgrade_plan as plan
-from controller.model import RollingUpgradePolicy
-from controller.rolling import Orchestrator, start_upgrade
-from controller.service import Controller
-from controller.upgrade_store import UpgradeStore
-from controller.upgrade_views import history_item, latest_view
+from controller.ops import upgrade_plan as plan
+from controller.model.scaleset import RollingUpgradePolicy
+from controller.ops.rolling import Orchestrator, start_upgrade
+from controller.ops.service import Controller
+from controller.state.upgrades import UpgradeStore
+from controller.ops.upgrade_views import history_item, latest_view
 from tests.fakedriver import FakeDriver, Killed, make_scale_set
 
 P, O, S = "scaleset-lab", "debian", "debian-12"
@@ -71,7 +71,7 @@ def test_thresholds_are_more_than_the_percentage():
 
 
 def test_rollback_rules():
-    from controller.model import AutomaticOSUpgradePolicy as A
+    from controller.model.scaleset import AutomaticOSUpgradePolicy as A
     assert plan.automatic_rollback("Platform", A()) is True
     assert plan.automatic_rollback("User", A()) is False  # a manual trigger has no automatic rollback
     assert plan.automatic_rollback("Platform", A(disableAutomaticRollback=True)) is False
@@ -252,7 +252,7 @@ def test_a_kill_at_any_step_is_resumed_without_losing_a_disk(flab, qcow2_file, s
 
 
 def test_watch_shows_batches_and_instances_after_every_event(flab, qcow2_file):
-    from controller.cli_upgrade import _table
+    from controller.cli.upgrade import _table
     d = FakeDriver(bad_versions={"3.0.0"})
     make_scale_set(flab, model(capacity=3), d, "1.0.0")
     publish(flab, "3.0.0", qcow2_file)

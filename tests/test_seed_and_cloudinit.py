@@ -4,8 +4,8 @@ import stat
 import pycdlib
 import yaml
 
-from controller.cloudinit import SeedSpec, render
-from controller.seed import write_seed
+from controller.virt.cloudinit import SeedSpec, render
+from controller.virt.seed import write_seed
 
 
 def test_seed_is_a_cidata_iso_with_the_three_files_and_mode_0600(tmp_path):
@@ -44,7 +44,7 @@ def test_values_cannot_inject_yaml():
 def test_cloud_config_extensions_and_custom_data_become_mime_parts_that_append():
     from email import message_from_string
 
-    from controller.cloudinit import SeedSpec, render
+    from controller.virt.cloudinit import SeedSpec, render
     docs = render(SeedSpec(instance_id="i-1", hostname="web000000", admin_user="azureuser", ssh_keys=["ssh-ed25519 A"],
                            mac="52:54:00:00:00:01", runcmd=["python3 /x"], custom_data=b"#!/bin/sh\necho hi\n",
                            cloud_configs=["packages: []\nruncmd: [echo ext]\n"]))

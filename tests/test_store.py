@@ -2,9 +2,10 @@ import copy
 
 import pytest
 
-from controller.db import connect
-from controller.modelparse import ModelError
-from controller.store import ScaleSetStore, set_path
+from controller.state.db import connect
+from controller.core.errors import ModelError
+from controller.state.scalesets import ScaleSetStore
+from controller.model.setpath import set_path
 from tests.test_model import BASE
 
 

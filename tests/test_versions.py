@@ -1,7 +1,7 @@
 import pytest
 
-from images.errors import ImageError
-from images.versions import parse_version
+from controller.core.errors import ImageError
+from controller.model.versions import parse_version
 
 
 def test_numeric_not_lexical_order():

@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from controller import fileserver
-from controller import operations as ops
-from controller import views
-from controller.cli import main as cli
-from controller.lab import Lab
-from controller.rolling import Orchestrator, start_upgrade
-from controller.rolling_driver import LibvirtDriver
-from controller.upgrade_plan import UPGRADED
+from controller.ops import fileserver
+from controller.ops import commands as ops
+from controller.ops import views
+from controller.cli.main import main as cli
+from controller.ops.lab import Lab
+from controller.ops.rolling import Orchestrator, start_upgrade
+from controller.ops.rolling_driver import LibvirtDriver
+from controller.ops.upgrade_plan import UPGRADED
 from tests.vmfixtures import O, P
 
 pytestmark = [

@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-from controller import operations as ops
-from controller import views
-from controller.health import Monitor
-from controller.lab import Lab
+from controller.ops import commands as ops
+from controller.ops import views
+from controller.ops.health import Monitor
+from controller.ops.lab import Lab
 from lab.samples import health_extension, sample_app_extension
 from tests.vmfixtures import O, P, S
 

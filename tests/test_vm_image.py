@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import libvirt_uri
-from controller.guest import Guest
-from controller.hypervisor import Hypervisor
+from controller.core.settings import libvirt_uri
+from controller.virt.readiness import Guest
+from controller.virt.hypervisor import Hypervisor
 from images.builder import build
-from images.errors import ImageError
+from controller.core.errors import ImageError
+from controller.state.db import connect
 from images.gallery import Gallery
 from images.inspect import read_file
 
@@ -37,7 +38,7 @@ def booted(vm_lab, v1):
 
 
 def gallery_verified(lab, iv):
-    return Gallery(lab).verify(iv)
+    return Gallery(lab, connect(lab.db)).verify(iv)
 
 
 def test_guest_boots_the_built_version_and_reports_its_stamp(booted):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from controller import operations as ops
-from controller.lab import Lab
-from controller.upgrade_plan import UPGRADED
-from controller.upgrade_store import UpgradeStore
-from controller.upgrade_views import history_item, latest_view
+from controller.ops import commands as ops
+from controller.ops.lab import Lab
+from controller.ops.upgrade_plan import UPGRADED
+from controller.state.upgrades import UpgradeStore
+from controller.ops.upgrade_views import history_item, latest_view
 from images.builder import build
 from lab.samples import health_extension, sample_app_extension
 from tests.vmfixtures import O, P, REPO, S

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from controller import operations as ops
-from controller import views
-from controller.lab import Lab
-from controller.osdisk import attached_os_disk
+from controller.ops import commands as ops
+from controller.ops import views
+from controller.ops.lab import Lab
+from controller.virt.hypervisor import attached_os_disk
 from tests.vmfixtures import O, P, S
 
 pytestmark = [

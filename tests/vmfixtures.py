@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import LabPaths
+from controller.core.settings import LabPaths
 from images.builder import build
+from controller.state.db import connect
 from images.gallery import Gallery
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ def vm_lab(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def gallery(vm_lab):
-    return Gallery(vm_lab)
+    return Gallery(vm_lab, connect(vm_lab.db))
 
 
 @pytest.fixture(scope="session")

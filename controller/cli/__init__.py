@@ -1,0 +1,1 @@
+"""`scaleset`: the command line."""

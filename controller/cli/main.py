@@ -1,0 +1,163 @@
+"""`scaleset`: the command line, named and shaped after `az vmss` / `az sig`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from controller.core.errors import ImageError
+
+from controller.virt import accel
+from controller.cli import files as cli_files
+from controller.cli import upgrade as cli_upgrade
+from controller.cli import vmss as cli_vmss
+from controller.ops.lab import Lab
+from controller.core.errors import HypervisorError
+from controller.core.errors import ModelError
+
+
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("true", "yes", "1"):
+        return True
+    if low in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+
+
+def _print(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _gallery():
+    return Lab.open().gallery
+
+
+def cmd_accel(args) -> int:
+    a = accel.detect()
+    print(f"accel: {a.kind} ({a.reason})")
+    return 0
+
+
+def cmd_image_build(args) -> int:
+    from images.builder import build
+    iv = build(_gallery(), args.publisher, args.offer, args.sku, args.version,
+               customize=args.customize, recipe_name=args.recipe, target_regions=args.target_regions, log=_log)
+    _print(iv.to_json())
+    return 0
+
+
+def cmd_image_import(args) -> int:
+    iv = _gallery().import_file(args.publisher, args.offer, args.sku, args.version, args.file,
+                                target_regions=args.target_regions)
+    _print(iv.to_json())
+    return 0
+
+
+def cmd_image_list(args) -> int:
+    _print([iv.to_json() for iv in _gallery().list(args.publisher, args.offer, args.sku)])
+    return 0
+
+
+def cmd_image_show(args) -> int:
+    g = _gallery()
+    iv = g.resolve(args.publisher, args.offer, args.sku, args.version) if args.version.lower() == "latest" \
+        else g.get(args.publisher, args.offer, args.sku, args.version)
+    _print(iv.to_json())
+    return 0
+
+
+def cmd_image_update(args) -> int:
+    iv = _gallery().update(args.publisher, args.offer, args.sku, args.version,
+                           exclude_from_latest=args.exclude_from_latest, target_regions=args.target_regions)
+    _print(iv.to_json())
+    return 0
+
+
+def cmd_image_delete(args) -> int:
+    lab = Lab.open()
+    iv = lab.gallery.delete(args.publisher, args.offer, args.sku, args.version, lab.instances.images_in_use())
+    _log(f"deleted {iv.urn}")
+    return 0
+
+
+def _image_ref(p: argparse.ArgumentParser, version: bool = True) -> None:
+    p.add_argument("--publisher", required=True)
+    p.add_argument("--offer", required=True)
+    p.add_argument("--sku", required=True)
+    if version:
+        p.add_argument("--version", required=True, help="MAJOR.MINOR.PATCH")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="scaleset", description="Rolling OS-image upgrades of VM scale sets on libvirt.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("accel", help="say which acceleration (kvm or tcg) guests use here")
+    p.set_defaults(func=cmd_accel)
+
+    image = sub.add_parser("image", help="build, import and list image versions").add_subparsers(dest="image_cmd", required=True)
+    p = image.add_parser("build", help="build an image version from Debian packages (needs root)")
+    _image_ref(p)
+    p.add_argument("--customize", action="append", type=Path, default=[], metavar="SCRIPT",
+                   help="shell script run inside the image root after packages (repeatable)")
+    p.add_argument("--recipe", help="recipe name (default: the SKU)")
+    p.add_argument("--target-regions", nargs="+", metavar="REGION")
+    p.set_defaults(func=cmd_image_build)
+
+    p = image.add_parser("import", help="import a self-contained qcow2 as an image version")
+    _image_ref(p)
+    p.add_argument("--file", required=True, type=Path)
+    p.add_argument("--target-regions", nargs="+", metavar="REGION")
+    p.set_defaults(func=cmd_image_import)
+
+    p = image.add_parser("list", help="list image versions (JSON)")
+    p.add_argument("--publisher")
+    p.add_argument("--offer")
+    p.add_argument("--sku")
+    p.set_defaults(func=cmd_image_list)
+
+    p = image.add_parser("show", help="show one image version ('latest' resolves)")
+    _image_ref(p)
+    p.set_defaults(func=cmd_image_show)
+
+    p = image.add_parser("update", help="change exclude-from-latest or target regions of a version")
+    _image_ref(p)
+    p.add_argument("--exclude-from-latest", type=_bool, metavar="true|false")
+    p.add_argument("--target-regions", nargs="+", metavar="REGION")
+    p.set_defaults(func=cmd_image_update)
+    p = image.add_parser("delete", help="delete a version no instance uses")
+    _image_ref(p)
+    p.set_defaults(func=cmd_image_delete)
+    cli_vmss.register(sub)
+    cli_upgrade.register(sub)
+    cli_files.register(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ImageError, ModelError) as exc:
+        print(f"ERROR: ({exc.code}) {exc}", file=sys.stderr)
+        return 1
+    except HypervisorError as exc:
+        print(f"ERROR: (HypervisorError) {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `scaleset ... | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

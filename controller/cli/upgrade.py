@@ -1,0 +1,125 @@
+"""`scaleset controller`, `rolling-upgrade start|cancel|get-latest`, `get-os-upgrade-history`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import datetime
+
+from controller.ops import views
+from controller.cli.vmss import out
+from controller.ops.lab import Lab
+from controller.core.errors import ModelError
+from controller.ops.rolling import Orchestrator, start_upgrade
+from controller.ops.rolling_driver import LibvirtDriver
+from controller.ops.service import Controller
+from controller.state.upgrades import UpgradeStore
+from controller.ops.upgrade_views import history_item, latest_view
+
+
+def _say(msg: str) -> None:
+    print(f"{datetime.now().strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def cmd_controller(args) -> int:
+    lab = Lab.open()
+    _say(f"controller watching {lab.paths.home} (every {args.interval:g} s; Ctrl-C stops)")
+    asyncio.run(Controller(lab, LibvirtDriver(lab), interval=args.interval, say=_say).run(once=args.once,
+                                                                                        files=not args.no_files))
+    return 0
+
+
+def cmd_start(args) -> int:
+    lab = Lab.open()
+    ss = lab.models.get(args.name)
+    up = start_upgrade(lab, ss, "User", owned=not args.no_wait)
+    _say(f"rolling upgrade {up.id} of {ss.name} to {up.target['version']} started")
+    if not args.no_wait:
+        store = UpgradeStore(lab.db)
+
+        def event(msg: str) -> None:
+            _say(msg)
+            if args.watch:  # the batches and instances so far, after every event
+                print(_table(lab, latest_view(lab, store.get(up.id))) + "\n", file=sys.stderr, flush=True)
+
+        asyncio.run(Orchestrator(lab, LibvirtDriver(lab), on_event=event).run(up))
+    up = UpgradeStore(lab.db).get(up.id)
+    out(args, latest_view(lab, up))
+    return 0 if up.status in ("Completed", "RollingForward") else 1
+
+
+def cmd_cancel(args) -> int:
+    lab = Lab.open()
+    up = UpgradeStore(lab.db).request_cancel(args.name)
+    _say(f"cancel requested: upgrade {up.id} stops once its in-flight instances settle")
+    out(args, latest_view(lab, up))
+    return 0
+
+
+def _table(lab: Lab, view: dict) -> str:
+    rows = [{**r, "version": view["targetImageReference"]["version"]} for r in view["lab"]["instances"]]
+    head = (f"upgrade {view['lab']['upgradeId']} -> {view['targetImageReference']['version']}: "
+            f"{view['runningStatus']['code']}  {view['progress']}")
+    if view["error"]:
+        head += f"\nerror: {view['error']['code']}: {view['error']['message']}"
+    return head + "\n" + views.table(rows, [("Batch", "batch"), ("InstanceId", "instanceId"), ("State", "state"),
+                                           ("Swap", "timings.swap"), ("Boot", "timings.boot"),
+                                           ("Health", "timings.health"), ("Rollback", "timings.rollback"),
+                                           ("Error", "error")])
+
+
+def cmd_get_latest(args) -> int:
+    lab = Lab.open()
+    store = UpgradeStore(lab.db)
+    lab.models.get(args.name)
+    while True:
+        up = store.latest(args.name)
+        if up is None:
+            raise ModelError("--name", f"scale set '{args.name}' has no rolling upgrade yet", "NotFound")
+        view = latest_view(lab, up)
+        if not args.watch:
+            out(args, view)
+            return 0
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")
+        print(_table(lab, view) + "\n", flush=True)
+        if up.status != "RollingForward":
+            return 0
+        time.sleep(args.interval)
+
+
+def cmd_history(args) -> int:
+    lab = Lab.open()
+    lab.models.get(args.name)
+    out(args, [history_item(lab, up) for up in UpgradeStore(lab.db).history(args.name)])
+    return 0
+
+
+def register(sub) -> None:
+    named = argparse.ArgumentParser(add_help=False)
+    named.add_argument("--name", "-n", required=True, help="scale set name")
+    named.add_argument("-o", "--output", choices=("json",), default="json")
+
+    p = sub.add_parser("controller", help="long-running: automatic OS upgrades, resumes interrupted upgrades")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between looks (default %(default)s)")
+    p.add_argument("--once", action="store_true", help="one look (and the upgrades it starts), then exit")
+    p.add_argument("--no-files", action="store_true", help="do not serve $SCALESET_HOME/files to guests")
+    p.set_defaults(func=cmd_controller)
+
+    ru = sub.add_parser("rolling-upgrade", help="start, cancel or follow a rolling OS upgrade").add_subparsers(
+        dest="ru_cmd", required=True)
+    p = ru.add_parser("start", parents=[named], help="upgrade every instance not on the newest version (no "
+                                                     "automatic rollback); progress on stderr")
+    p.add_argument("--no-wait", action="store_true", help="leave it to `scaleset controller`")
+    p.add_argument("--watch", action="store_true", help="a table of batches and instances after every event")
+    p.set_defaults(func=cmd_start)
+    p = ru.add_parser("cancel", parents=[named], help="stop after the in-flight instances settle")
+    p.set_defaults(func=cmd_cancel)
+    p = ru.add_parser("get-latest", parents=[named], help="status of the latest upgrade")
+    p.add_argument("--watch", action="store_true", help="a live table of batches and instances until it ends")
+    p.add_argument("--interval", type=float, default=2.0)
+    p.set_defaults(func=cmd_get_latest)
+
+    p = sub.add_parser("get-os-upgrade-history", parents=[named], help="the last 5 upgrades of two months")
+    p.set_defaults(func=cmd_history)

@@ -1,0 +1,349 @@
+"""The `az vmss`-shaped commands of `scaleset` (create, show, reimage, ...)."""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from controller.ops import commands as ops
+from controller.ops import views
+from controller.ops.health import Monitor
+from controller.ops.views import vm_health
+from controller.model.instance import resolve_ids
+from controller.ops.lab import Lab
+from controller.core.errors import ModelError
+
+SHOW_COLUMNS = [("Name", "name"), ("Capacity", "sku.capacity"), ("Mode", "properties.upgradePolicy.mode"),
+                ("ProvisioningState", "properties.provisioningState")]
+
+
+INSTANCE_COLUMNS = [("InstanceId", "instanceId"), ("Name", "name"), ("ComputerName", "osProfile.computerName"),
+                    ("ProvisioningState", "provisioningState"), ("LatestModelApplied", "latestModelApplied"),
+                    ("Image", "storageProfile.imageReference.exactVersion"), ("Health", "lab.health"),
+                    ("HealthSince", "lab.healthSince")]
+VIEW_COLUMNS = [("InstanceId", "instanceId"), ("ComputerName", "computerName"), ("UD", "platformUpdateDomain"),
+                ("FD", "platformFaultDomain"), ("Provisioning", "statuses.0"), ("Power", "statuses.1"),
+                ("RunningImage", "runningImage.version"), ("LatestModelApplied", "latestModelApplied"),
+                ("Health", "vmHealth.status.code")]
+
+
+def out(args, obj, columns=None) -> None:
+    """JSON (default) or, with `-o table`, one line per object."""
+    if getattr(args, "output", "json") == "table" and columns:
+        rows = obj if isinstance(obj, list) else [obj]
+        flat = [{**r, "statuses": {str(i): s.get("code") for i, s in enumerate(r.get("statuses", []))}}
+                for r in rows]
+        print(views.table(flat, columns))
+        return
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _lab() -> Lab:
+    return Lab.open()
+
+
+def _prefix(name: str) -> str:
+    p = re.sub(r"[^A-Za-z0-9-]", "", name)[:9]
+    return p if p[:1].isalpha() else ("vm" + p)[:9]
+
+
+def _image(urn: str) -> dict:
+    parts = urn.split(":")
+    if len(parts) != 4 or not all(parts):
+        raise ModelError("--image", f"'{urn}' is not PUBLISHER:OFFER:SKU:VERSION")
+    return dict(zip(("publisher", "offer", "sku", "version"), parts, strict=True))
+
+
+def document_from_args(args) -> dict:
+    if args.model:
+        try:
+            doc = json.loads(Path(args.model).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError("--model", f"cannot read {args.model}: {exc}") from None
+        if args.name:
+            doc["name"] = args.name
+        return doc
+    if not args.name or not args.image:
+        raise ModelError("--name" if not args.name else "--image", "required unless --model is given")
+    os_profile = {"computerNamePrefix": args.computer_name_prefix or _prefix(args.name),
+                  "adminUsername": args.admin_username}
+    if args.custom_data:
+        try:
+            os_profile["customData"] = base64.b64encode(Path(args.custom_data).read_bytes()).decode()
+        except OSError as exc:
+            raise ModelError("--custom-data", f"cannot read {args.custom_data}: {exc.strerror}") from None
+    if args.ssh_key_values:
+        keys = []
+        for k in args.ssh_key_values:
+            text = Path(k).read_text().strip() if Path(k).is_file() else k
+            keys.append({"keyData": text, "path": f"/home/{args.admin_username}/.ssh/authorized_keys"})
+        os_profile["linuxConfiguration"] = {"ssh": {"publicKeys": keys}}
+    return {
+        "name": args.name, "location": args.location, "sku": {"capacity": args.instance_count},
+        "properties": {
+            "upgradePolicy": {"mode": args.upgrade_policy_mode,
+                              "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": args.enable_auto_os_upgrade}},
+            "virtualMachineProfile": {
+                "storageProfile": {"imageReference": _image(args.image),
+                                   "dataDisks": [{"lun": i, "diskSizeGB": g}
+                                                 for i, g in enumerate(args.data_disk_sizes_gb or [])]},
+                "osProfile": os_profile}}}
+
+
+def _show(lab: Lab, name: str) -> dict:
+    ss = lab.models.get(name)
+    return views.show(ss, lab.instances.list(ss.name))
+
+
+def _instances(lab: Lab, name: str, insts=None) -> list[dict]:
+    ss = lab.models.get(name)
+    insts = insts if insts is not None else lab.instances.list(ss.name)
+    health = ops.poll_health(lab, ss, insts=insts) if insts else {}
+    return [views.instance(ss, i, health.get(i.instance_id)) for i in insts]
+
+
+def cmd_create(args) -> int:
+    lab = _lab()
+    ss = ops.create(lab, document_from_args(args))
+    failed = [i for i in lab.instances.list(ss.name) if i.provisioning_state != "Succeeded"]
+    for i in failed:
+        print(f"instance {i.instance_id}: {i.provisioning_state}: {i.error}", file=sys.stderr)
+    out(args, _show(lab, ss.name), SHOW_COLUMNS)
+    return 1 if failed else 0
+
+
+def cmd_update(args) -> int:
+    lab = _lab()
+    ops.update_model(lab, args.name, args.set)
+    out(args, _show(lab, args.name), SHOW_COLUMNS)
+    return 0
+
+
+def cmd_extension_set(args) -> int:
+    lab = _lab()
+    doc = lab.models.get(args.vmss_name).to_json()
+    exts = doc["properties"]["virtualMachineProfile"].setdefault("extensionProfile", {}).setdefault("extensions", [])
+    name = args.extension_instance_name or args.name
+
+    def js(field: str, text: str | None) -> dict | None:
+        if text is None:
+            return None
+        try:
+            value = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+        except (OSError, json.JSONDecodeError) as exc:
+            # the text may be a secret: name the field, never echo the value
+            raise ModelError(field, f"is not valid JSON ({type(exc).__name__})") from None
+        if not isinstance(value, dict):
+            raise ModelError(field, "must be a JSON object")
+        return value
+
+    props = {"publisher": args.publisher, "type": args.name, "typeHandlerVersion": args.version,
+             "settings": js("--settings", args.settings) or {},
+             "provisionAfterExtensions": args.provision_after_extensions or []}
+    protected = js("--protected-settings", args.protected_settings)
+    if protected is not None:
+        props["protectedSettings"] = protected
+    exts[:] = [e for e in exts if e.get("name") != name] + [{"name": name, "properties": props}]
+    lab.models.replace(doc)
+    out(args, _show(lab, args.vmss_name), SHOW_COLUMNS)
+    return 0
+
+
+def cmd_show(args) -> int:
+    out(args, _show(_lab(), args.name), SHOW_COLUMNS)
+    return 0
+
+
+def cmd_list(args) -> int:
+    lab = _lab()
+    out(args, [views.show(ss, lab.instances.list(ss.name)) for ss in lab.models.list()], SHOW_COLUMNS)
+    return 0
+
+
+def cmd_list_instances(args) -> int:
+    out(args, _instances(_lab(), args.name), INSTANCE_COLUMNS)
+    return 0
+
+
+def cmd_get_instance_view(args) -> int:
+    lab = _lab()
+    ss = lab.models.get(args.name)
+    insts = lab.instances.list(ss.name)
+    states = {i.domain: (d.state() if (d := lab.hv.lookup(i.domain)) else None) for i in insts}
+    if args.instance_id is None:
+        out(args, views.aggregate_view(ss, insts, states))
+        return 0
+    chosen = [ops.refresh(lab, i) for i in resolve_ids(insts, [args.instance_id], "--instance-id")]
+    health = ops.poll_health(lab, ss, insts=chosen)
+    result = [views.instance_view(ss, i, states[i.domain], vm_health(health.get(i.instance_id))) for i in chosen]
+    out(args, result if args.instance_id == "*" else result[0], VIEW_COLUMNS)
+    return 0
+
+
+def cmd_health(args) -> int:
+    lab = _lab()
+    ss = lab.models.get(args.name)
+    monitor = Monitor(ss)
+    while True:
+        insts = lab.instances.list(ss.name)
+        readings = ops.poll_health(lab, ss, monitor, insts)
+        rows = [{"instanceId": i.instance_id, "computerName": i.computer_name, **vars(readings[i.instance_id])}
+                for i in insts]
+        if args.output == "json" and not args.watch:
+            out(args, rows)
+            return 0
+        if args.watch and sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")
+        print(views.table(rows, [("InstanceId", "instanceId"), ("ComputerName", "computerName"),
+                                 ("Health", "state"), ("Since", "since"), ("Source", "source"),
+                                 ("Detail", "detail")]), flush=True)
+        if not args.watch:
+            return 0
+        print(flush=True)
+        time.sleep(args.interval)
+
+
+def cmd_scale(args) -> int:
+    lab = _lab()
+    ops.scale(lab, args.name, args.new_capacity)
+    out(args, _show(lab, args.name), SHOW_COLUMNS)
+    return 0
+
+
+def _report(args, lab: Lab, insts) -> int:
+    out(args, _instances(lab, args.name, insts), INSTANCE_COLUMNS)
+    return 1 if any(i.provisioning_state == "Failed" for i in insts) else 0
+
+
+def cmd_power(args) -> int:
+    lab = _lab()
+    return _report(args, lab, ops.power(lab, args.name, args.instance_ids, args.action))
+
+
+def cmd_reimage(args) -> int:
+    lab = _lab()
+    return _report(args, lab, ops.reimage(lab, args.name, args.instance_ids))
+
+
+def cmd_update_instances(args) -> int:
+    lab = _lab()
+    if not args.instance_ids and args.update_domain is None:
+        raise ModelError("--instance-ids", "name instances ('*' for all) or an --update-domain")
+    return _report(args, lab, ops.update_instances(lab, args.name, args.instance_ids or None, args.update_domain))
+
+
+def cmd_run_command(args) -> int:
+    lab = _lab()
+    res = ops.run_command(lab, args.name, args.instance_id, "\n".join(args.scripts) + "\n")
+    ok = res.exit_status == 0
+    out(args, {"value": [{"code": f"ProvisioningState/{'succeeded' if ok else 'failed'}",
+                          "displayStatus": f"Provisioning {'succeeded' if ok else 'failed'}",
+                          "level": "Info" if ok else "Error",
+                          "message": f"Enable {'succeeded' if ok else 'failed'}: \n[stdout]\n{res.stdout}\n"
+                                     f"[stderr]\n{res.stderr}", "time": None}],
+               "exitCode": res.exit_status, "stdout": res.stdout, "stderr": res.stderr})
+    return 0
+
+
+def cmd_delete(args) -> int:
+    removed = ops.delete(_lab(), args.name)
+    print(f"deleted scale set {args.name}: {len(removed)} instance(s) with their OS disks, seeds and data disks",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_repair(args) -> int:
+    lab = _lab()
+    ss = lab.models.get(args.name)
+    done = ops._run(ops.reconcile(lab, ss))
+    out(args, {"repaired": done})
+    return 0
+
+
+def register(sub) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-o", "--output", choices=("json", "table"), default="json")
+    named = argparse.ArgumentParser(add_help=False, parents=[common])
+    named.add_argument("--name", "-n", required=True, help="scale set name")
+    ids = argparse.ArgumentParser(add_help=False)
+    ids.add_argument("--instance-ids", nargs="+", metavar="ID", help="instance ids or '*' (default: all)")
+
+    p = sub.add_parser("create", parents=[common], help="create a scale set and wait for its instances")
+    p.add_argument("--name", "-n")
+    p.add_argument("--image", help="PUBLISHER:OFFER:SKU:VERSION (VERSION may be 'latest')")
+    p.add_argument("--instance-count", type=int, default=2)
+    p.add_argument("--data-disk-sizes-gb", type=int, nargs="+", metavar="G")
+    p.add_argument("--upgrade-policy-mode", choices=("Automatic", "Manual", "Rolling"), default="Manual")
+    p.add_argument("--enable-auto-os-upgrade", type=lambda s: s.lower() == "true", default=False,
+                   metavar="true|false")
+    p.add_argument("--custom-data", metavar="FILE")
+    p.add_argument("--admin-username", default="azureuser")
+    p.add_argument("--computer-name-prefix")
+    p.add_argument("--ssh-key-values", nargs="+", metavar="KEY")
+    p.add_argument("--location", "-l", default="local")
+    p.add_argument("--model", metavar="FILE.json", help="the whole ARM-shaped scale-set document")
+    p.set_defaults(func=cmd_create)
+
+    p = sub.add_parser("update", parents=[named], help="change the model: --set PATH=VALUE ...")
+    p.add_argument("--set", action="append", required=True, metavar="PATH=VALUE")
+    p.set_defaults(func=cmd_update)
+
+    ext = sub.add_parser("extension", help="extensions of the model").add_subparsers(dest="ext_cmd", required=True)
+    p = ext.add_parser("set", parents=[common], help="add or replace an extension in the model")
+    p.add_argument("--vmss-name", required=True)
+    p.add_argument("--name", "-n", required=True, help="extension type, e.g. CustomScript")
+    p.add_argument("--publisher", required=True)
+    p.add_argument("--version", default="2.1")
+    p.add_argument("--settings", metavar="JSON|@FILE")
+    p.add_argument("--protected-settings", metavar="JSON|@FILE")
+    p.add_argument("--provision-after-extensions", nargs="+", metavar="NAME")
+    p.add_argument("--extension-instance-name")
+    p.set_defaults(func=cmd_extension_set)
+
+    p = sub.add_parser("list", parents=[common], help="every scale set of the lab")
+    p.set_defaults(func=cmd_list)
+
+    for cmd, func, helptext in (("show", cmd_show, "the scale set's model"),
+                                ("list-instances", cmd_list_instances, "instances and their models"),
+                                ("delete", cmd_delete, "delete the scale set with all its disks, data disks too"),
+                                ("repair", cmd_repair, "finish or undo what a killed command left")):
+        p = sub.add_parser(cmd, parents=[named], help=helptext)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("get-instance-view", parents=[named], help="power, provisioning, running image, extensions")
+    p.add_argument("--instance-id", metavar="ID|*")
+    p.set_defaults(func=cmd_get_instance_view)
+
+    p = sub.add_parser("health", help="one line per instance: health state and since when")
+    p.add_argument("--name", "-n", required=True, help="scale set name")
+    p.add_argument("-o", "--output", choices=("json", "table"), default="table")
+    p.add_argument("--watch", action="store_true", help="refresh until interrupted")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between polls with --watch")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("scale", parents=[named], help="change the instance count")
+    p.add_argument("--new-capacity", type=int, required=True)
+    p.set_defaults(func=cmd_scale)
+
+    for action in ("start", "stop", "restart"):
+        p = sub.add_parser(action, parents=[named, ids], help=f"{action} instances")
+        p.set_defaults(func=cmd_power, action=action)
+
+    p = sub.add_parser("reimage", parents=[named, ids], help="fresh OS disks from the instances' current image")
+    p.set_defaults(func=cmd_reimage)
+
+    p = sub.add_parser("update-instances", parents=[named, ids], help="bring instances to the latest model")
+    p.add_argument("--update-domain", type=int, choices=range(5), metavar="UD")
+    p.set_defaults(func=cmd_update_instances)
+
+    rc = sub.add_parser("run-command", help="run a script in an instance").add_subparsers(dest="rc_cmd", required=True)
+    p = rc.add_parser("invoke", parents=[named], help="run shell as root over SSH")
+    p.add_argument("--instance-id", required=True)
+    p.add_argument("--command-id", default="RunShellScript", choices=("RunShellScript",))
+    p.add_argument("--scripts", nargs="+", required=True)
+    p.set_defaults(func=cmd_run_command)

@@ -1,0 +1,1 @@
+"""Errors, settings, clocks and transactions: what every layer may use."""

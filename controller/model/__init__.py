@@ -1,0 +1,1 @@
+"""The ARM documents (scale set, instance, extensions) and their parsing and validation."""

@@ -1,0 +1,111 @@
+"""The controller's view of instance health, from the scale set's one health source:
+
+- `agent`: the ApplicationHealthLinux agent in the guest, read over its 127.0.0.1 forward;
+- `probe`: `networkProfile.healthProbe`, probed by the controller itself (the load balancer's
+  part in Azure): HTTP 200 or an open TCP port is up, `numberOfProbes` failures take it down;
+- `default`: no source: healthy when running and every extension provisioned successfully.
+
+Polls run concurrently with time-outs; an unreachable agent is `Unknown`, never an exception.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+from agent.health import HEALTHY, INITIALIZING, UNHEALTHY, UNKNOWN, HealthState, ProbeResult
+
+from controller.core.clock import now_iso
+from controller.state.health import Reading
+from controller.model.instance import AGENT_PORT, Instance
+from controller.model.scaleset import ScaleSet
+
+AGENT_TIMEOUT = 3.0
+
+
+def source_of(ss: ScaleSet) -> str:
+    if ss.health_extension() is not None:
+        return "agent"
+    return "probe" if ss.properties.virtualMachineProfile.networkProfile.healthProbe else "default"
+
+
+async def read_agent(session: aiohttp.ClientSession, port: int, timeout: float = AGENT_TIMEOUT) -> Reading:
+    url = f"http://127.0.0.1:{port}/health"
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            if resp.status != 200:
+                return Reading(UNKNOWN, "agent", f"agent answered HTTP {resp.status}")
+            view = await resp.json(content_type=None)
+    except asyncio.TimeoutError:
+        return Reading(UNKNOWN, "agent", "agent timed out")
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return Reading(UNKNOWN, "agent", f"agent unreachable: {type(exc).__name__}")
+    state = view.get("state") if isinstance(view, dict) else None
+    if state not in (HEALTHY, UNHEALTHY, UNKNOWN, INITIALIZING):
+        return Reading(UNKNOWN, "agent", "agent answered garbage")
+    last = (view.get("lastProbes") or [{}])[-1]
+    since = view.get("since") if isinstance(view.get("since"), str) else None
+    return Reading(state, "agent", str(last.get("detail", ""))[:200], since)
+
+
+async def probe_host(session: aiohttp.ClientSession, protocol: str, host_port: int, guest_port: int,
+                     path: str, timeout: float = AGENT_TIMEOUT) -> ProbeResult:
+    """The load balancer's probe: up on HTTP 200 (the body is not read) or an open TCP port."""
+    now = time.time()
+    try:
+        if protocol.lower() == "tcp":
+            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", host_port), timeout)
+            writer.close()
+            return ProbeResult(HEALTHY, f"tcp {guest_port} open", now)
+        async with session.get(f"http://127.0.0.1:{host_port}{path}", allow_redirects=False,
+                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            return ProbeResult(HEALTHY if resp.status == 200 else UNHEALTHY, f"HTTP {resp.status}", now)
+    except asyncio.TimeoutError:
+        return ProbeResult(UNHEALTHY, "timed out", now)
+    except (aiohttp.ClientError, OSError) as exc:
+        return ProbeResult(UNHEALTHY, f"{type(exc).__name__}", now)
+
+
+class Monitor:
+    """Polls a scale set's instances; keeps the probe hysteresis between polls."""
+
+    def __init__(self, ss: ScaleSet, timeout: float = AGENT_TIMEOUT) -> None:
+        self.ss, self.timeout = ss, timeout
+        self.source = source_of(ss)
+        self._probe_states: dict[int, HealthState] = {}
+
+    async def _probe(self, session: aiohttp.ClientSession, inst: Instance) -> Reading:
+        p = self.ss.properties.virtualMachineProfile.networkProfile.healthProbe
+        assert p is not None
+        host_port = inst.ports.get(p.port)
+        if host_port is None:
+            return Reading(UNKNOWN, "probe", f"no forward for port {p.port}; run update-instances")
+        result = await probe_host(session, p.protocol, host_port, p.port, p.requestPath or "/", self.timeout)
+        hs = self._probe_states.setdefault(inst.instance_id, HealthState(p.numberOfProbes, 0, result.at))
+        return Reading(hs.record(result), "probe", result.detail)
+
+    async def read(self, session: aiohttp.ClientSession, inst: Instance, running: bool) -> Reading:
+        try:
+            if not running:
+                return Reading(UNKNOWN, self.source, "not running")
+            if self.source == "agent":
+                return await read_agent(session, inst.ports.get(AGENT_PORT, 0), self.timeout)
+            if self.source == "probe":
+                return await self._probe(session, inst)
+            failed = [s["name"] for s in inst.extensions if s.get("provisioningState") != "Succeeded"]
+            if inst.provisioning_state != "Succeeded" or failed:
+                return Reading(UNHEALTHY, "default", f"provisioning {inst.provisioning_state}"
+                               + (f"; extensions not succeeded: {', '.join(failed)}" if failed else ""))
+            return Reading(HEALTHY, "default", "running, extensions succeeded")
+        except Exception as exc:  # noqa: BLE001 - one instance's trouble never stops the loop
+            return Reading(UNKNOWN, self.source, f"{type(exc).__name__}: {exc}"[:200])
+
+    async def poll(self, instances: list[Instance], running: dict[int, bool]) -> dict[int, Reading]:
+        async with aiohttp.ClientSession() as session:
+            readings = await asyncio.gather(*(self.read(session, i, running.get(i.instance_id, False))
+                                              for i in instances))
+        stamp = now_iso()
+        for r in readings:
+            r.checked_at = stamp
+        return {i.instance_id: r for i, r in zip(instances, readings, strict=True)}

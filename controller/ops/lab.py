@@ -1,0 +1,84 @@
+"""The lab a command works on: its paths, database, libvirt connection and gallery."""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from controller.core.errors import ImageError
+from images.gallery import Gallery, ImageVersion
+
+from controller.virt import accel as accel_mod
+from controller.core.settings import LabPaths, lab_paths, libvirt_uri
+from controller.state.db import connect
+from controller.virt.hypervisor import Hypervisor
+from controller.state.instances import InstanceStore
+from controller.model.scaleset import ScaleSet
+from controller.core.errors import ModelError
+from controller.state.journal import SwapJournal
+from controller.state.scalesets import ScaleSetStore
+
+IMAGE_REF = "$.properties.virtualMachineProfile.storageProfile.imageReference"
+
+
+@dataclass
+class Lab:
+    paths: LabPaths
+    uri: str
+    _accel: accel_mod.Accel | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, accel: accel_mod.Accel | None = None) -> "Lab":
+        return cls(lab_paths().ensure(), libvirt_uri(), accel)
+
+    @cached_property
+    def db(self) -> sqlite3.Connection:
+        return connect(self.paths.db)
+
+    @cached_property
+    def hv(self) -> Hypervisor:
+        return Hypervisor(self.uri)
+
+    @cached_property
+    def gallery(self) -> Gallery:
+        return Gallery(self.paths, self.db)
+
+    @property
+    def accel(self) -> accel_mod.Accel:
+        if self._accel is None:
+            self._accel = accel_mod.detect()
+        return self._accel
+
+    @property
+    def models(self) -> ScaleSetStore:
+        return ScaleSetStore(self.db)
+
+    @property
+    def instances(self) -> InstanceStore:
+        return InstanceStore(self.db)
+
+    @property
+    def journal(self) -> SwapJournal:
+        return SwapJournal(self.db)
+
+    def resolve_image(self, ss: ScaleSet, verify: bool = False) -> ImageVersion:
+        """The image version the model asks for in the scale set's region (ModelError if none)."""
+        ref = ss.properties.virtualMachineProfile.storageProfile.imageReference
+        try:
+            iv = self.gallery.resolve(ref.publisher, ref.offer, ref.sku, ref.version, ss.location)
+            return self.gallery.verify(iv) if verify else iv
+        except ImageError as exc:
+            raise ModelError(IMAGE_REF, exc.reason, exc.code) from None
+
+    def image(self, ref: dict, verify: bool = False) -> ImageVersion:
+        try:
+            iv = self.gallery.get(ref["publisher"], ref["offer"], ref["sku"], ref["version"])
+            return self.gallery.verify(iv) if verify else iv
+        except ImageError as exc:
+            raise ModelError(IMAGE_REF, exc.reason, exc.code) from None
+
+    def close(self) -> None:
+        if "hv" in self.__dict__:
+            self.hv.close()
+        if "db" in self.__dict__:
+            self.db.close()

@@ -1,0 +1,231 @@
+"""Bringing instances to life and back: plan, materialize (disks, seed, domain), wait, settle.
+
+Every instance creation and OS-disk swap goes through the swap journal (osdisk.py), so a
+killed command leaves something `reconcile()` can finish. Slow steps (domain start, boot
+wait) run in threads; the database is only touched from the event loop's thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+from images.gallery import ImageVersion
+
+from controller.model import extensions as ext_mod
+from controller.virt import vm
+from controller.state.health import HealthStore
+from controller.core.errors import HypervisorError
+from controller.model.instance import DOMAINS, Instance, applied_profile, computer_name, domain_name, guest_ports, profile_digest
+from controller.ops.lab import Lab
+from controller.model.scaleset import ScaleSet
+from controller.state.journal import Swap, new_side, old_side, remove_files, settle_new, settle_old
+from controller.virt.hypervisor import attached_os_disk
+from controller.virt.ports import PortAllocator
+from controller.state.upgrades import UpgradeStore
+
+BOOT_TIMEOUT = 600.0  # seconds for a new OS disk to reach "cloud-init done"
+
+
+def port_owner(lab: Lab, domain: str) -> str:
+    return f"{lab.paths.home}#{domain}"
+
+
+def allocate_ports(lab: Lab, domain: str, wanted: list[int], existing: dict[int, int]) -> dict[int, int]:
+    """Host ports on 127.0.0.1 for each guest port; existing forwards keep their host port."""
+    mapping = {g: h for g, h in existing.items() if g in wanted}
+    hosts = PortAllocator().allocate(port_owner(lab, domain), max(len(wanted), len(existing)))
+    free = [h for h in hosts if h not in mapping.values()]
+    for g in wanted:
+        if g not in mapping:
+            mapping[g] = free.pop(0)
+    return mapping
+
+
+def plan_instance(lab: Lab, ss: ScaleSet, instance_id: int, image: ImageVersion) -> Instance:
+    dom = domain_name(lab.paths.home, ss.name, instance_id)
+    inst = Instance(
+        scale_set=ss.name, instance_id=instance_id, domain=dom,
+        computer_name=computer_name(ss.properties.virtualMachineProfile.osProfile.computerNamePrefix, instance_id),
+        update_domain=instance_id % DOMAINS, fault_domain=instance_id % DOMAINS,
+        profile=applied_profile(ss, image.version), profile_digest=profile_digest(ss),
+        os_disk=str(vm.os_disk_path(vm.instance_dir(lab.paths, dom))), seed="", ci_instance_id="",
+        ports=allocate_ports(lab, dom, guest_ports(ss), {}))
+    inst.ci_instance_id = vm.new_ci_instance_id(inst)
+    inst.seed = str(vm.seed_path(lab.paths, inst, inst.ci_instance_id))
+    return inst
+
+
+def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: ImageVersion | None,
+              applied: tuple[dict, str] | None = None) -> Instance:
+    """The instance as it will be on a fresh OS disk: its own profile (reimage) or the model's
+    (`applied`: the model's profile and digest, when the caller computed them once for many)."""
+    new = Instance.__new__(Instance)  # a shallow copy (fast): the fields that differ are replaced, not changed
+    new.__dict__.update(inst.__dict__)
+    disk_dir = os.path.dirname(inst.os_disk)  # the instance's directory (vm.instance_dir)
+    new.os_disk, new.provisioning_state, new.error = os.path.join(disk_dir, vm.os_disk_name()), "Updating", None
+    if to_model:
+        assert image is not None
+        new.profile, new.profile_digest = applied or (applied_profile(ss, image.version), profile_digest(ss))
+        wanted = guest_ports(ss)
+        if sorted(wanted) != sorted(inst.ports):  # a new probe port: lease one more forward
+            new.ports = allocate_ports(lab, inst.domain, wanted, inst.ports)
+    new.ci_instance_id = vm.new_ci_instance_id(inst)
+    new.seed = os.path.join(disk_dir, vm.seed_name(new.ci_instance_id))
+    return new
+
+
+# -- steps run in threads (no database) ------------------------------------------------------
+def write_disks(lab: Lab, inst: Instance, image_path: Path) -> None:
+    """The new OS disk and seed (and data disks the instance lacks); existing files are kept."""
+    vm.ensure_data_disks(inst.dir, vm.typed_profile(inst))
+    if not Path(inst.os_disk).exists():
+        vm.create_os_disk(Path(inst.os_disk), image_path)
+    if not Path(inst.seed).exists():
+        vm.write_instance_seed(lab.paths, inst, inst.ci_instance_id)
+
+
+def switch(lab: Lab, inst: Instance) -> float:
+    """Power off, define the domain on `inst`'s OS disk and seed, start; returns the start time."""
+    if attached_os_disk(lab.hv, inst.domain) != inst.os_disk:
+        vm.hostkeys(lab.paths, inst).forget()  # another OS disk, other host keys: the lab re-pins
+    dom = lab.hv.lookup(inst.domain)
+    if dom is not None:
+        dom.destroy()
+        if dom.uuid() != vm.domain_uuid(inst):  # defined by an older lab version: same name, other uuid
+            dom.undefine()
+    _, started = vm.boot(lab.hv, lab.paths, vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed),
+                                                           lab.accel), inst)
+    return started
+
+
+def wait_booted(lab: Lab, inst: Instance, started: float, timeout: float = BOOT_TIMEOUT) -> vm.Booted:
+    return vm.wait(lab.hv, lab.paths, inst, started, timeout)
+
+
+def apply_booted(inst: Instance, booted: vm.Booted) -> Instance:
+    """Provisioning state from cloud-init's result and the extension statuses."""
+    exts = inst.profile["vm"].get("extensionProfile", {}).get("extensions", [])
+    inst.boot_id, inst.stamp = booted.readiness.boot_id, booted.readiness.stamp
+    inst.extensions = booted.extensions or ext_mod.pending_statuses(exts)
+    failed = [s for s in inst.extensions if s.get("provisioningState") != "Succeeded"]
+    if failed:
+        inst.provisioning_state = "Failed"
+        inst.error = "; ".join(f"extension {s['name']}: {s.get('message', '')}" for s in failed)
+    elif booted.readiness.cloud_init_status != "done":
+        inst.provisioning_state, inst.error = "Failed", f"cloud-init status: {booted.readiness.cloud_init_status}"
+    else:
+        inst.provisioning_state, inst.error = "Succeeded", None
+    inst.power_state = "running"
+    return inst
+
+
+# -- one new OS disk, end to end ----------------------------------------------------------------
+async def bring_up(lab: Lab, swap: Swap, new: Instance, image_path: Path, timeout: float = BOOT_TIMEOUT) -> Instance:
+    """Write the new disk, switch the domain to it, wait for cloud-init, settle on it.
+    A disk that never boots leaves the instance Failed on it (no automatic rollback here)."""
+    try:
+        await asyncio.to_thread(write_disks, lab, new, image_path)
+        started = await asyncio.to_thread(switch, lab, new)
+        lab.journal.set_phase(swap, "swapped")
+        booted = await asyncio.to_thread(wait_booted, lab, new, started, timeout)
+        apply_booted(new, booted)
+    except Exception as exc:  # noqa: BLE001 - any failure is the instance's state, not a crash
+        new.provisioning_state, new.error = "Failed", f"{type(exc).__name__}: {exc}"
+        if swap.old_os_disk and attached_os_disk(lab.hv, new.domain) != new.os_disk:
+            # never switched: the instance stays on its old disk, running again if it was
+            old = old_side(new, swap)
+            old.provisioning_state, old.error = "Failed", new.error
+            if old.power_state == "running":
+                try:
+                    await asyncio.to_thread(switch, lab, old)
+                except Exception as exc2:  # noqa: BLE001
+                    old.error += f"; restarting on the old disk failed: {exc2}"
+            settle_old(lab.db, lab.journal, swap, old, new.error)
+            return old
+    settle_new(lab.db, lab.journal, swap, new)
+    return new
+
+
+async def bring_up_many(lab: Lab, jobs: list[tuple[Swap, Instance, Path]]) -> list[Instance]:
+    return list(await asyncio.gather(*(bring_up(lab, s, n, p) for s, n, p in jobs)))
+
+
+def remove_instance(lab: Lab, inst: Instance) -> None:
+    """Domain, OS disks, seeds, data disks, forwards, pinned host key, console log, row."""
+    dom = lab.hv.lookup(inst.domain)
+    if dom is not None:
+        dom.undefine()
+    shutil.rmtree(vm.instance_dir(lab.paths, inst.domain), ignore_errors=True)
+    PortAllocator().release(port_owner(lab, inst.domain))
+    vm.hostkeys(lab.paths, inst).forget()
+    vm.console_log(lab.paths, inst).unlink(missing_ok=True)
+    HealthStore(lab.db).forget(inst.scale_set, inst.instance_id)
+    lab.instances.delete(inst.scale_set, inst.instance_id)
+
+
+# -- crash repair ------------------------------------------------------------------------------
+async def finish_orphan(lab: Lab, swap: Swap) -> Instance:
+    """Finish or undo a swap whose process died: whichever disk libvirt has attached wins."""
+    lab.journal.claim(swap)
+    inst = lab.instances.get(swap.scale_set, swap.instance_id)
+    attached = attached_os_disk(lab.hv, inst.domain)
+    new = new_side(inst, swap)
+    if swap.kind == "create" or attached == swap.new_os_disk:
+        image = lab.image(new.image)
+        return await bring_up(lab, swap, new, image.path)
+    old = old_side(inst, swap)
+    if attached != swap.old_os_disk or old.power_state == "running":
+        started = await asyncio.to_thread(switch, lab, old)
+        try:
+            apply_booted(old, await asyncio.to_thread(wait_booted, lab, old, started))
+        except Exception as exc:  # noqa: BLE001
+            old.provisioning_state, old.error = "Failed", f"{type(exc).__name__}: {exc}"
+    settle_old(lab.db, lab.journal, swap, old, "interrupted before the new OS disk was attached; undone")
+    return old
+
+
+async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
+    """Make libvirt and the database agree after a crash; returns what was done."""
+    done = []
+    upgrading = UpgradeStore(lab.db).active(ss.name) is not None
+    for swap in lab.journal.orphans(ss.name):
+        if swap.kind == "rolling" and upgrading:
+            continue  # the rolling upgrade resumes its own instances (rolling.py)
+        inst = await finish_orphan(lab, swap)
+        done.append(f"instance {swap.instance_id}: unfinished {swap.kind} "
+                    f"{'completed' if inst.os_disk == swap.new_os_disk else 'undone'}")
+    rows = {i.domain: i for i in lab.instances.list(ss.name)}
+    busy = lab.journal.busy(ss.name)
+    live = {p for i in rows.values() for p in (i.os_disk, i.seed)}
+    live |= {p for s in lab.journal.open_swaps(ss.name) for p in (s.old_os_disk, s.old_seed, s.new_os_disk, s.new_seed)}
+    dead = [p for p in lab.journal.dead_files(ss.name) if p not in live and Path(p).exists()]
+    if dead:  # a process killed between recording a settle and deleting the other disk
+        remove_files(*dead)
+        done.append(f"removed {len(dead)} disk files that finished swaps had left behind")
+    for dom in lab.hv.lab_domains(str(lab.paths.home)):
+        tag = dom.lab_tag()
+        if tag and tag.scale_set.lower() == ss.name.lower() and dom.name not in rows:
+            dom.undefine()
+            shutil.rmtree(vm.instance_dir(lab.paths, dom.name), ignore_errors=True)
+            done.append(f"domain {dom.name}: no instance record; removed")
+    for inst in rows.values():
+        if inst.instance_id in busy:
+            continue
+        dom = lab.hv.lookup(inst.domain)
+        if dom is None and Path(inst.os_disk).exists() and Path(inst.seed).exists():
+            try:
+                await asyncio.to_thread(_redefine, lab, inst)
+                done.append(f"instance {inst.instance_id}: domain missing; defined again")
+            except HypervisorError as exc:
+                inst.provisioning_state, inst.error = "Failed", str(exc)
+                lab.instances.save(inst)
+                done.append(f"instance {inst.instance_id}: domain missing; defining it again failed: {exc}")
+    return done
+
+
+def _redefine(lab: Lab, inst: Instance) -> None:
+    dom = lab.hv.define(vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed), lab.accel))
+    if inst.power_state == "running":
+        dom.start()

@@ -1,0 +1,262 @@
+"""The rolling OS-image upgrade: batches, health waits, rollback, cancel, resume after a kill.
+
+Each instance of a batch is upgraded in parallel: its OS-disk swap is journalled (osdisk.py,
+kind `rolling`) before any step, so a killed controller resumes it from whichever disk
+libvirt has attached. The old OS disk is deleted only once the instance is settled.
+The VM work goes through a Driver (rolling_driver.py for libvirt; a fake in the tests).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from controller.ops import upgrade_plan as plan
+from controller.state.db import GroupCommit
+from controller.core.txn import transaction
+from controller.state.health import Reading
+from controller.state.instances import LiveSet
+from controller.model.instance import Instance, applied_profile, profile_digest
+from controller.ops.lab import Lab
+from controller.model.scaleset import RollingUpgradePolicy, ScaleSet
+from controller.model.jsonmap import from_json, parse_duration, to_json
+from controller.state.journal import Swap, drop_old, new_side, old_side, record_new, settle_new, settle_old
+from controller.core.procs import process_tag
+from controller.ops.provision import apply_booted, target_of
+from controller.state.upgrades import Upgrade, UpgradeStore
+from controller.virt.vm import Booted
+
+FAILED_STATES = ("Failed", "RolledBack", "RollbackFailed")
+
+
+class Driver(Protocol):
+    async def write_disks(self, inst: Instance) -> None: ...
+    async def switch(self, inst: Instance) -> None: ...
+    def attached(self, inst: Instance) -> str | None: ...
+    async def wait_booted(self, inst: Instance, timeout: float) -> Booted: ...
+    async def health(self, ss: ScaleSet, inst: Instance) -> Reading: ...
+    async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]: ...
+
+
+@dataclass
+class Outcome:
+    instance_id: int
+    state: str  # Succeeded | Failed | RolledBack | RollbackFailed
+    timings: dict
+    unsettled: tuple[Swap, Instance] | None = None  # Failed, rollback deferred to the end of the batch
+    saved: Instance | None = None  # the instance as last written to its row (None: read it again)
+
+
+def start_upgrade(lab: Lab, ss: ScaleSet, started_by: str, owned: bool = True) -> Upgrade:
+    """Record a new attempt towards the newest version the model allows (one at a time)."""
+    image = lab.resolve_image(ss, verify=True)
+    ref = ss.properties.virtualMachineProfile.storageProfile.imageReference
+    target = {"publisher": ref.publisher, "offer": ref.offer, "sku": ref.sku, "version": image.version}
+    up_policy = ss.properties.upgradePolicy
+    return UpgradeStore(lab.db).start(ss.name, started_by, target, to_json(up_policy.rollingUpgradePolicy),
+                                      plan.automatic_rollback(started_by, up_policy.automaticOSUpgradePolicy),
+                                      owner=process_tag() if owned else None)
+
+
+class Orchestrator:
+    def __init__(self, lab: Lab, driver: Driver, *, poll_interval: float = 1.0,
+                 on_event: Callable[[str], None] | None = None) -> None:
+        self.lab, self.driver, self.poll_interval = lab, driver, poll_interval
+        self.store = UpgradeStore(lab.db)
+        self.commits = GroupCommit(lab.db)  # the instances of a batch that finish together share a commit
+        self.say = on_event or (lambda _msg: None)
+        self._verified: set[int] = set()
+        self._model: dict = {}  # the model, parsed once while it does not change
+        self._sets: dict[str, LiveSet] = {}
+
+    # -- the upgrade -----------------------------------------------------------------------------
+    async def run(self, up: Upgrade) -> Upgrade:
+        self.store.claim(up)
+        policy = from_json(RollingUpgradePolicy, up.policy, "$.policy")
+        inflight = [r for r in self.store.instances(up) if r["state"] == "InProgress"]
+        if inflight:  # a killed controller left a batch in flight: settle it first
+            self.say(f"resuming batch {inflight[0]['batch']}: instances {[r['instanceId'] for r in inflight]}")
+            ss = self.lab.models.get(up.scale_set)
+            outcomes = await asyncio.gather(*(self._resume(up, ss, r["swapId"]) for r in inflight))
+            if await self._end_batch(up, policy, list(outcomes), 0.0):
+                return up
+        while True:
+            if self.store.cancel_requested(up):
+                self.store.finish(up, "Cancelled")
+                self.say("upgrade Cancelled")
+                return up
+            ss = self.lab.models.get(up.scale_set, self._model)
+            live = self._sets.setdefault(ss.name, LiveSet(self.lab.instances, ss.name))
+            insts = live.instances()
+            touched = self.store.states(up)
+            pending = [i.instance_id for i in insts
+                       if i.image["version"] != up.target["version"] and i.instance_id not in touched]
+            if not pending:
+                self.store.finish(up, "Completed")
+                self.say("upgrade Completed")
+                return up
+            health = await self.driver.health_all(ss, insts)
+            breach = plan.health_breach(health, policy, up.batches_done)
+            if breach:
+                self.store.finish(up, "Faulted", breach)
+                self.say(f"upgrade Faulted: {breach[0]}: {breach[1]}")
+                return up
+            size = plan.batch_size(len(insts), policy.maxBatchInstancePercent)
+            batch = plan.next_batch(pending, health, size, policy.prioritizeUnhealthyInstances)
+            t0 = time.monotonic()
+            outcomes: list[Outcome] = []
+            try:
+                chosen = set(batch)
+                outcomes = await self._batch(up, ss, [i for i in insts if i.instance_id in chosen])
+                stop = await self._end_batch(up, policy, outcomes, time.monotonic() - t0)
+            finally:
+                live.changed(batch, {o.instance_id: o.saved for o in outcomes if o.saved is not None})
+            if stop:
+                return up
+            pause = parse_duration(policy.pauseTimeBetweenBatches, "pauseTimeBetweenBatches")
+            t_pause = time.monotonic()
+            while time.monotonic() < t_pause + pause and not self.store.cancel_requested(up):
+                await asyncio.sleep(min(self.poll_interval, max(0.0, t_pause + pause - time.monotonic())))
+            if pause:
+                up.batch_times[-1]["pause"] = round(time.monotonic() - t_pause, 3)
+                self.store.batch_done(up)
+
+    async def _batch(self, up: Upgrade, ss: ScaleSet, insts: list[Instance]) -> list[Outcome]:
+        number = up.batches_done + 1
+        image = self.lab.image(up.target, verify=up.id not in self._verified)  # sha256 once per upgrade
+        self._verified.add(up.id)
+        applied = (applied_profile(ss, image.version), profile_digest(ss))
+        news = [target_of(self.lab, ss, inst, True, image, applied) for inst in insts]
+        with transaction(self.lab.db):  # the whole batch is recorded before any step is taken
+            swaps = self.lab.journal.begin_many("rolling", list(zip(insts, news, strict=True)))
+            self.lab.instances.set_state(ss.name, [i.instance_id for i in insts], "Updating")
+            self.store.begin_instances(up, number, {swap.instance_id: swap.id for swap in swaps})
+        self.say(f"batch {number}: instances {[i.instance_id for i in insts]} -> {up.target['version']}")
+        jobs = zip(swaps, news, strict=True)
+        wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
+        return list(await asyncio.gather(*(self._upgrade_one(up, ss, swap, new, wait=wait) for swap, new in jobs)))
+
+    async def _end_batch(self, up: Upgrade, policy: RollingUpgradePolicy, outcomes: list[Outcome],
+                         wall: float) -> bool:
+        """Record the batch; stop (True) when too many upgraded instances ended unhealthy."""
+        slowest = max((sum(o.timings.values()) for o in outcomes), default=0.0)  # swap+boot+health(+rollback)
+        self.store.batch_done(up, {"batch": up.batches_done + 1, "wall": round(wall, 3), "slowest": round(slowest, 3),
+                                   "instances": [o.instance_id for o in outcomes]})
+        done = [st for st in self.store.states(up).values() if st != "InProgress"]
+        unsettled = [o for o in outcomes if o.unsettled]
+        failed = sum(st in FAILED_STATES for st in done) + len(unsettled)
+        breach = plan.upgraded_breach(failed, len(done) + len(unsettled), policy)
+        for o in unsettled:
+            assert o.unsettled is not None
+            swap, new = o.unsettled
+            if breach and policy.rollbackFailedInstancesOnPolicyBreach:
+                o.state, o.saved = await self._rollback(up, swap, new, "policy breached", o.timings)
+            else:  # no rollback: the instance stays Failed on the new disk
+                settle_new(self.lab.db, self.lab.journal, swap, new)
+                self.store.set_instance(up, o.instance_id, "Failed", new.error, o.timings)
+                o.saved = new
+        if breach:
+            self.store.finish(up, "Faulted", breach)
+            self.say(f"upgrade Faulted: {breach[0]}: {breach[1]}")
+        return breach is not None
+
+    # -- one instance ----------------------------------------------------------------------------
+    async def _upgrade_one(self, up: Upgrade, ss: ScaleSet, swap: Swap, new: Instance,
+                           switched: bool = False, wait: float | None = None) -> Outcome:
+        if wait is None:
+            wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
+        t0 = time.monotonic()
+        deadline = t0 + wait
+        timings = {"swap": 0.0, "boot": 0.0, "health": 0.0}
+        healthy, why = False, ""
+        try:
+            if not switched:
+                await self.driver.write_disks(new)
+                await self.driver.switch(new)  # no "swapped" record: a resume asks libvirt which disk is attached
+            t1 = time.monotonic()
+            timings["swap"] = t1 - t0
+            booted = await self.driver.wait_booted(new, max(1.0, deadline - t1))
+            apply_booted(new, booted)
+            t2 = time.monotonic()
+            timings["boot"] = t2 - t1
+            healthy, why = await self._wait_healthy(ss, new, deadline)
+            timings["health"] = time.monotonic() - t2
+        except Exception as exc:  # noqa: BLE001 - a failed instance is an outcome, not a crash
+            why = f"{type(exc).__name__}: {exc}"[:300]
+        timings = {k: round(v, 3) for k, v in timings.items()}
+        iid = new.instance_id
+        if healthy:
+            await self.commits.write(self._settle_many, (up, swap, new, timings))
+            drop_old(swap)
+            self.say(f"instance {iid}: Succeeded (swap {timings['swap']:.1f} s, boot {timings['boot']:.1f} s, "
+                     f"health {timings['health']:.1f} s)")
+            return Outcome(iid, "Succeeded", timings, saved=new)
+        new.provisioning_state, new.error = "Failed", f"not healthy within {int(wait)} s: {why}"
+        self.say(f"instance {iid}: not healthy in time ({why})")
+        if up.auto_rollback:
+            t3 = time.monotonic()
+            state, saved = await self._rollback(up, swap, new, why, timings)
+            timings["rollback"] = round(time.monotonic() - t3, 3)
+            self.store.set_instance(up, iid, state, why, timings)
+            return Outcome(iid, state, timings, saved=saved)
+        return Outcome(iid, "Failed", timings, unsettled=(swap, new))  # settled at the end of the batch
+
+    def _settle_many(self, items: list[tuple[Upgrade, Swap, Instance, dict]]) -> None:
+        """Healthy instances that finished together: on their new disks, Succeeded (one commit)."""
+        record_new(self.lab.db, self.lab.journal, [(swap, new) for _, swap, new, _ in items])
+        for up in {id(up): up for up, _, _, _ in items}.values():
+            self.store.set_instances(up, [(new.instance_id, "Succeeded", None, timings)
+                                          for u, _, new, timings in items if u is up])
+
+    async def _wait_healthy(self, ss: ScaleSet, inst: Instance, deadline: float) -> tuple[bool, str]:
+        """Initializing is waited for; Unknown and Unhealthy too, until the deadline."""
+        while True:
+            reading = await self.driver.health(ss, inst)
+            if reading.state == "Healthy":
+                return True, reading.detail
+            if reading.source == "default" or time.monotonic() >= deadline:  # default: final once booted
+                return False, f"{reading.state}: {reading.detail}"
+            await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    async def _rollback(self, up: Upgrade, swap: Swap, new: Instance, why: str,
+                        timings: dict | None = None) -> tuple[str, Instance | None]:
+        """Back to the previous OS disk (kept until now), booted; the new disk goes.
+        Returns the state and the instance as saved (None: its row was left as it was)."""
+        self.lab.journal.set_phase(swap, "rollingback")
+        old = old_side(new, swap)
+        saved: Instance | None = old
+        try:
+            await self.driver.switch(old)
+            apply_booted(old, await self.driver.wait_booted(old, 600.0))
+            old.error = f"upgrade to {up.target['version']} rolled back: {why}"[:400]
+            settle_old(self.lab.db, self.lab.journal, swap, old, why)
+            self.say(f"instance {old.instance_id}: rolled back to {old.image['version']}")
+            state = "RolledBack"
+        except Exception as exc:  # noqa: BLE001
+            up.rollback_error = f"instance {old.instance_id}: {type(exc).__name__}: {exc}"[:300]
+            if self.driver.attached(old) == old.os_disk:
+                old.provisioning_state, old.error = "Failed", up.rollback_error
+                settle_old(self.lab.db, self.lab.journal, swap, old, up.rollback_error)
+            else:
+                saved = None
+            self.say(f"instance {old.instance_id}: rollback failed ({exc})")
+            state = "RollbackFailed"
+        self.store.set_instance(up, old.instance_id, state, why, timings)
+        return state, saved
+
+    async def _resume(self, up: Upgrade, ss: ScaleSet, swap_id: int) -> Outcome:
+        swap = self.lab.journal.get(swap_id)
+        self.lab.journal.claim(swap)
+        inst = self.lab.instances.get(swap.scale_set, swap.instance_id)
+        new = new_side(inst, swap)
+        if swap.phase == "done":
+            state = "Succeeded" if inst.provisioning_state == "Succeeded" else "Failed"
+        elif swap.phase == "aborted":
+            state = "RolledBack"
+        elif swap.phase == "rollingback":
+            state, _ = await self._rollback(up, swap, new, "resumed after a restart")
+        else:
+            return await self._upgrade_one(up, ss, swap, new, switched=self.driver.attached(new) == new.os_disk)
+        self.store.set_instance(up, inst.instance_id, state)
+        return Outcome(inst.instance_id, state, {})

@@ -1,0 +1,55 @@
+"""The orchestrator's VM work on real libvirt guests (blocking calls run in threads)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+
+from controller.ops import provision
+from controller.ops.health import Monitor
+from controller.state.health import HealthStore, Reading
+from controller.model.instance import Instance
+from controller.ops.lab import Lab
+from controller.model.scaleset import ScaleSet
+from controller.virt.hypervisor import attached_os_disk
+from controller.virt.vm import Booted
+
+
+class LibvirtDriver:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self._started: dict[str, float] = {}
+        self._monitors: dict[str, Monitor] = {}
+
+    def _monitor(self, ss: ScaleSet) -> Monitor:
+        mon = self._monitors.get(ss.name)
+        if mon is None or mon.ss != ss:
+            mon = self._monitors[ss.name] = Monitor(ss)
+        return mon
+
+    async def write_disks(self, inst: Instance) -> None:
+        image = self.lab.image(inst.image)
+        await asyncio.to_thread(provision.write_disks, self.lab, inst, Path(image.path))
+
+    async def switch(self, inst: Instance) -> None:
+        self._started[inst.domain] = await asyncio.to_thread(provision.switch, self.lab, inst)
+
+    def attached(self, inst: Instance) -> str | None:
+        return attached_os_disk(self.lab.hv, inst.domain)
+
+    async def wait_booted(self, inst: Instance, timeout: float) -> Booted:
+        started = self._started.pop(inst.domain, time.monotonic())
+        return await asyncio.to_thread(provision.wait_booted, self.lab, inst, started, timeout)
+
+    async def health(self, ss: ScaleSet, inst: Instance) -> Reading:
+        async with aiohttp.ClientSession() as session:
+            return await self._monitor(ss).read(session, inst, running=True)
+
+    async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]:
+        running = {i.instance_id: (d := self.lab.hv.lookup(i.domain)) is not None and d.state() == "running"
+                   for i in insts}
+        readings = await self._monitor(ss).poll(insts, running)
+        HealthStore(self.lab.db).record(ss.name, readings)
+        return {iid: r.state for iid, r in readings.items()}

@@ -1,0 +1,122 @@
+"""`scaleset controller`: the long-running process of the lab.
+
+Every few seconds it looks at each scale set: it resumes a rolling upgrade no live process
+drives (after a kill, or one started with --no-wait), and, for scale sets with automatic OS
+upgrade and version `latest`, starts an upgrade (`startedBy: Platform`) once a newer version
+(not excluded from latest, replicated to the set's region) has waited `autoUpgradeDelay`.
+A version whose automatic upgrade faulted is not retried by the platform.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from typing import Callable
+
+from controller.model.versions import parse_version
+
+from controller.ops import fileserver
+from controller.ops.lab import Lab
+from controller.model.scaleset import ScaleSet
+from controller.model.jsonmap import parse_duration
+from controller.core.errors import ModelError
+from controller.ops.provision import reconcile
+from controller.ops.rolling import Driver, Orchestrator, start_upgrade
+from controller.state.upgrades import UpgradeStore
+
+
+def settle_heap() -> None:
+    """Collect once, then keep what is alive now (modules, the lab) out of later collections:
+    a full collection then walks only what upgrades allocate (CPU spikes at 1,000 instances)."""
+    gc.collect()
+    gc.freeze()
+
+
+class Controller:
+    def __init__(self, lab: Lab, driver: Driver, *, interval: float = 2.0, say: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.lab, self.driver, self.interval, self.say, self.clock = lab, driver, interval, say, clock
+        self.store = UpgradeStore(lab.db)
+        self.waiting: dict[str, tuple[str, float]] = {}  # scale set -> (new version, first seen)
+        self.noted: set[tuple[str, str]] = set()
+        self.tasks: dict[str, asyncio.Task] = {}
+
+    def due_version(self, ss: ScaleSet) -> str | None:
+        """The version an automatic upgrade should start for now, if any."""
+        auto = ss.properties.upgradePolicy.automaticOSUpgradePolicy
+        ref = ss.properties.virtualMachineProfile.storageProfile.imageReference
+        if not auto.enableAutomaticOSUpgrade or ref.version.lower() != "latest":
+            self.waiting.pop(ss.name, None)
+            return None
+        try:
+            latest = self.lab.resolve_image(ss)
+        except ModelError:
+            return None
+        newest = parse_version(latest.version)
+        behind = [i for i in self.lab.instances.list(ss.name) if parse_version(i.image["version"]) < newest]
+        if not behind:
+            self.waiting.pop(ss.name, None)
+            return None
+        if latest.version in self.store.faulted_platform_versions(ss.name):
+            if (ss.name, latest.version) not in self.noted:
+                self.noted.add((ss.name, latest.version))
+                self.say(f"{ss.name}: {latest.version} faulted before; not retried automatically "
+                         "(publish a newer version or run rolling-upgrade start)")
+            return None
+        seen = self.waiting.get(ss.name)
+        if seen is None or seen[0] != latest.version:
+            delay = parse_duration(ss.properties.labSettings.autoUpgradeDelay, "autoUpgradeDelay")
+            self.waiting[ss.name] = (latest.version, self.clock())
+            self.say(f"{ss.name}: version {latest.version} published; {len(behind)} instance(s) behind; "
+                     f"automatic upgrade in {delay:g} s")
+            return None if delay > 0 else latest.version
+        delay = parse_duration(ss.properties.labSettings.autoUpgradeDelay, "autoUpgradeDelay")
+        if self.clock() - seen[1] >= delay:
+            self.waiting.pop(ss.name, None)
+            return latest.version
+        return None
+
+    def _drive(self, name: str, up) -> None:
+        orch = Orchestrator(self.lab, self.driver, on_event=lambda m: self.say(f"{name}: {m}"))
+        self.tasks[name] = asyncio.create_task(orch.run(up))
+
+    async def tick(self) -> None:
+        for ss in self.lab.models.list():
+            task = self.tasks.get(ss.name)
+            if task is not None and not task.done():
+                continue
+            if task is not None and task.exception() is not None:
+                self.say(f"{ss.name}: upgrade stopped by an error: {task.exception()!r}")
+            self.tasks.pop(ss.name, None)
+            active = self.store.active(ss.name)
+            if active is not None:
+                if active in self.store.orphaned():
+                    self.say(f"{ss.name}: resuming rolling upgrade {active.id} to {active.target['version']}")
+                    self._drive(ss.name, active)
+                continue
+            if self.due_version(ss):
+                up = start_upgrade(self.lab, ss, "Platform")
+                self.say(f"{ss.name}: automatic OS upgrade {up.id} to {up.target['version']} started")
+                self._drive(ss.name, up)
+
+    async def run(self, once: bool = False, files: bool = False) -> None:
+        """Loop (or one look with `once`); `files`: also serve extension fileUris."""
+        settle_heap()
+        for ss in self.lab.models.list():  # repair what a killed command left (not upgrades: they resume)
+            for line in await reconcile(self.lab, ss):
+                self.say(f"{ss.name}: {line}")
+        runner = await fileserver.serve(self.lab.paths) if files else None
+        if runner is not None:
+            self.say(f"serving {self.lab.paths.home / 'files'} to guests on 127.0.0.1:"
+                     f"{fileserver.port(self.lab.paths)} (guests: {fileserver.GUEST_HOST})")
+        try:
+            while True:
+                await self.tick()
+                if once:
+                    if self.tasks:
+                        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+                    return
+                await asyncio.sleep(self.interval)
+        finally:
+            if runner is not None:
+                await runner.cleanup()

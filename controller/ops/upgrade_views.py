@@ -1,0 +1,66 @@
+"""Rolling upgrades as `az vmss rolling-upgrade get-latest` and `get-os-upgrade-history` show
+them (section 3 of the spec), plus the lab's batches, per-instance timings and overhead."""
+from __future__ import annotations
+
+import time
+
+from controller.ops.lab import Lab
+from controller.state.upgrades import Upgrade, UpgradeStore
+
+TYPE = "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades"
+FAILED = ("Failed", "RolledBack", "RollbackFailed")
+
+
+def progress(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
+    touched = {r["instanceId"] for r in rows}
+    pending = [i for i in lab.instances.list(up.scale_set)
+               if i.image["version"] != up.target["version"] and i.instance_id not in touched]
+    return {"successfulInstanceCount": sum(r["state"] == "Succeeded" for r in rows),
+            "failedInstanceCount": sum(r["state"] in FAILED for r in rows),
+            "inProgressInstanceCount": sum(r["state"] == "InProgress" for r in rows),
+            "pendingInstanceCount": len(pending)}
+
+
+def overhead(up: Upgrade) -> dict:
+    """Controller overhead: wall time minus, per batch, the slowest instance's swap + boot +
+    health (+ rollback) time, and minus the policy's pauses between batches."""
+    wall = (up.ended_epoch or time.time()) - up.started_epoch
+    busy = sum(b.get("slowest", 0.0) for b in up.batch_times)
+    pauses = sum(b.get("pause", 0.0) for b in up.batch_times)
+    over = max(0.0, wall - busy - pauses)
+    return {"wallSeconds": round(wall, 3), "slowestInstanceSecondsPerBatch": round(busy, 3),
+            "pauseSeconds": round(pauses, 3), "overheadSeconds": round(over, 3),
+            "overheadPercent": round(100 * over / wall, 2) if wall > 0 else 0.0}
+
+
+def _properties(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
+    return {
+        "policy": up.policy,
+        "runningStatus": {"code": up.status, "startTime": up.start_time, "endTime": up.end_time,
+                          "lastAction": "Cancel" if up.cancel_requested else "Start",
+                          "lastActionTime": up.start_time},
+        "progress": progress(lab, up, rows),
+        "error": {"code": up.error_code, "message": up.error_message} if up.error_code else None,
+        "startedBy": up.started_by,
+        "targetImageReference": up.target,
+        "rollbackInfo": {"successfullyRolledbackInstanceCount": sum(r["state"] == "RolledBack" for r in rows),
+                         "failedRolledbackInstanceCount": sum(r["state"] == "RollbackFailed" for r in rows),
+                         "rollbackError": up.rollback_error},
+    }
+
+
+def latest_view(lab: Lab, up: Upgrade) -> dict:
+    """`rolling-upgrade get-latest`: the status, with the lab's batches and timings."""
+    rows = UpgradeStore(lab.db).instances(up)
+    return {"id": f"/labs/local/providers/Microsoft.Compute/virtualMachineScaleSets/{up.scale_set}/rollingUpgrades/"
+                  f"{up.id}", "type": TYPE, "location": lab.models.get(up.scale_set).location,
+            **_properties(lab, up, rows),
+            "lab": {"upgradeId": up.id, "batches": up.batch_times, "instances": rows, "overhead": overhead(up)}}
+
+
+def history_item(lab: Lab, up: Upgrade) -> dict:
+    """One entry of `get-os-upgrade-history`."""
+    rows = UpgradeStore(lab.db).instances(up)
+    props = _properties(lab, up, rows)
+    props.pop("policy")
+    return {"properties": props, "type": TYPE, "location": lab.models.get(up.scale_set).location}

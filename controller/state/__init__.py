@@ -1,0 +1,1 @@
+"""The lab's SQLite state: one schema, the stores, the swap journal."""

@@ -1,0 +1,161 @@
+"""The lab's one SQLite schema, as numbered migrations (PRAGMA user_version).
+
+`migrate()` runs the missing ones in one BEGIN IMMEDIATE transaction, so two processes
+opening a new lab at once do not race. Migration 1 is the schema of labs made before
+versioning (CREATE ... IF NOT EXISTS): their files migrate in place.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+from controller.core.errors import LabError
+
+MIGRATIONS: list[str] = [
+    # 1: image versions, scale sets, instances, the swap journal, profiles, upgrades, health
+    """
+CREATE TABLE IF NOT EXISTS image_versions (
+    publisher TEXT NOT NULL COLLATE NOCASE,
+    offer TEXT NOT NULL COLLATE NOCASE,
+    sku TEXT NOT NULL COLLATE NOCASE,
+    version TEXT NOT NULL,
+    major INTEGER NOT NULL, minor INTEGER NOT NULL, patch INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    virtual_size_bytes INTEGER NOT NULL,
+    source TEXT NOT NULL,            -- built | imported
+    recipe TEXT,                     -- recipe name for built versions
+    build_seconds REAL,
+    exclude_from_latest INTEGER NOT NULL DEFAULT 0,
+    target_regions TEXT NOT NULL,    -- JSON list
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (publisher, offer, sku, version)
+);
+CREATE TABLE IF NOT EXISTS scale_sets (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    model TEXT NOT NULL,             -- the ARM-shaped JSON document
+    generation INTEGER NOT NULL,     -- bumped on every model write
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    scale_set TEXT NOT NULL COLLATE NOCASE,
+    instance_id INTEGER NOT NULL,
+    domain TEXT NOT NULL UNIQUE,      -- libvirt domain name
+    computer_name TEXT NOT NULL,
+    update_domain INTEGER NOT NULL,
+    fault_domain INTEGER NOT NULL,
+    profile TEXT NOT NULL,            -- profiles.ref: the virtualMachineProfile applied, image version resolved
+    profile_digest TEXT NOT NULL,     -- digest of the scale-set profile it came from
+    os_disk TEXT NOT NULL,            -- current OS disk (qcow2 overlay)
+    seed TEXT NOT NULL,               -- current NoCloud seed
+    ci_instance_id TEXT NOT NULL,     -- cloud-init instance-id of the current OS disk
+    ports TEXT NOT NULL,              -- JSON {guest port: host port}, all on 127.0.0.1
+    provisioning_state TEXT NOT NULL, -- Creating|Updating|Succeeded|Failed|Deleting
+    power_state TEXT NOT NULL,        -- wanted: running|stopped
+    boot_id TEXT,
+    stamp TEXT,                       -- JSON image stamp read from the guest
+    extensions TEXT,                  -- JSON extension statuses read from the guest
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (scale_set, instance_id),
+    FOREIGN KEY (scale_set) REFERENCES scale_sets(name) ON DELETE CASCADE
+);
+-- Every OS-disk swap is journalled here before any step is taken (crash safety).
+CREATE TABLE IF NOT EXISTS disk_swaps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scale_set TEXT NOT NULL COLLATE NOCASE,
+    instance_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,               -- reimage | upgrade | rollback
+    phase TEXT NOT NULL,              -- prepared | swapped | booted | done | aborted
+    old_os_disk TEXT NOT NULL, old_seed TEXT NOT NULL, old_ci_instance_id TEXT NOT NULL,
+    old_profile TEXT NOT NULL, old_digest TEXT NOT NULL,
+    new_os_disk TEXT NOT NULL, new_seed TEXT NOT NULL, new_ci_instance_id TEXT NOT NULL,
+    new_profile TEXT NOT NULL, new_digest TEXT NOT NULL,
+    owner_pid INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    error TEXT
+);
+-- Applied profiles, by content: instances.profile and disk_swaps.*_profile hold their ref.
+CREATE TABLE IF NOT EXISTS profiles (
+    ref TEXT PRIMARY KEY,             -- sha256: of the JSON text
+    profile TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS disk_swaps_by_instance ON disk_swaps (scale_set, instance_id, phase);
+CREATE TABLE IF NOT EXISTS rolling_upgrades (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scale_set TEXT NOT NULL COLLATE NOCASE,
+    status TEXT NOT NULL,              -- RollingForward | Cancelled | Completed | Faulted
+    started_by TEXT NOT NULL,          -- User | Platform
+    target TEXT NOT NULL,              -- JSON {publisher, offer, sku, version}
+    policy TEXT NOT NULL,              -- JSON rollingUpgradePolicy at the start
+    auto_rollback INTEGER NOT NULL,
+    start_time TEXT NOT NULL,
+    end_time TEXT,
+    error_code TEXT, error_message TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,                        -- pid:starttime of the process driving it
+    batches_done INTEGER NOT NULL DEFAULT 0,
+    batch_times TEXT NOT NULL DEFAULT '[]',  -- JSON [{batch, wall, slowest, instances}]
+    rollback_error TEXT,
+    started_epoch REAL NOT NULL,       -- precise times for the overhead figures
+    ended_epoch REAL
+);
+CREATE TABLE IF NOT EXISTS upgrade_instances (
+    upgrade_id INTEGER NOT NULL REFERENCES rolling_upgrades(id) ON DELETE CASCADE,
+    instance_id INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    state TEXT NOT NULL,   -- InProgress | Succeeded | Failed | RolledBack | RollbackFailed
+    swap_id INTEGER,
+    error TEXT,
+    timings TEXT NOT NULL DEFAULT '{}',   -- JSON seconds: swap, boot, health, rollback
+    PRIMARY KEY (upgrade_id, instance_id)
+);
+-- states() before every batch reads this index alone, not a thousand rows with their timings
+CREATE INDEX IF NOT EXISTS upgrade_instance_states ON upgrade_instances (upgrade_id, instance_id, state);
+CREATE TABLE IF NOT EXISTS health (
+    scale_set TEXT NOT NULL COLLATE NOCASE,
+    instance_id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    since TEXT NOT NULL,
+    source TEXT NOT NULL,
+    detail TEXT,
+    checked_at TEXT NOT NULL,
+    PRIMARY KEY (scale_set, instance_id)
+);
+""",
+]
+LATEST = len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a migration (no executescript: it would commit an open transaction)."""
+    out, buf = [], ""
+    for line in script.splitlines():
+        buf += line.split("--", 1)[0] + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return [s for s in out if s.strip(" ;\n")]
+
+
+def migrate(conn: sqlite3.Connection, path: object) -> None:
+    """Bring the database to LATEST; a database from a newer lab is refused, not touched."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] == LATEST:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        have = conn.execute("PRAGMA user_version").fetchone()[0]
+        if have > LATEST:
+            raise LabError(str(path), f"schema version {have} is newer than this scaleset-lab knows ({LATEST}); "
+                                      "upgrade scaleset-lab", "StateCorrupt")
+        for n in range(have, LATEST):
+            for stmt in statements(MIGRATIONS[n]):
+                conn.execute(stmt)
+        conn.execute(f"PRAGMA user_version={LATEST}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

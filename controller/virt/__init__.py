@@ -1,0 +1,1 @@
+"""libvirt and the guest: hypervisor, domain XML, seeds, SSH, port forwards, acceleration."""

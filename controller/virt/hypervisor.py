@@ -1,0 +1,160 @@
+"""A thin pair of classes over libvirt: the Hypervisor (a connection) and its Domains."""
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import libvirt
+
+from controller.core.errors import HypervisorError
+from controller.virt.domain_xml import METADATA_NS
+
+# Silence libvirt's default error printer; errors arrive as exceptions.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "unknown", libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "stopping", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+}
+
+
+@dataclass(frozen=True)
+class LabTag:
+    """What the lab wrote into a domain's <metadata>."""
+    home: str
+    scale_set: str
+    instance_id: str
+
+
+class Domain:
+    def __init__(self, dom: libvirt.virDomain) -> None:
+        self._dom = dom
+
+    @property
+    def name(self) -> str:
+        return self._dom.name()
+
+    def uuid(self) -> str:
+        return self._dom.UUIDString()
+
+    def state(self) -> str:
+        st, _ = self._dom.state()
+        return _STATES.get(st, "unknown")
+
+    def start(self) -> None:
+        if not self._dom.isActive():
+            try:
+                self._dom.create()
+            except libvirt.libvirtError as exc:
+                raise HypervisorError(f"cannot start {self.name}: {exc.get_error_message()}") from exc
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """ACPI power-off, then hard stop after `timeout`."""
+        if not self._dom.isActive():
+            return
+        try:
+            self._dom.shutdown()
+        except libvirt.libvirtError:
+            pass
+        deadline = time.monotonic() + timeout
+        while self._dom.isActive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.destroy()
+
+    def destroy(self) -> None:
+        if self._dom.isActive():
+            try:
+                self._dom.destroy()
+            except libvirt.libvirtError:
+                if self._dom.isActive():
+                    raise
+
+    def undefine(self) -> None:
+        self.destroy()
+        self._dom.undefine()
+
+    def lease_address(self) -> str | None:
+        """First IPv4 address from libvirt's DHCP leases (NAT mode), None before the lease."""
+        try:
+            ifaces = self._dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE)
+        except libvirt.libvirtError:
+            return None
+        for iface in ifaces.values():
+            for addr in iface.get("addrs") or []:
+                if addr.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
+                    return addr["addr"]
+        return None
+
+    def xml(self) -> str:
+        return self._dom.XMLDesc(0)
+
+    def lab_tag(self) -> LabTag | None:
+        try:
+            raw = self._dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+        except libvirt.libvirtError:
+            return None
+        root = ET.fromstring(raw)
+
+        def text(tag: str) -> str:
+            # libvirt hands the element back without our namespace prefix: match local names
+            for el in root:
+                if el.tag.rsplit("}", 1)[-1] == tag:
+                    return el.text or ""
+            return ""
+
+        return LabTag(text("home"), text("scaleSet"), text("instanceId"))
+
+
+class Hypervisor:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        try:
+            self.conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot connect to libvirt at {uri}: {exc.get_error_message()} "
+                                  "(is libvirtd running? run `make setup`)") from exc
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except libvirt.libvirtError:
+            pass
+
+    def define(self, xml: str) -> Domain:
+        try:
+            return Domain(self.conn.defineXML(xml))
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"libvirt rejected the domain: {exc.get_error_message()}") from exc
+
+    def lookup(self, name: str) -> Domain | None:
+        try:
+            return Domain(self.conn.lookupByName(name))
+        except libvirt.libvirtError:
+            return None
+
+    def domains(self) -> list[Domain]:
+        return [Domain(d) for d in self.conn.listAllDomains()]
+
+    def lab_domains(self, home: str) -> list[Domain]:
+        """Domains this lab (identified by its home directory) created."""
+        out = []
+        for d in self.domains():
+            tag = d.lab_tag()
+            if tag and tag.home == home:
+                out.append(d)
+        return out
+
+
+def attached_os_disk(hv: Hypervisor, domain: str) -> str | None:
+    """The file libvirt has as the domain's first disk (vda), or None without a domain."""
+    dom = hv.lookup(domain)
+    if dom is None:
+        return None
+    for disk in ET.fromstring(dom.xml()).iter("disk"):
+        target, source = disk.find("target"), disk.find("source")
+        if target is not None and target.get("dev") == "vda" and source is not None:
+            return source.get("file")
+    return None

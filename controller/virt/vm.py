@@ -1,0 +1,193 @@
+"""One instance as libvirt sees it: its disks, its seed, its domain XML, its boot and wait.
+
+Data disks are created once (qcow2, one per LUN, serial `lun-N`) and never opened again by
+the lab: only the guest writes to them.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import random
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from images import qcow2
+
+from controller.virt import accel as accel_mod
+from controller.virt import cloudinit
+from controller.model import extensions as ext_mod
+from controller.core.settings import LabPaths
+from controller.virt.domain_xml import Disk, DomainSpec, Forward, render
+from controller.virt.readiness import Readiness, run_as_owner, wait_ready
+from controller.virt.hypervisor import Domain, Hypervisor
+from controller.model.instance import Instance
+from controller.model.scaleset import CLOUD_CONFIG, VirtualMachineProfile
+from controller.model.jsonmap import from_json
+from controller.virt.seed import write_seed
+from controller.virt.ssh import GuestSSH, PinnedHostKeys, ensure_keypair
+
+
+def typed_profile(inst: Instance) -> VirtualMachineProfile:
+    return from_json(VirtualMachineProfile, inst.profile["vm"], "$.virtualMachineProfile")
+
+
+def instance_dir(paths: LabPaths, domain: str) -> Path:
+    return paths.disks / domain
+
+
+def console_log(paths: LabPaths, inst: Instance) -> Path:
+    return paths.logs / f"{inst.domain}.console.log"
+
+
+def hostkeys(paths: LabPaths, inst: Instance) -> PinnedHostKeys:
+    return PinnedHostKeys(paths.keys / "hostkeys", inst.domain)
+
+
+def ssh(paths: LabPaths, inst: Instance, hv: Hypervisor | None = None) -> GuestSSH:
+    """SSH through the 127.0.0.1 forward, or (NAT mode) to the guest's leased address."""
+    user = inst.profile["vm"]["osProfile"].get("adminUsername", "azureuser")
+    if inst.profile.get("network") == "nat" and hv is not None:
+        return GuestSSH(22, user, paths.keys / "id_ed25519", hostkeys(paths, inst),
+                        host=lambda: guest_address(hv, inst.domain))
+    return GuestSSH(inst.ssh_port, user, paths.keys / "id_ed25519", hostkeys(paths, inst))
+
+
+def guest_address(hv: Hypervisor, domain: str) -> str | None:
+    """The IPv4 address libvirt's DHCP leased to a NAT-mode guest."""
+    dom = hv.lookup(domain)
+    return dom.lease_address() if dom is not None else None
+
+
+def data_disk_path(inst_dir: Path, lun: int) -> Path:
+    return inst_dir / f"data-lun{lun}.qcow2"
+
+
+def ensure_data_disks(inst_dir: Path, profile: VirtualMachineProfile) -> None:
+    """Create the data disks the profile names and the instance lacks; existing ones are kept."""
+    inst_dir.mkdir(parents=True, exist_ok=True)
+    for d in profile.storageProfile.dataDisks:
+        path = data_disk_path(inst_dir, d.lun)
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp), f"{d.diskSizeGB}G"],
+                           check=True, capture_output=True)
+            tmp.rename(path)
+
+
+_NAMES = random.Random(secrets.randbits(64))  # names need to be unique, not secret: no syscall each
+
+
+def os_disk_name() -> str:
+    """A new, unique OS disk name (the old disk stays until the instance is settled)."""
+    return f"os-{_NAMES.getrandbits(32):08x}.qcow2"
+
+
+def os_disk_path(inst_dir: Path) -> Path:
+    return inst_dir / os_disk_name()
+
+
+def create_os_disk(disk: Path, image_path: Path) -> None:
+    """A qcow2 overlay on the image version: no copy, milliseconds whatever the image size."""
+    disk.parent.mkdir(parents=True, exist_ok=True)
+    qcow2.create_overlay(image_path, disk)
+
+
+def seed_name(ci_instance_id: str) -> str:
+    return f"seed-{ci_instance_id[-12:]}.iso"
+
+
+def seed_path(paths: LabPaths, inst: Instance, ci_instance_id: str) -> Path:
+    return instance_dir(paths, inst.domain) / seed_name(ci_instance_id)
+
+
+def new_ci_instance_id(inst: Instance) -> str:
+    """cloud-init runs again when the instance-id changes: a new one for every new OS disk."""
+    return f"{inst.domain}-{_NAMES.getrandbits(48):012x}"
+
+
+def write_instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) -> Path:
+    """The NoCloud seed of the instance's applied profile (0600: it may hold protectedSettings)."""
+    profile = typed_profile(inst)
+    osp = profile.osProfile
+    _, lab_key = ensure_keypair(paths.keys)
+    keys = [lab_key, *(k.keyData for k in osp.linuxConfiguration.ssh.publicKeys)]
+    exts = profile.extensionProfile.extensions
+    write_files, runcmd = [], []
+    if exts:
+        config = ext_mod.runner_config(exts)
+        write_files = [
+            {"path": ext_mod.GUEST_RUNNER, "permissions": "0700",
+             "content": ext_mod.RUNNER_SOURCE.read_text()},
+            {"path": ext_mod.GUEST_CONFIG, "permissions": "0600", "encoding": "b64",
+             "content": base64.b64encode(json.dumps(config).encode()).decode()},
+        ]
+        runcmd = [f"python3 {ext_mod.GUEST_RUNNER}"]
+        if any(e.properties.type == "ApplicationHealthLinux" for e in exts):
+            write_files += [{"path": f"{ext_mod.GUEST_AGENT_HOME}/agent/{f.name}", "permissions": "0644",
+                             "content": f.read_text()} for f in ext_mod.agent_sources()]
+    custom = base64.b64decode(osp.customData) if osp.customData else None
+    cloud_configs = [e.properties.settings["cloudConfig"] for e in ext_mod.ordered(exts)
+                     if (e.properties.publisher, e.properties.type) == CLOUD_CONFIG]
+    docs = cloudinit.render(cloudinit.SeedSpec(
+        instance_id=ci_instance_id, hostname=inst.computer_name, admin_user=osp.adminUsername,
+        ssh_keys=keys, mac=mac_of(inst), runcmd=runcmd, write_files=write_files, custom_data=custom,
+        cloud_configs=cloud_configs))
+    return write_seed(seed_path(paths, inst, ci_instance_id), docs["user-data"], docs["meta-data"], docs["network-config"])
+
+
+def _bare_spec(inst: Instance) -> DomainSpec:
+    return DomainSpec(name=inst.domain, home=Path("/"), disks=[], console_log=Path("/"), forwards=[])
+
+
+def mac_of(inst: Instance) -> str:
+    return _bare_spec(inst).mac
+
+
+def domain_uuid(inst: Instance) -> str:
+    return _bare_spec(inst).uuid
+
+
+def _target(i: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return "vd" + (letters[i] if i < 26 else letters[i // 26 - 1] + letters[i % 26])
+
+
+def domain_xml(paths: LabPaths, inst: Instance, os_disk: Path, seed: Path, accel: accel_mod.Accel) -> str:
+    profile = typed_profile(inst)
+    disks = [Disk(os_disk, "vda")]
+    for i, d in enumerate(sorted(profile.storageProfile.dataDisks, key=lambda d: d.lun)):
+        disks.append(Disk(data_disk_path(instance_dir(paths, inst.domain), d.lun), _target(i + 1),
+                          serial=f"lun-{d.lun}"))
+    disks.append(Disk(seed, _target(len(disks)), format="raw", readonly=True))
+    spec = DomainSpec(
+        name=inst.domain, home=paths.home, disks=disks, console_log=console_log(paths, inst),
+        forwards=[Forward(h, g) for g, h in sorted(inst.ports.items())], domain_type=accel.domain_type,
+        memory_mib=int(inst.profile["memoryMiB"]), vcpus=int(inst.profile["vcpus"]),
+        scale_set=inst.scale_set, instance_id=str(inst.instance_id), run_as=run_as_owner(paths.home),
+        network=inst.profile.get("network", "user"),
+        title=f"{inst.scale_set} instance {inst.instance_id} ({inst.computer_name})")
+    return render(spec)
+
+
+def boot(hv: Hypervisor, paths: LabPaths, xml: str, inst: Instance) -> tuple[Domain, float]:
+    """(Re)define the domain and start it; returns it and the monotonic start time."""
+    console_log(paths, inst).unlink(missing_ok=True)
+    dom = hv.define(xml)
+    started = time.monotonic()
+    dom.start()
+    return dom, started
+
+
+@dataclass
+class Booted:
+    readiness: Readiness
+    extensions: list[dict]
+
+
+def wait(hv: Hypervisor, paths: LabPaths, inst: Instance, started: float, timeout: float) -> Booted:
+    r = wait_ready(hv, inst.domain, console_log(paths, inst), ssh(paths, inst, hv), started, timeout,
+                   extra=ext_mod.READ_STATUSES)
+    return Booted(r, ext_mod.parse_statuses(r.extra))
