@@ -2,9 +2,11 @@
 
     sudo .venv/bin/python bench/boot_time.py [--runs N] [--vcpus N] [--urn P:O:S:V]
 
-Prints, per run: when the console showed cloud-init's final message (host-side, no guest
-CPU spent on polling), when SSH (port 22 through the 127.0.0.1 forward) answered, and when
-`cloud-init status --wait` returned over SSH. Builds the image first if the gallery lacks it.
+Boots an instance the way every instance boots (ops/provision.py: disks, seed, domain, the
+wait chain) in a scale set with no other instances, then removes it; per run it prints when
+the console showed cloud-init's final message (host-side, no guest CPU spent on polling),
+when SSH (port 22 through the 127.0.0.1 forward) answered, and when cloud-init's result was
+read over SSH. Builds the image first if the gallery lacks it.
 """
 from __future__ import annotations
 
@@ -18,17 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.virt import accel  # noqa: E402
-from controller.core.settings import LabPaths, libvirt_uri  # noqa: E402
-from controller.virt.readiness import Guest  # noqa: E402
-from controller.virt.hypervisor import Hypervisor  # noqa: E402
-from images.builder import build  # noqa: E402
-from controller.core.errors import ImageError  # noqa: E402
-from controller.state.db import connect  # noqa: E402
-from images.gallery import Gallery  # noqa: E402
 
-
-def running_guests(hv: Hypervisor) -> set[str]:
+def running_guests(hv) -> set[str]:
     names = set()
     for d in hv.domains():
         try:
@@ -47,33 +40,46 @@ def main() -> int:
     ap.add_argument("--urn", default="scaleset-lab:debian:debian-12:1.0.0")
     ap.add_argument("--home", help="lab home (default: a temporary one)")
     args = ap.parse_args()
-    home = Path(args.home or tempfile.mkdtemp(prefix="scaleset-bench-"))
-    os.environ["SCALESET_HOME"] = str(home)
+    os.environ["SCALESET_HOME"] = args.home or tempfile.mkdtemp(prefix="scaleset-bench-")
     os.environ.setdefault("SCALESET_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "images"))
-    paths = LabPaths(home).ensure()
-    gallery = Gallery(paths, connect(paths.db))
+    from controller.core.errors import ImageError
+    from controller.ops import commands as ops
+    from controller.ops.lab import Lab
+    from controller.ops.provision import plan_instance, remove_instance, switch, wait_booted, write_disks
+    from images.builder import build
+
     p, o, s, v = args.urn.split(":")
+    lab = Lab.open()
     try:
-        iv = gallery.get(p, o, s, v)
+        iv = lab.gallery.get(p, o, s, v)
     except ImageError:
-        iv = build(gallery, p, o, s, v, log=lambda m: print(f"# {m}", file=sys.stderr))
-    a = accel.detect()
-    print(f"# accel={a.kind} ({a.reason}) vcpus={args.vcpus} memory={args.memory_mib}MiB image={iv.urn}")
-    hv = Hypervisor(libvirt_uri())
+        iv = build(lab.gallery, p, o, s, v, log=lambda m: print(f"# {m}", file=sys.stderr))
+    print(f"# accel={lab.accel.kind} ({lab.accel.reason}) vcpus={args.vcpus} memory={args.memory_mib}MiB "
+          f"image={iv.urn}")
+    ss = ops.create(lab, {"name": "bootbench", "sku": {"capacity": 0}, "properties": {
+        "virtualMachineProfile": {"storageProfile": {"imageReference": {"publisher": p, "offer": o, "sku": s,
+                                                                        "version": v}},
+                                  "osProfile": {"computerNamePrefix": "boot"}},
+        "labSettings": {"vcpus": args.vcpus, "memoryMiB": args.memory_mib}}})
     rows = []
-    for i in range(args.runs):
-        guest = Guest(paths, hv, f"bench-boot-{os.getpid()}")
-        try:
-            # Other guests share the host's cores under TCG: name those running at start and end.
-            others = running_guests(hv)
-            guest.create(iv, vcpus=args.vcpus, memory_mib=args.memory_mib, accel=a)
-            r = guest.wait_ready(timeout=600)
-            others |= running_guests(hv) - {guest.name}
+    try:
+        for i in range(args.runs):
+            inst = plan_instance(lab, ss, 0, iv)
+            lab.instances.insert(inst)
+            try:
+                others = running_guests(lab.hv)  # other guests share the host's cores under TCG
+                write_disks(lab, inst, iv.path)
+                booted = wait_booted(lab, inst, switch(lab, inst))
+                r = booted.readiness
+                others |= running_guests(lab.hv) - {inst.domain}
+            finally:
+                remove_instance(lab, inst)
             rows.append(r.timings)
             print(json.dumps({"run": i + 1, **{k: round(t, 1) for k, t in r.timings.items() if t is not None},
                               "status": r.cloud_init_status, "otherGuests": sorted(others)}), flush=True)
-        finally:
-            guest.delete()
+    finally:
+        ops.delete(lab, ss.name)
+        lab.close()
     for key in ("consoleCloudInitFinished", "ssh", "cloudInitDone"):
         vals = [r[key] for r in rows if r.get(key) is not None]
         if vals:

@@ -19,12 +19,13 @@ from controller.core.errors import ImageError
 from controller.model.versions import LATEST, parse_version
 
 DEFAULT_REGION = "local"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 def check_name(field: str, value: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise ImageError(field, f"'{value}' is not a valid name: 1-80 letters, digits, '.', '-' or '_', "
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        shown = value if isinstance(value, str) and len(value) <= 80 and value.isprintable() else repr(value)[1:-1][:80]
+        raise ImageError(field, f"'{shown}' is not a valid name: 1-80 letters, digits, '.', '-' or '_', "
                                 "starting with a letter or digit")
     return value
 

@@ -70,3 +70,13 @@ def create_overlay(base: Path, overlay: Path, size_bytes: int | None = None) -> 
     res = _qemu_img(*args)
     if res.returncode != 0:
         raise ImageError("osDisk", f"cannot create overlay {overlay}: {res.stderr.strip()}", "DiskCreationFailed")
+
+
+def create_blank(path: Path, size_gb: int) -> None:
+    """An empty qcow2 of `size_gb` GiB, created under a temporary name then renamed: whole or absent."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    res = _qemu_img("create", "-q", "-f", "qcow2", str(tmp), f"{size_gb}G")
+    if res.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise ImageError("dataDisks", f"cannot create {path}: {res.stderr.strip()}", "DiskCreationFailed")
+    tmp.replace(path)

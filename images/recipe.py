@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from controller.core.errors import ImageError
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")  # as a SKU name: no '/', no '..', no newline
 # Bumped when the build steps change in a way that changes the package-set tarball.
 BUILDER_REVISION = "1"
 
@@ -61,8 +63,12 @@ def _hash(body: dict, overlay: Path | None) -> str:
 
 def load(name: str, recipes_dir: Path = RECIPES_DIR) -> Recipe:
     """Load a recipe by name; errors name the field and the reason."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        shown = (name if name.isprintable() else repr(name)[1:-1])[:80] if isinstance(name, str) else "?"
+        raise ImageError("sku", f"'{shown}' is not a recipe name: 1-80 letters, digits, '.', '-' or '_'",
+                         "UnknownRecipe")
     path = recipes_dir / f"{name}.toml"
-    if not name or "/" in name or not path.is_file():
+    if not path.is_file():
         known = ", ".join(available(recipes_dir)) or "none"
         raise ImageError("sku", f"no recipe '{name}' (known recipes: {known})", "UnknownRecipe")
     try:

@@ -48,3 +48,20 @@ def test_bad_boolean_is_a_usage_error(lab):
 def test_console_script_says_which_acceleration():
     out = subprocess.run([sys.executable, "-m", "controller.cli", "accel"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("accel: ")
+
+
+def test_main_called_as_a_function_gives_the_signal_handlers_back(lab, capsys):
+    """main(argv) from code (tests, scripts) leaves the caller's SIGINT/SIGTERM handling as it was."""
+    import signal
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert run(capsys, "image", "list")[0] == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert signal.set_wakeup_fd(-1) == -1
+
+
+def test_a_reader_that_left_is_exit_141_without_a_traceback(lab):
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "image", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # `| head` gone before the output comes
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 141 and "Traceback" not in err and "Exception ignored" not in err, err

@@ -3,7 +3,9 @@ import asyncio
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 
+from controller.core.errors import ModelError
 from controller.ops import fileserver
 
 
@@ -42,3 +44,24 @@ def test_server_listens_on_loopback_only(lab):
             await runner.cleanup()
     names = asyncio.run(go())
     assert names == [f"http://127.0.0.1:{fileserver.port(lab)}"]
+
+
+def test_server_serves_only_plain_names_of_regular_files(lab):
+    """Even with a valid signature: no path below files/, no link out of it."""
+    (lab.files / "sub").mkdir()
+    (lab.files / "sub" / "x.sh").write_text("echo nested\n")
+    (lab.files / "link").symlink_to(lab.db)
+    key = fileserver.secret(lab)
+    for name in ("sub/x.sh", "link", "../state.db"):
+        signed = f"http://{fileserver.GUEST_HOST}:{fileserver.port(lab)}/files/{name}?se=2000" \
+                 f"&sig={fileserver.sign(key, name, 2000)}"
+        assert fetch(lab, signed, clock=lambda: 1000)[0] == 404, name
+
+
+def test_url_refuses_what_is_not_a_plain_existing_file(lab):
+    (lab.files / "payload.sh").write_text("echo\n")
+    for name in ("../state.db", "a/../../x", "nope.sh", "..", ".payload.sh"):
+        with pytest.raises(ModelError) as exc:
+            fileserver.url(lab, name, 60)
+        assert exc.value.field == "--name"
+    assert "/files/payload.sh?" in fileserver.url(lab, "payload.sh", 60)

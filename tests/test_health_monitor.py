@@ -4,12 +4,13 @@ import copy
 import socket
 import time
 
+import aiohttp
 from aiohttp import web
 
 from agent.server import Agent
 from agent.settings import parse_settings
 from controller.state.db import connect
-from controller.ops.health import Monitor, source_of
+from controller.ops.health import Monitor, probe_host, probe_url, source_of
 from controller.state.health import HealthStore, Reading
 from controller.model.instance import AGENT_PORT, Instance
 from controller.model.scaleset import parse
@@ -147,3 +148,29 @@ def test_since_is_kept_while_the_state_holds(lab):
     assert store.get("web")[0].since == "T1"
     store.record("web", {0: Reading("Unhealthy", "default", checked_at="T3")})
     assert store.get("web")[0].since == "T3"
+
+
+def test_a_request_path_cannot_send_the_probe_to_another_port():
+    """`@127.0.0.1:OTHER/x` used to make http://127.0.0.1:PORT@127.0.0.1:OTHER/x: a userinfo, and a probe
+    of OTHER's healthy app while the instance's own app was down."""
+    async def scenario():
+        async def ok(_r):
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_get("/x", ok)
+        app.router.add_get("/{tail:.*}", ok)
+        runner, other = await start(app)
+        down = free_port()  # the instance's forward: nothing listens
+        async with aiohttp.ClientSession() as session:
+            tricked = await probe_host(session, "Http", down, 80, f"@127.0.0.1:{other}/x", timeout=1.0)
+            direct = await probe_host(session, "Http", other, 80, f"@127.0.0.1:{down}/x", timeout=1.0)
+        await runner.cleanup()
+        return tricked, direct
+
+    tricked, direct = asyncio.run(scenario())
+    assert tricked.state == "Unhealthy"  # the instance's port was probed, and it is down
+    assert direct.state == "Healthy"  # the path stayed a path on the instance's own port
+    for path in ("/", "/health?x=1", "@h:1/x", "//evil:1/x", "x"):
+        url = probe_url(40000, path)
+        assert (url.host, url.port, url.user) == ("127.0.0.1", 40000, None)

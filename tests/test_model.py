@@ -36,6 +36,7 @@ def doc(**changes):
 
 
 VMP = "properties__virtualMachineProfile"
+VMP_PATH = "$.properties.virtualMachineProfile"
 
 
 def test_defaults_are_azures():
@@ -71,6 +72,20 @@ def test_defaults_are_azures():
     ({"sku__capacity": "5"}, "$.sku.capacity", "InvalidParameter"),
     ({"properties__labSettings__healthWaitTimeout": "5m"}, "$.properties.labSettings.healthWaitTimeout",
      "InvalidParameter"),
+    # a trailing newline is not a name (re.match with $ accepted it)
+    ({"name": "web\n"}, "$.name", "InvalidParameter"),
+    ({f"{VMP}__osProfile__computerNamePrefix": "web\n"}, f"{VMP_PATH}.osProfile.computerNamePrefix",
+     "InvalidParameter"),
+    ({f"{VMP}__storageProfile__imageReference__version": "1.0.0\n"},
+     f"{VMP_PATH}.storageProfile.imageReference.version", "InvalidParameter"),
+    ({f"{VMP}__networkProfile__healthProbe__requestPath": "@127.0.0.1:9/x"},
+     f"{VMP_PATH}.networkProfile.healthProbe.requestPath", "InvalidParameter"),
+    ({f"{VMP}__networkProfile__healthProbe__numberOfProbes": -1},
+     f"{VMP_PATH}.networkProfile.healthProbe.numberOfProbes", "InvalidParameter"),
+    ({f"{VMP}__storageProfile__osDisk": {"diskSizeGB": 0}}, f"{VMP_PATH}.storageProfile.osDisk.diskSizeGB",
+     "InvalidParameter"),
+    ({f"{VMP}__osProfile__customData": "not base64!"}, f"{VMP_PATH}.osProfile.customData", "InvalidParameter"),
+    ({"location": "east us"}, "$.location", "InvalidParameter"),
 ])
 def test_bad_documents_name_the_field(changes, path, code):
     with pytest.raises(ModelError) as err:
@@ -146,3 +161,54 @@ def test_durations():
     for bad in ("PT", "P", "5M", "PT5X", 300):
         with pytest.raises(ModelError):
             parse_duration(bad, "x")
+
+
+def test_custom_data_errors_never_echo_the_value():
+    secret = "c2VjcmV0" + "!" + "password=hunter2"
+    with pytest.raises(ModelError) as err:
+        parse(doc(**{f"{VMP}__osProfile__customData": secret}))
+    assert err.value.path == f"{VMP_PATH}.osProfile.customData" and "hunter2" not in str(err.value)
+    assert parse(doc(**{f"{VMP}__osProfile__customData": "I2Nsb3VkLWNvbmZpZwo="})).properties \
+        .virtualMachineProfile.osProfile.customData == "I2Nsb3VkLWNvbmZpZwo="
+
+
+@pytest.mark.parametrize("settings, key", [
+    ({"protocol": "http", "port": 0}, "port"),
+    ({"protocol": "http", "requestPath": "@127.0.0.1:1/x"}, "requestPath"),
+    ({"protocol": "ftp"}, "protocol"),
+    ({"protocol": "http", "numberOfProbes": 99}, "numberOfProbes"),
+    ({"protocol": "http", "colour": "blue"}, "colour"),
+])
+def test_health_extension_settings_are_checked_when_the_model_is_written(settings, key):
+    """They were checked only in the guest, after the model was stored and the instances booted."""
+    ext = {"name": "health", "properties": {"publisher": "Microsoft.ManagedServices",
+                                            "type": "ApplicationHealthLinux", "settings": settings}}
+    with pytest.raises(ModelError) as err:
+        parse(doc(**{f"{VMP}__networkProfile": {}, f"{VMP}__extensionProfile": {"extensions": [ext]}}))
+    assert err.value.path == f"{VMP_PATH}.extensionProfile.extensions[0].properties.settings.{key}"
+
+
+def test_deep_documents_are_a_model_error_not_a_recursion_error():
+    deep: object = 1
+    for _ in range(100_000):
+        deep = {"x": deep}
+    with pytest.raises(ModelError, match="nested deeper"):
+        parse(doc(**{f"{VMP}__extensionProfile": {"extensions": [
+            {**_ext("a"), "properties": {**_ext("a")["properties"], "protectedSettings": deep}}]}}))
+    with pytest.raises(ModelError):
+        parse(deep)
+
+
+def test_names_and_versions_match_whole_strings():
+    """`re.match(r"...$")` let a trailing newline through; every check is a fullmatch now."""
+    from agent.settings import request_path_problem
+    from controller.core.errors import ImageError
+    from controller.model.versions import parse_version
+    from images import recipe
+    from images.gallery import check_name
+    for call in (lambda: parse_version("1.0.0\n"), lambda: check_name("publisher", "p\n"),
+                 lambda: recipe.load("debian-12\n")):
+        with pytest.raises(ImageError):
+            call()
+    assert parse_version("1.0.0") == (1, 0, 0) and check_name("publisher", "p") == "p"
+    assert request_path_problem("/health\n") and request_path_problem("/health") is None

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from controller.core.settings import libvirt_uri
-from controller.virt.readiness import Guest
-from controller.virt.hypervisor import Hypervisor
-from images.builder import build
 from controller.core.errors import ImageError
-from controller.state.db import connect
-from images.gallery import Gallery
+from controller.core.settings import libvirt_uri
+from controller.ops import commands as ops
+from controller.ops.lab import Lab
+from controller.ops.provision import plan_instance, remove_instance, switch, wait_booted, write_disks
+from controller.virt import vm
+from images.builder import build
 from images.inspect import read_file
 
 from tests.vmfixtures import O, P, S
@@ -24,25 +24,26 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def booted(vm_lab, v1):
-    hv = Hypervisor(libvirt_uri())
-    guest = Guest(vm_lab, hv, "vmtest-boot-0")
-    guest.delete()
-    guest.create(gallery_verified(vm_lab, v1))
+    """One instance booted the way every instance boots (disks, seed, domain, wait chain)."""
+    lab = Lab(vm_lab, libvirt_uri())
+    ss = ops.create(lab, {"name": "imgboot", "sku": {"capacity": 0}, "properties": {"virtualMachineProfile": {
+        "storageProfile": {"imageReference": {"publisher": P, "offer": O, "sku": S, "version": v1.version}},
+        "osProfile": {"computerNamePrefix": "boot"}}}})
+    inst = plan_instance(lab, ss, 0, lab.gallery.verify(v1))
+    lab.instances.insert(inst)
     try:
-        yield guest, guest.wait_ready(timeout=600)
+        write_disks(lab, inst, v1.path)
+        yield lab, inst, wait_booted(lab, inst, switch(lab, inst)).readiness
     finally:
-        guest.delete()
-        hv.close()
-
-
-def gallery_verified(lab, iv):
-    return Gallery(lab, connect(lab.db)).verify(iv)
+        remove_instance(lab, inst)
+        ops.delete(lab, ss.name)
+        lab.close()
 
 
 def test_guest_boots_the_built_version_and_reports_its_stamp(booted):
-    guest, ready = booted
+    _, _, ready = booted
     assert ready.cloud_init_status == "done"
     assert ready.stamp["publisher"] == P and ready.stamp["offer"] == O
     assert ready.stamp["sku"] == S and ready.stamp["version"] == "1.0.0"
@@ -51,14 +52,14 @@ def test_guest_boots_the_built_version_and_reports_its_stamp(booted):
 
 
 def test_guest_is_reached_through_a_loopback_only_forward_with_a_pinned_host_key(booted):
-    guest, _ = booted
+    lab, inst, _ = booted
     listen = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    port_hex = f"{guest.ssh_port:04X}"
+    port_hex = f"{inst.ssh_port:04X}"
     ours = [line.split()[1] for line in listen if line.split()[1].endswith(":" + port_hex) and line.split()[3] == "0A"]
     assert ours == [f"0100007F:{port_hex}"], ours  # 127.0.0.1 only, never 0.0.0.0
-    pinned = guest.hostkeys.pinned()
+    pinned = vm.hostkeys(lab.paths, inst).pinned()
     assert pinned and pinned.startswith("ssh-ed25519 ")
-    client = guest.ssh()
+    client = vm.ssh(lab.paths, inst)
     client.connect()
     try:
         out = client.run("ls /etc/ssh/ssh_host_*_key.pub; sudo -n true && echo sudo-ok")
@@ -68,8 +69,8 @@ def test_guest_is_reached_through_a_loopback_only_forward_with_a_pinned_host_key
 
 
 def test_os_disk_is_an_overlay_on_the_gallery_image(booted, v1):
-    guest, _ = booted
-    overlays = list(guest.dir.glob("os-*.qcow2"))
+    _, inst, _ = booted
+    overlays = list(inst.dir.glob("os-*.qcow2"))
     assert len(overlays) == 1
     info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(overlays[0])],
                                      capture_output=True, text=True, check=True).stdout)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -11,11 +10,10 @@ from controller.core.errors import ImageError
 
 from controller.virt import accel
 from controller.cli import files as cli_files
+from controller.cli import guard
 from controller.cli import upgrade as cli_upgrade
 from controller.cli import vmss as cli_vmss
 from controller.ops.lab import Lab
-from controller.core.errors import HypervisorError
-from controller.core.errors import ModelError
 
 
 def _bool(text: str) -> bool:
@@ -25,6 +23,15 @@ def _bool(text: str) -> bool:
     if low in ("false", "no", "0"):
         return False
     raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+
+
+def _region(text: str) -> str:
+    """argparse type of --target-regions: checked before a build starts, not after it ends."""
+    from images.gallery import check_name
+    try:
+        return check_name("--target-regions", text)
+    except ImageError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
 
 
 def _print(obj) -> None:
@@ -109,13 +116,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--customize", action="append", type=Path, default=[], metavar="SCRIPT",
                    help="shell script run inside the image root after packages (repeatable)")
     p.add_argument("--recipe", help="recipe name (default: the SKU)")
-    p.add_argument("--target-regions", nargs="+", metavar="REGION")
+    p.add_argument("--target-regions", nargs="+", type=_region, metavar="REGION")
     p.set_defaults(func=cmd_image_build)
 
     p = image.add_parser("import", help="import a self-contained qcow2 as an image version")
     _image_ref(p)
     p.add_argument("--file", required=True, type=Path)
-    p.add_argument("--target-regions", nargs="+", metavar="REGION")
+    p.add_argument("--target-regions", nargs="+", type=_region, metavar="REGION")
     p.set_defaults(func=cmd_image_import)
 
     p = image.add_parser("list", help="list image versions (JSON)")
@@ -131,7 +138,7 @@ def parser() -> argparse.ArgumentParser:
     p = image.add_parser("update", help="change exclude-from-latest or target regions of a version")
     _image_ref(p)
     p.add_argument("--exclude-from-latest", type=_bool, metavar="true|false")
-    p.add_argument("--target-regions", nargs="+", metavar="REGION")
+    p.add_argument("--target-regions", nargs="+", type=_region, metavar="REGION")
     p.set_defaults(func=cmd_image_update)
     p = image.add_parser("delete", help="delete a version no instance uses")
     _image_ref(p)
@@ -143,20 +150,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
+    """Exit code of one command; errors are one `ERROR: (Code) ...` line (cli/guard.py)."""
+    def command() -> int:
+        args = parser().parse_args(argv)
         return args.func(args)
-    except (ImageError, ModelError) as exc:
-        print(f"ERROR: ({exc.code}) {exc}", file=sys.stderr)
-        return 1
-    except HypervisorError as exc:
-        print(f"ERROR: (HypervisorError) {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `scaleset ... | head`: the reader left; no traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+    return guard.run(command, entry=argv is None)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import datetime
 
+from controller.cli.inputs import check_seconds
 from controller.ops import views
 from controller.cli.vmss import out
 from controller.ops.lab import Lab
@@ -23,6 +24,7 @@ def _say(msg: str) -> None:
 
 
 def cmd_controller(args) -> int:
+    check_seconds("--interval", args.interval)
     lab = Lab.open()
     _say(f"controller watching {lab.paths.home} (every {args.interval:g} s; Ctrl-C stops)")
     asyncio.run(Controller(lab, LibvirtDriver(lab), interval=args.interval, say=_say).run(once=args.once,
@@ -70,6 +72,7 @@ def _table(lab: Lab, view: dict) -> str:
 
 
 def cmd_get_latest(args) -> int:
+    check_seconds("--interval", args.interval)
     lab = Lab.open()
     store = UpgradeStore(lab.db)
     lab.models.get(args.name)

@@ -7,8 +7,10 @@ import json
 import re
 import sys
 import time
-from pathlib import Path
 
+from controller.cli.inputs import boolean, check_range, check_seconds, read_file, read_text
+from controller.model.jsonmap import MAX_JSON_BYTES, load_json
+from controller.model.scaleset import parse
 from controller.ops import commands as ops
 from controller.ops import views
 from controller.ops.health import Monitor
@@ -43,6 +45,9 @@ def out(args, obj, columns=None) -> None:
     sys.stdout.write("\n")
 
 
+MAX_SCRIPT = 256 * 1024
+
+
 def _lab() -> Lab:
     return Lab.open()
 
@@ -59,12 +64,31 @@ def _image(urn: str) -> dict:
     return dict(zip(("publisher", "offer", "sku", "version"), parts, strict=True))
 
 
+_VMP = "$.properties.virtualMachineProfile"
+# The model fields `create`'s flags fill, so a model error names the flag that set the field.
+_FLAG_OF = (("$.name", "--name"), ("$.location", "--location"), ("$.sku.capacity", "--instance-count"),
+            (f"{_VMP}.storageProfile.imageReference", "--image"),
+            (f"{_VMP}.storageProfile.dataDisks", "--data-disk-sizes-gb"),
+            (f"{_VMP}.osProfile.computerNamePrefix", "--computer-name-prefix"),
+            (f"{_VMP}.osProfile.adminUsername", "--admin-username"),
+            (f"{_VMP}.osProfile.customData", "--custom-data"),
+            (f"{_VMP}.osProfile.linuxConfiguration.ssh", "--ssh-key-values"),
+            ("$.properties.upgradePolicy.automaticOSUpgradePolicy", "--enable-auto-os-upgrade"),
+            ("$.properties.upgradePolicy.mode", "--upgrade-policy-mode"))
+
+
+def _ssh_key(value: str) -> str:
+    """A key line given inline ('TYPE BASE64 [comment]': it has a space), or the file holding it."""
+    if " " in value.strip():
+        return value.strip()
+    return read_text(value, "--ssh-key-values", 16 * 1024).strip()
+
+
 def document_from_args(args) -> dict:
     if args.model:
-        try:
-            doc = json.loads(Path(args.model).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError("--model", f"cannot read {args.model}: {exc}") from None
+        doc = load_json(read_file(args.model, "--model", MAX_JSON_BYTES), "--model")
+        if not isinstance(doc, dict):
+            raise ModelError("--model", "must hold a JSON object (the scale-set document)")
         if args.name:
             doc["name"] = args.name
         return doc
@@ -73,15 +97,10 @@ def document_from_args(args) -> dict:
     os_profile = {"computerNamePrefix": args.computer_name_prefix or _prefix(args.name),
                   "adminUsername": args.admin_username}
     if args.custom_data:
-        try:
-            os_profile["customData"] = base64.b64encode(Path(args.custom_data).read_bytes()).decode()
-        except OSError as exc:
-            raise ModelError("--custom-data", f"cannot read {args.custom_data}: {exc.strerror}") from None
+        os_profile["customData"] = base64.b64encode(read_file(args.custom_data, "--custom-data", 65535)).decode()
     if args.ssh_key_values:
-        keys = []
-        for k in args.ssh_key_values:
-            text = Path(k).read_text().strip() if Path(k).is_file() else k
-            keys.append({"keyData": text, "path": f"/home/{args.admin_username}/.ssh/authorized_keys"})
+        keys = [{"keyData": _ssh_key(k), "path": f"/home/{args.admin_username}/.ssh/authorized_keys"}
+                for k in args.ssh_key_values]
         os_profile["linuxConfiguration"] = {"ssh": {"publicKeys": keys}}
     return {
         "name": args.name, "location": args.location, "sku": {"capacity": args.instance_count},
@@ -107,9 +126,21 @@ def _instances(lab: Lab, name: str, insts=None) -> list[dict]:
     return [views.instance(ss, i, health.get(i.instance_id)) for i in insts]
 
 
+def _checked(args, doc: dict) -> dict:
+    """The document `create` built from flags, validated: an error names the flag (and the field)."""
+    try:
+        parse(doc)
+    except ModelError as exc:
+        flag = next((f for prefix, f in _FLAG_OF if exc.field.startswith(prefix)), None)
+        if flag is None or args.model:
+            raise
+        raise ModelError(flag, f"{exc.reason} ({exc.field})", exc.code) from None
+    return doc
+
+
 def cmd_create(args) -> int:
     lab = _lab()
-    ss = ops.create(lab, document_from_args(args))
+    ss = ops.create(lab, _checked(args, document_from_args(args)))
     failed = [i for i in lab.instances.list(ss.name) if i.provisioning_state != "Succeeded"]
     for i in failed:
         print(f"instance {i.instance_id}: {i.provisioning_state}: {i.error}", file=sys.stderr)
@@ -126,18 +157,12 @@ def cmd_update(args) -> int:
 
 def cmd_extension_set(args) -> int:
     lab = _lab()
-    doc = lab.models.get(args.vmss_name).to_json()
-    exts = doc["properties"]["virtualMachineProfile"].setdefault("extensionProfile", {}).setdefault("extensions", [])
-    name = args.extension_instance_name or args.name
 
     def js(field: str, text: str | None) -> dict | None:
         if text is None:
             return None
-        try:
-            value = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
-        except (OSError, json.JSONDecodeError) as exc:
-            # the text may be a secret: name the field, never echo the value
-            raise ModelError(field, f"is not valid JSON ({type(exc).__name__})") from None
+        # the text may be a secret: errors name the field, never echo the value
+        value = load_json(read_file(text[1:], field, MAX_JSON_BYTES) if text.startswith("@") else text, field)
         if not isinstance(value, dict):
             raise ModelError(field, "must be a JSON object")
         return value
@@ -148,8 +173,7 @@ def cmd_extension_set(args) -> int:
     protected = js("--protected-settings", args.protected_settings)
     if protected is not None:
         props["protectedSettings"] = protected
-    exts[:] = [e for e in exts if e.get("name") != name] + [{"name": name, "properties": props}]
-    lab.models.replace(doc)
+    ops.set_extension(lab, args.vmss_name, args.extension_instance_name or args.name, props)
     out(args, _show(lab, args.vmss_name), SHOW_COLUMNS)
     return 0
 
@@ -186,6 +210,7 @@ def cmd_get_instance_view(args) -> int:
 
 
 def cmd_health(args) -> int:
+    check_seconds("--interval", args.interval)
     lab = _lab()
     ss = lab.models.get(args.name)
     monitor = Monitor(ss)
@@ -209,6 +234,7 @@ def cmd_health(args) -> int:
 
 
 def cmd_scale(args) -> int:
+    check_range("--new-capacity", args.new_capacity, 0, 1000)
     lab = _lab()
     ops.scale(lab, args.name, args.new_capacity)
     out(args, _show(lab, args.name), SHOW_COLUMNS)
@@ -238,8 +264,11 @@ def cmd_update_instances(args) -> int:
 
 
 def cmd_run_command(args) -> int:
+    script = "\n".join(args.scripts) + "\n"
+    if len(script.encode("utf-8", "surrogateescape")) > MAX_SCRIPT or "\x00" in script:
+        raise ModelError("--scripts", f"must be shell text without NUL characters, at most {MAX_SCRIPT} bytes")
     lab = _lab()
-    res = ops.run_command(lab, args.name, args.instance_id, "\n".join(args.scripts) + "\n")
+    res = ops.run_command(lab, args.name, args.instance_id, script)
     ok = res.exit_status == 0
     out(args, {"value": [{"code": f"ProvisioningState/{'succeeded' if ok else 'failed'}",
                           "displayStatus": f"Provisioning {'succeeded' if ok else 'failed'}",
@@ -279,8 +308,7 @@ def register(sub) -> None:
     p.add_argument("--instance-count", type=int, default=2)
     p.add_argument("--data-disk-sizes-gb", type=int, nargs="+", metavar="G")
     p.add_argument("--upgrade-policy-mode", choices=("Automatic", "Manual", "Rolling"), default="Manual")
-    p.add_argument("--enable-auto-os-upgrade", type=lambda s: s.lower() == "true", default=False,
-                   metavar="true|false")
+    p.add_argument("--enable-auto-os-upgrade", type=boolean, default=False, metavar="true|false")
     p.add_argument("--custom-data", metavar="FILE")
     p.add_argument("--admin-username", default="azureuser")
     p.add_argument("--computer-name-prefix")

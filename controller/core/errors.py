@@ -6,6 +6,8 @@ code and the HTTP status the API answers with. The CLI prints `ERROR: (Code) fie
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import sqlite3
 
 # HTTP status per Azure error code; a code not listed is a 400 (bad input).
@@ -16,6 +18,9 @@ STATUS = {
     "InsufficientStorage": 507, "AccessDenied": 403, "ReadOnlyStorage": 500, "StateCorrupt": 500,
     "HypervisorError": 502, "InternalError": 500, "OperationPreempted": 409,
 }
+
+
+LOW_SPACE = 256 * 1024  # bytes free under which an I/O error of the database is a full disk
 
 
 class LabError(Exception):
@@ -62,8 +67,11 @@ class Interrupted(LabError):
     default_code = "OperationPreempted"
 
     def __init__(self, signum: int) -> None:
-        super().__init__("", f"interrupted by signal {signum}; run `scaleset repair` to finish or undo "
-                             "what was under way")
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__("", f"interrupted by {name}; run scaleset repair to finish or undo what was under way")
         self.signum = signum
 
 
@@ -77,6 +85,8 @@ def from_os_error(exc: OSError, what: str | None = None) -> LabError:
         return LabError(str(name), f"{reason}: SCALESET_HOME must be writable", "ReadOnlyStorage")
     if exc.errno in (errno.EACCES, errno.EPERM):
         return LabError(str(name), reason, "AccessDenied")
+    if exc.errno == errno.ENAMETOOLONG:
+        return LabError(str(name), reason, "InvalidParameter")
     return LabError(str(name), reason, "InternalError")
 
 
@@ -87,6 +97,20 @@ def from_db_error(exc: sqlite3.Error, db_path: object) -> LabError:
         return LabError(str(db_path), f"{text}: free some space and run the command again", "InsufficientStorage")
     if "readonly" in text or "read-only" in text:
         return LabError(str(db_path), f"{text}: SCALESET_HOME must be writable", "ReadOnlyStorage")
+    folder = os.path.dirname(str(db_path))
+    try:
+        fs = os.statvfs(folder)
+        read_only, free = bool(fs.f_flag & os.ST_RDONLY), fs.f_bavail * fs.f_frsize
+    except OSError:
+        read_only, free = False, None
+    if "disk I/O error" in text and free is not None and free < LOW_SPACE:  # SQLite's word for a full disk
+        return LabError(str(db_path), f"{text}: {free // 1024} KiB free; free some space and run the command again",
+                        "InsufficientStorage")
+    if "unable to open" in text:
+        if read_only:
+            return LabError(str(db_path), f"{text}: the file system is read-only; SCALESET_HOME must be writable",
+                            "ReadOnlyStorage")
+        return LabError(str(db_path), f"{text}: {folder} must exist and be writable", "AccessDenied")
     if isinstance(exc, sqlite3.IntegrityError):
         return LabError(str(db_path), f"conflicting write: {text}; run the command again", "Conflict")
     if "locked" in text or "busy" in text:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +46,28 @@ class LabPaths:
         override = os.environ.get("SCALESET_CACHE")
         return Path(override) if override else self.home / "cache"
 
+    @property
+    def files(self) -> Path:
+        """Files served to guests for extension fileUris."""
+        return self.home / "files"
+
     def ensure(self) -> "LabPaths":
+        """Create the lab's folders, private to its owner (0700): OS disks, keys, the state and
+        console logs are nobody else's to read. A looser folder is tightened, with one line said."""
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for d in (self.gallery, self.disks, self.keys, self.logs, self.run, self.cache):
-            d.mkdir(parents=True, exist_ok=True)
-        self.keys.chmod(0o700)
+        for d in (self.home, self.gallery, self.disks, self.keys, self.logs, self.run, self.files):
+            d.mkdir(exist_ok=True, mode=0o700)
+            private(d)
+        self.cache.mkdir(parents=True, exist_ok=True, mode=0o700)
         return self
+
+
+def private(folder: Path) -> None:
+    """chmod 0700 unless it already is (then nothing is written: a read-only home still works)."""
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    if mode != 0o700:
+        folder.chmod(0o700)
+        print(f"scaleset: {folder} was mode {mode:04o}; now 0700 (private to its owner)", file=sys.stderr)
 
 
 def lab_paths() -> LabPaths:

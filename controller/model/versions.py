@@ -9,17 +9,18 @@ import re
 
 from controller.core.errors import ImageError
 
-_VERSION = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
+_VERSION = re.compile(r"(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,9})\.(0|[1-9][0-9]{0,9})")
 _MAX_PART = 2**31 - 1
 LATEST = "latest"
 
 
 def parse_version(text: str, field: str = "version") -> tuple[int, int, int]:
     """Return the numeric key of a version, or raise ImageError naming `field`."""
-    if not isinstance(text, str) or not _VERSION.match(text):
+    if not isinstance(text, str) or not _VERSION.fullmatch(text):
+        shown = (text if text.isprintable() else repr(text)[1:-1])[:40] if isinstance(text, str) else type(text).__name__
         raise ImageError(
             field,
-            f"'{text}' is malformed: expected MAJOR.MINOR.PATCH of non-negative integers "
+            f"'{shown}' is malformed: expected MAJOR.MINOR.PATCH of non-negative integers "
             "without leading zeros (e.g. 1.0.0 or 2016.127.20180613)",
             "InvalidImageVersion",
         )

@@ -2,20 +2,30 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Callable
 
-from controller.virt import vm
-from controller.ops.health import Monitor
-from controller.state.health import HealthStore, Reading
-from controller.model.instance import Instance, plan_capacity, resolve_ids
-from controller.ops.lab import Lab
-from controller.model.scaleset import ScaleSet, parse
 from controller.core.errors import ModelError
-from controller.ops.provision import (BOOT_TIMEOUT, apply_booted, bring_up_many, plan_instance, reconcile, remove_instance,
-                        switch, target_of, wait_booted)
-from controller.virt.ssh import CommandResult
+from controller.core.txn import transaction
+from controller.model.instance import Instance, domain_name, plan_capacity, resolve_ids
+from controller.model.scaleset import ScaleSet, parse
 from controller.model.setpath import set_path
+from controller.ops.health import Monitor
+from controller.ops.lab import Lab
+from controller.ops.provision import (BOOT_TIMEOUT, apply_booted, bring_up_many, plan_instance, port_owner,
+                                      purge_domain, reconcile, remove_instance, switch, target_of, wait_booted)
+from controller.state.health import HealthStore, Reading
+from controller.state.journal import remove_files
+from controller.state.upgrades import UpgradeStore
+from controller.virt import vm
+from controller.virt.ports import PortAllocator
+from controller.virt.ssh import CommandResult
+
+MODEL_RETRIES = 20  # compare-and-swap attempts of one model change before ConcurrentUpdate
 
 
 def _run(coro):
@@ -38,25 +48,55 @@ def create(lab: Lab, document: dict) -> ScaleSet:
     return lab.models.get(ss.name)
 
 
+def change_model(lab: Lab, name: str, mutate: Callable[[dict], object]) -> ScaleSet:
+    """Every read-modify-write of a model: read it with its generation, apply `mutate` to the
+    document, validate the whole (a changed image reference must resolve), write it only if no
+    other write came in between (compare and swap); a lost race starts again from the newer
+    model, a few times at most."""
+    for attempt in range(MODEL_RETRIES):
+        ss, generation = lab.models.read(name)
+        doc = ss.to_json()
+        mutate(doc)
+        new = parse(doc)
+        if new.name.lower() != ss.name.lower():
+            raise ModelError("$.name", "the name of a scale set cannot change")
+        if (_image_ref(new), new.location) != (_image_ref(ss), ss.location):
+            lab.resolve_image(new)
+        try:
+            return lab.models.replace(doc, generation)
+        except ModelError as exc:
+            if exc.code != "ConcurrentUpdate":
+                raise
+        time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # let the other writer finish
+    raise ModelError("--name", f"scale set '{name}' kept changing under this update ({MODEL_RETRIES} tries); "
+                               "run it again", "ConcurrentUpdate")
+
+
+def _image_ref(ss: ScaleSet) -> object:
+    return ss.properties.virtualMachineProfile.storageProfile.imageReference
+
+
 def update_model(lab: Lab, name: str, assignments: list[str]) -> ScaleSet:
     """`--set PATH=VALUE`...: a new model, validated whole; instances change only when told to
     (Manual) -- the orchestrator acts on Automatic/Rolling."""
-    doc = lab.models.get(name).to_json()
-    for a in assignments:
-        set_path(doc, a)
-    ss = parse(doc)
-    if ss.name.lower() != name.lower():
-        raise ModelError("$.name", "the name of a scale set cannot change")
-    lab.resolve_image(ss)
-    return lab.models.replace(doc)
+    return change_model(lab, name, lambda doc: [set_path(doc, a) for a in assignments])
+
+
+def set_extension(lab: Lab, name: str, ext_name: str, properties: dict) -> ScaleSet:
+    """Add the extension `ext_name` to the model, or replace the one of that name."""
+    def mutate(doc: dict) -> None:
+        vmp = doc["properties"]["virtualMachineProfile"]
+        exts = vmp.setdefault("extensionProfile", {}).setdefault("extensions", [])
+        exts[:] = [e for e in exts if e.get("name") != ext_name] + [{"name": ext_name, "properties": properties}]
+    return change_model(lab, name, mutate)
 
 
 def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
     ss = prepare(lab, name)
     if capacity != ss.sku.capacity:
-        doc = ss.to_json()
-        doc["sku"]["capacity"] = capacity
-        ss = lab.models.replace(doc)
+        def resize(doc: dict) -> None:
+            doc["sku"]["capacity"] = capacity
+        ss = change_model(lab, name, resize)
     existing = lab.instances.list(ss.name)
     add, remove = plan_capacity([i.instance_id for i in existing], capacity)
     for inst in existing:
@@ -64,32 +104,39 @@ def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
             remove_instance(lab, inst)
     if add:
         image = lab.resolve_image(ss, verify=True)
-        jobs = []
-        for iid in add:
-            new = plan_instance(lab, ss, iid, image)
-            lab.instances.insert(new)
-            nothing = replace(new, os_disk="", seed="", ci_instance_id="", profile={}, profile_digest="")
-            jobs.append((lab.journal.begin(nothing, "create", new), new, image.path))
-        _run(bring_up_many(lab, jobs))
+        news = [plan_instance(lab, ss, iid, image) for iid in add]
+        blank = [replace(n, os_disk="", seed="", ci_instance_id="", profile={}, profile_digest="") for n in news]
+        try:
+            with transaction(lab.db):  # rows and journal together: no instance row without its intent
+                for new in news:
+                    lab.instances.insert(new)
+                swaps = lab.journal.begin_many("create", list(zip(blank, news, strict=True)))
+        except BaseException:
+            for new in news:
+                PortAllocator().release(port_owner(lab, new.domain))
+            raise
+        _run(bring_up_many(lab, [(s, n, image.path) for s, n in zip(swaps, news, strict=True)]))
     return lab.instances.list(ss.name)
 
 
 def _swap(lab: Lab, ss: ScaleSet, targets: list[Instance], kind: str, to_model: bool) -> list[Instance]:
-    busy = lab.journal.busy(ss.name)
-    for inst in targets:
-        if inst.instance_id in busy:
-            s = busy[inst.instance_id]
-            raise ModelError("--instance-ids", f"instance {inst.instance_id} is busy: a {s.kind} (operation "
-                                               f"{s.id}) is working on it", "OperationNotAllowed")
+    """New OS disks for `targets`, all recorded in one transaction before any step: an instance
+    another command works on refuses the whole command before anything is recorded."""
     model_image = lab.resolve_image(ss, verify=True) if to_model else None
-    jobs = []
-    for inst in targets:
-        image = model_image or lab.image(inst.image, verify=True)
-        new = target_of(lab, ss, inst, to_model, model_image)
-        swap = lab.journal.begin(inst, kind, new)
-        inst.provisioning_state = "Updating"
-        lab.instances.save(inst)
-        jobs.append((swap, new, image.path))
+    verified: dict[tuple, Path] = {}
+
+    def image_of(inst: Instance) -> Path:  # each version's checksum verified once per command
+        key = tuple(sorted(inst.image.items()))
+        if key not in verified:
+            verified[key] = lab.image(inst.image, verify=True).path
+        return verified[key]
+
+    paths = [model_image.path if model_image else image_of(inst) for inst in targets]
+    news = [target_of(lab, ss, inst, to_model, model_image) for inst in targets]
+    with transaction(lab.db):
+        swaps = lab.journal.begin_many(kind, list(zip(targets, news, strict=True)))
+        lab.instances.set_state(ss.name, [i.instance_id for i in targets], "Updating")
+    jobs = list(zip(swaps, news, paths, strict=True))
     return _run(bring_up_many(lab, jobs))
 
 
@@ -139,15 +186,38 @@ def power(lab: Lab, name: str, ids: list[str] | None, action: str) -> list[Insta
 
 
 def delete(lab: Lab, name: str) -> list[str]:
-    """Domains, OS disks, seeds and data disks of the scale set, then its model."""
-    ss = lab.models.get(name)
-    removed = []
-    for inst in lab.instances.list(ss.name):
-        remove_instance(lab, inst)
-        removed.append(inst.domain)
-    _run(reconcile(lab, ss))  # domains without a record
-    lab.models.delete(ss.name)
-    return removed
+    """The scale set and everything of it, whatever a killed command left: its unfinished swaps
+    are stopped (not finished), then domains (with or without a row), disks, seeds and data
+    disks, port leases, host keys, console logs, and every row. The model need not read.
+    Refused only while a live process works on the set. Returns the instance domains removed."""
+    name = lab.models.stored_name(name) or name
+    with transaction(lab.db):  # from here on no other command finishes or resumes the set's work
+        UpgradeStore(lab.db).refuse_if_driven(name)
+        lab.journal.take_over(name)
+    rows = lab.instances.remnants(name)
+    files = lab.journal.files(name) + [p for _, disk, seed in rows for p in (disk, seed)]
+    domains = {d for d, _, _ in rows} | _set_domains(lab, name)
+    if not (domains or files or lab.models.stored_name(name)):
+        raise ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
+    for domain in sorted(domains):
+        purge_domain(lab, domain)
+    remove_files(*files)
+    lab.models.delete(name)
+    return sorted(d for d, _, _ in rows)
+
+
+def _set_domains(lab: Lab, name: str) -> set[str]:
+    """Domain names of the set that libvirt, the port leases or the lab's directories still know."""
+    pattern = re.compile(re.escape(domain_name(lab.paths.home, name, 0)[:-1]) + r"\d+", re.IGNORECASE)
+    found = {d.name for d in lab.hv.lab_domains(str(lab.paths.home))
+             if (tag := d.lab_tag()) and tag.scale_set.lower() == name.lower()}
+    owner = port_owner(lab, "")
+    found |= {o[len(owner):] for o in PortAllocator().leases().values() if o.startswith(owner)}
+    for folder, suffix in ((lab.paths.disks, ""), (lab.paths.keys / "hostkeys", ".hostkey"),
+                           (lab.paths.logs, ".console.log")):
+        if folder.is_dir():
+            found |= {p.name.removesuffix(suffix) for p in folder.iterdir() if p.name.endswith(suffix)}
+    return {d for d in found if pattern.fullmatch(d)}
 
 
 def run_command(lab: Lab, name: str, instance_id: str, script: str, timeout: float = 600.0) -> CommandResult:
@@ -162,16 +232,18 @@ def run_command(lab: Lab, name: str, instance_id: str, script: str, timeout: flo
         client.close()
 
 
-def running_map(lab: Lab, insts: list[Instance]) -> dict[int, bool]:
-    return {i.instance_id: (d := lab.hv.lookup(i.domain)) is not None and d.state() == "running" for i in insts}
+async def read_health(lab: Lab, ss: ScaleSet, monitor: Monitor, insts: list[Instance]) -> dict[int, Reading]:
+    """One concurrent poll of the instances' health source, recorded with its `since`."""
+    up = lab.hv.running(i.domain for i in insts)
+    readings = await monitor.poll(insts, {i.instance_id: i.domain in up for i in insts})
+    return HealthStore(lab.db).record(ss.name, readings)
 
 
 def poll_health(lab: Lab, ss: ScaleSet, monitor: Monitor | None = None,
                 insts: list[Instance] | None = None) -> dict[int, Reading]:
-    """One concurrent poll of the scale set's health source, recorded with its `since`."""
+    """read_health() over the whole set (or `insts`), from synchronous code."""
     insts = insts if insts is not None else lab.instances.list(ss.name)
-    readings = _run((monitor or Monitor(ss)).poll(insts, running_map(lab, insts)))
-    return HealthStore(lab.db).record(ss.name, readings)
+    return _run(read_health(lab, ss, monitor or Monitor(ss), insts))
 
 
 def refresh(lab: Lab, inst: Instance) -> Instance:

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+import re
 import secrets
+import stat
 import time
+from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
 from aiohttp import web
 
+from controller.core.files import atomic_create
 from controller.core.settings import LabPaths
 from controller.core.errors import ModelError
 from controller.virt.ports import PortAllocator
 
+_PLAIN = re.compile(r"[^./\x00-\x1f\x7f-\x9f][^/\x00-\x1f\x7f-\x9f]*")
 GUEST_HOST = "10.0.2.2"  # the host's 127.0.0.1, as QEMU's user-mode network shows it to guests
 
 
@@ -24,10 +28,31 @@ def secret(paths: LabPaths) -> bytes:
     key = paths.keys / "fileserver.key"
     if not key.exists():
         paths.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
+        atomic_create(key, secrets.token_bytes(32), 0o600)  # of two racing processes, one key wins
     return key.read_bytes()
+
+
+def check_name(name: str, field: str = "--name") -> str:
+    """A plain file name: 1..255 bytes, no '/', no leading '.', no NUL or control characters."""
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if not 1 <= size <= 255:
+        raise ModelError(field, f"a file name is 1 to 255 bytes long, not {size}")
+    if not _PLAIN.fullmatch(name):
+        raise ModelError(field, f"{name!r} must be a plain file name: no '/', no leading '.', "
+                                "no control characters")
+    return name
+
+
+def served_file(paths: LabPaths, name: str, field: str = "--name") -> Path:
+    """files/NAME, which must be a regular file (not a link, not a folder) directly in files/."""
+    path = paths.files / check_name(name, field)
+    try:
+        regular = stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        regular = False
+    if not regular:
+        raise ModelError(field, f"no file '{name}' in {paths.files}", "NotFound")
+    return path
 
 
 def port(paths: LabPaths) -> int:
@@ -40,15 +65,13 @@ def sign(key: bytes, name: str, expires: int) -> str:
 
 def url(paths: LabPaths, name: str, valid_seconds: float, now: float | None = None) -> str:
     """A guest-side URL for files/NAME whose token expires `valid_seconds` from now."""
-    if not (paths.home / "files" / name).is_file():
-        raise ModelError("--file", f"no file '{name}' in {paths.home / 'files'}")
+    served_file(paths, name)
     expires = int((now if now is not None else time.time()) + valid_seconds)
     return (f"http://{GUEST_HOST}:{port(paths)}/files/{quote(name)}?se={expires}"
             f"&sig={sign(secret(paths), name, expires)}")
 
 
 def app(paths: LabPaths, clock: Callable[[], float] = time.time) -> web.Application:
-    root = (paths.home / "files").resolve()
     key = secret(paths)
 
     async def get(request: web.Request) -> web.StreamResponse:
@@ -61,8 +84,9 @@ def app(paths: LabPaths, clock: Callable[[], float] = time.time) -> web.Applicat
             return web.Response(status=403, text="bad token\n")
         if clock() > expires:
             return web.Response(status=403, text="token expired\n")
-        path = (root / name).resolve()
-        if root not in path.parents or not path.is_file():
+        try:
+            path = served_file(paths, name)
+        except ModelError:
             return web.Response(status=404, text="no such file\n")
         return web.FileResponse(path)
 
@@ -73,7 +97,7 @@ def app(paths: LabPaths, clock: Callable[[], float] = time.time) -> web.Applicat
 
 async def serve(paths: LabPaths, clock: Callable[[], float] = time.time) -> web.AppRunner:
     """Start serving on 127.0.0.1 (the caller keeps the loop running, then cleans up the runner)."""
-    (paths.home / "files").mkdir(parents=True, exist_ok=True)
+    paths.files.mkdir(parents=True, exist_ok=True, mode=0o700)
     runner = web.AppRunner(app(paths, clock), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port(paths)).start()

@@ -13,6 +13,7 @@ import asyncio
 import time
 
 import aiohttp
+import yarl
 
 from agent.health import HEALTHY, INITIALIZING, UNHEALTHY, UNKNOWN, HealthState, ProbeResult
 
@@ -49,6 +50,17 @@ async def read_agent(session: aiohttp.ClientSession, port: int, timeout: float =
     return Reading(state, "agent", str(last.get("detail", ""))[:200], since)
 
 
+def probe_url(host_port: int, request_path: str) -> yarl.URL:
+    """http://127.0.0.1:PORT + the model's requestPath, built by parts: no path can change the host or
+    port (`@127.0.0.1:9/x` would as text). The model only holds validated paths; this holds anyway."""
+    path, _, query = request_path.partition("?")
+    url = yarl.URL.build(scheme="http", host="127.0.0.1", port=host_port,
+                         path=path if path.startswith("/") else "/" + path, query_string=query, encoded=True)
+    if (url.scheme, url.host, url.port, url.user) != ("http", "127.0.0.1", host_port, None):
+        raise ValueError(f"requestPath would leave 127.0.0.1:{host_port}")
+    return url
+
+
 async def probe_host(session: aiohttp.ClientSession, protocol: str, host_port: int, guest_port: int,
                      path: str, timeout: float = AGENT_TIMEOUT) -> ProbeResult:
     """The load balancer's probe: up on HTTP 200 (the body is not read) or an open TCP port."""
@@ -58,12 +70,12 @@ async def probe_host(session: aiohttp.ClientSession, protocol: str, host_port: i
             _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", host_port), timeout)
             writer.close()
             return ProbeResult(HEALTHY, f"tcp {guest_port} open", now)
-        async with session.get(f"http://127.0.0.1:{host_port}{path}", allow_redirects=False,
+        async with session.get(probe_url(host_port, path), allow_redirects=False,
                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             return ProbeResult(HEALTHY if resp.status == 200 else UNHEALTHY, f"HTTP {resp.status}", now)
     except asyncio.TimeoutError:
         return ProbeResult(UNHEALTHY, "timed out", now)
-    except (aiohttp.ClientError, OSError) as exc:
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
         return ProbeResult(UNHEALTHY, f"{type(exc).__name__}", now)
 
 

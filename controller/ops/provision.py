@@ -1,6 +1,6 @@
 """Bringing instances to life and back: plan, materialize (disks, seed, domain), wait, settle.
 
-Every instance creation and OS-disk swap goes through the swap journal (osdisk.py), so a
+Every instance creation and OS-disk swap goes through the swap journal (state/journal.py), so a
 killed command leaves something `reconcile()` can finish. Slow steps (domain start, boot
 wait) run in threads; the database is only touched from the event loop's thread.
 """
@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from images.gallery import ImageVersion
 
 from controller.model import extensions as ext_mod
 from controller.virt import vm
 from controller.state.health import HealthStore
-from controller.core.errors import HypervisorError
+from controller.core.errors import HypervisorError, LabError, ModelError
 from controller.model.instance import DOMAINS, Instance, applied_profile, computer_name, domain_name, guest_ports, profile_digest
 from controller.ops.lab import Lab
 from controller.model.scaleset import ScaleSet
@@ -152,24 +154,37 @@ async def bring_up_many(lab: Lab, jobs: list[tuple[Swap, Instance, Path]]) -> li
     return list(await asyncio.gather(*(bring_up(lab, s, n, p) for s, n, p in jobs)))
 
 
-def remove_instance(lab: Lab, inst: Instance) -> None:
-    """Domain, OS disks, seeds, data disks, forwards, pinned host key, console log, row."""
-    dom = lab.hv.lookup(inst.domain)
+@dataclass(frozen=True)
+class _Named:
+    """vm's per-domain paths (host key, console log) read only the domain name."""
+    domain: str
+
+
+def purge_domain(lab: Lab, domain: str) -> None:
+    """A domain and all the lab keeps for it: definition, directory (OS disks, seeds, data
+    disks), port leases, pinned host key, console log. Whatever is already gone is skipped."""
+    dom = lab.hv.lookup(domain)
     if dom is not None:
         dom.undefine()
-    shutil.rmtree(vm.instance_dir(lab.paths, inst.domain), ignore_errors=True)
-    PortAllocator().release(port_owner(lab, inst.domain))
-    vm.hostkeys(lab.paths, inst).forget()
-    vm.console_log(lab.paths, inst).unlink(missing_ok=True)
+    shutil.rmtree(vm.instance_dir(lab.paths, domain), ignore_errors=True)
+    PortAllocator().release(port_owner(lab, domain))
+    named = cast(Instance, _Named(domain))
+    vm.hostkeys(lab.paths, named).forget()
+    vm.console_log(lab.paths, named).unlink(missing_ok=True)
+
+
+def remove_instance(lab: Lab, inst: Instance) -> None:
+    """The instance's domain with all its files and leases, then its health and its row."""
+    purge_domain(lab, inst.domain)
+    remove_files(inst.os_disk, inst.seed)
     HealthStore(lab.db).forget(inst.scale_set, inst.instance_id)
     lab.instances.delete(inst.scale_set, inst.instance_id)
 
 
 # -- crash repair ------------------------------------------------------------------------------
-async def finish_orphan(lab: Lab, swap: Swap) -> Instance:
+async def finish_orphan(lab: Lab, swap: Swap, inst: Instance) -> Instance:
     """Finish or undo a swap whose process died: whichever disk libvirt has attached wins."""
     lab.journal.claim(swap)
-    inst = lab.instances.get(swap.scale_set, swap.instance_id)
     attached = attached_os_disk(lab.hv, inst.domain)
     new = new_side(inst, swap)
     if swap.kind == "create" or attached == swap.new_os_disk:
@@ -186,6 +201,27 @@ async def finish_orphan(lab: Lab, swap: Swap) -> Instance:
     return old
 
 
+async def settle_orphan(lab: Lab, swap: Swap) -> str:
+    """One swap a dead process left: finished, undone, or (its instance is gone) closed with
+    both its disks removed. Never raises a LabError: says what could not be done."""
+    what = f"instance {swap.instance_id}: unfinished {swap.kind}"
+    try:
+        inst = lab.instances.get(swap.scale_set, swap.instance_id)
+    except ModelError as exc:
+        if exc.code != "NotFound":
+            raise
+        lab.journal.claim(swap)
+        lab.journal.set_phase(swap, "aborted", "the instance was removed before the swap finished")
+        remove_files(swap.old_os_disk, swap.old_seed, swap.new_os_disk, swap.new_seed)
+        purge_domain(lab, domain_name(lab.paths.home, swap.scale_set, swap.instance_id))
+        return f"{what} closed: the instance is gone; its disks removed"
+    try:
+        done = await finish_orphan(lab, swap, inst)
+    except LabError as exc:
+        return f"{what} could not be finished: {exc}"
+    return f"{what} {'completed' if done.os_disk == swap.new_os_disk else 'undone'}"
+
+
 async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     """Make libvirt and the database agree after a crash; returns what was done."""
     done = []
@@ -193,9 +229,7 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     for swap in lab.journal.orphans(ss.name):
         if swap.kind == "rolling" and upgrading:
             continue  # the rolling upgrade resumes its own instances (rolling.py)
-        inst = await finish_orphan(lab, swap)
-        done.append(f"instance {swap.instance_id}: unfinished {swap.kind} "
-                    f"{'completed' if inst.os_disk == swap.new_os_disk else 'undone'}")
+        done.append(await settle_orphan(lab, swap))
     rows = {i.domain: i for i in lab.instances.list(ss.name)}
     busy = lab.journal.busy(ss.name)
     live = {p for i in rows.values() for p in (i.os_disk, i.seed)}
@@ -207,8 +241,7 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     for dom in lab.hv.lab_domains(str(lab.paths.home)):
         tag = dom.lab_tag()
         if tag and tag.scale_set.lower() == ss.name.lower() and dom.name not in rows:
-            dom.undefine()
-            shutil.rmtree(vm.instance_dir(lab.paths, dom.name), ignore_errors=True)
+            purge_domain(lab, dom.name)
             done.append(f"domain {dom.name}: no instance record; removed")
     for inst in rows.values():
         if inst.instance_id in busy:

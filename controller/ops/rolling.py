@@ -27,9 +27,6 @@ from controller.ops.provision import apply_booted, target_of
 from controller.state.upgrades import Upgrade, UpgradeStore
 from controller.virt.vm import Booted
 
-FAILED_STATES = ("Failed", "RolledBack", "RollbackFailed")
-
-
 class Driver(Protocol):
     async def write_disks(self, inst: Instance) -> None: ...
     async def switch(self, inst: Instance) -> None: ...
@@ -145,7 +142,7 @@ class Orchestrator:
                                    "instances": [o.instance_id for o in outcomes]})
         done = [st for st in self.store.states(up).values() if st != "InProgress"]
         unsettled = [o for o in outcomes if o.unsettled]
-        failed = sum(st in FAILED_STATES for st in done) + len(unsettled)
+        failed = sum(st in plan.FAILED_STATES for st in done) + len(unsettled)
         breach = plan.upgraded_breach(failed, len(done) + len(unsettled), policy)
         for o in unsettled:
             assert o.unsettled is not None

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import aiohttp
 
-from controller.ops import provision
+from controller.ops import commands, provision
 from controller.ops.health import Monitor
-from controller.state.health import HealthStore, Reading
+from controller.state.health import Reading
 from controller.model.instance import Instance
 from controller.ops.lab import Lab
 from controller.model.scaleset import ScaleSet
@@ -48,8 +48,5 @@ class LibvirtDriver:
             return await self._monitor(ss).read(session, inst, running=True)
 
     async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]:
-        running = {i.instance_id: (d := self.lab.hv.lookup(i.domain)) is not None and d.state() == "running"
-                   for i in insts}
-        readings = await self._monitor(ss).poll(insts, running)
-        HealthStore(self.lab.db).record(ss.name, readings)
+        readings = await commands.read_health(self.lab, ss, self._monitor(ss), insts)
         return {iid: r.state for iid, r in readings.items()}

@@ -19,7 +19,7 @@ from controller.ops import fileserver
 from controller.ops.lab import Lab
 from controller.model.scaleset import ScaleSet
 from controller.model.jsonmap import parse_duration
-from controller.core.errors import ModelError
+from controller.core.errors import LabError, ModelError
 from controller.ops.provision import reconcile
 from controller.ops.rolling import Driver, Orchestrator, start_upgrade
 from controller.state.upgrades import UpgradeStore
@@ -40,6 +40,7 @@ class Controller:
         self.waiting: dict[str, tuple[str, float]] = {}  # scale set -> (new version, first seen)
         self.noted: set[tuple[str, str]] = set()
         self.tasks: dict[str, asyncio.Task] = {}
+        self.broken: dict[str, str] = {}  # scale sets whose model does not read -> why (said once)
 
     def due_version(self, ss: ScaleSet) -> str | None:
         """The version an automatic upgrade should start for now, if any."""
@@ -80,31 +81,49 @@ class Controller:
         orch = Orchestrator(self.lab, self.driver, on_event=lambda m: self.say(f"{name}: {m}"))
         self.tasks[name] = asyncio.create_task(orch.run(up))
 
+    def scale_sets(self) -> list[ScaleSet]:
+        """The models that read; one that does not is named (once per problem) and skipped."""
+        good, bad = self.lab.models.scan()
+        for exc in bad:
+            if self.broken.get(exc.field) != exc.reason:
+                self.say(f"skipped: {exc}")
+        self.broken = {exc.field: exc.reason for exc in bad}
+        return good
+
     async def tick(self) -> None:
-        for ss in self.lab.models.list():
-            task = self.tasks.get(ss.name)
-            if task is not None and not task.done():
-                continue
-            if task is not None and task.exception() is not None:
-                self.say(f"{ss.name}: upgrade stopped by an error: {task.exception()!r}")
-            self.tasks.pop(ss.name, None)
-            active = self.store.active(ss.name)
-            if active is not None:
-                if active in self.store.orphaned():
-                    self.say(f"{ss.name}: resuming rolling upgrade {active.id} to {active.target['version']}")
-                    self._drive(ss.name, active)
-                continue
-            if self.due_version(ss):
-                up = start_upgrade(self.lab, ss, "Platform")
-                self.say(f"{ss.name}: automatic OS upgrade {up.id} to {up.target['version']} started")
-                self._drive(ss.name, up)
+        for ss in self.scale_sets():
+            try:
+                await self._look_at(ss)
+            except LabError as exc:  # one set's problem never stops the others
+                self.say(f"{ss.name}: skipped this round: {exc}")
+
+    async def _look_at(self, ss: ScaleSet) -> None:
+        task = self.tasks.get(ss.name)
+        if task is not None and not task.done():
+            return
+        if task is not None and task.exception() is not None:
+            self.say(f"{ss.name}: upgrade stopped by an error: {task.exception()!r}")
+        self.tasks.pop(ss.name, None)
+        active = self.store.active(ss.name)
+        if active is not None:
+            if active in self.store.orphaned():
+                self.say(f"{ss.name}: resuming rolling upgrade {active.id} to {active.target['version']}")
+                self._drive(ss.name, active)
+            return
+        if self.due_version(ss):
+            up = start_upgrade(self.lab, ss, "Platform")
+            self.say(f"{ss.name}: automatic OS upgrade {up.id} to {up.target['version']} started")
+            self._drive(ss.name, up)
 
     async def run(self, once: bool = False, files: bool = False) -> None:
         """Loop (or one look with `once`); `files`: also serve extension fileUris."""
         settle_heap()
-        for ss in self.lab.models.list():  # repair what a killed command left (not upgrades: they resume)
-            for line in await reconcile(self.lab, ss):
-                self.say(f"{ss.name}: {line}")
+        for ss in self.scale_sets():  # repair what a killed command left (not upgrades: they resume)
+            try:
+                for line in await reconcile(self.lab, ss):
+                    self.say(f"{ss.name}: {line}")
+            except LabError as exc:
+                self.say(f"{ss.name}: repair failed: {exc}")
         runner = await fileserver.serve(self.lab.paths) if files else None
         if runner is not None:
             self.say(f"serving {self.lab.paths.home / 'files'} to guests on 127.0.0.1:"

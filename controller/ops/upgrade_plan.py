@@ -4,6 +4,7 @@ from __future__ import annotations
 from controller.model.scaleset import AutomaticOSUpgradePolicy, RollingUpgradePolicy
 
 UNHEALTHY_STATES = ("Unhealthy", "Unknown")  # Initializing is waited for, not counted
+FAILED_STATES = ("Failed", "RolledBack", "RollbackFailed")  # an upgraded instance that did not succeed
 
 BEFORE = "MaxUnhealthyInstancePercentExceededBeforeRollingUpgrade"
 DURING = "MaxUnhealthyInstancePercentExceededInRollingUpgrade"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from controller.ops.lab import Lab
+from controller.ops.upgrade_plan import FAILED_STATES
 from controller.state.upgrades import Upgrade, UpgradeStore
 
 TYPE = "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades"
-FAILED = ("Failed", "RolledBack", "RollbackFailed")
 
 
 def progress(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
@@ -16,7 +16,7 @@ def progress(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
     pending = [i for i in lab.instances.list(up.scale_set)
                if i.image["version"] != up.target["version"] and i.instance_id not in touched]
     return {"successfulInstanceCount": sum(r["state"] == "Succeeded" for r in rows),
-            "failedInstanceCount": sum(r["state"] in FAILED for r in rows),
+            "failedInstanceCount": sum(r["state"] in FAILED_STATES for r in rows),
             "inProgressInstanceCount": sum(r["state"] == "InProgress" for r in rows),
             "pendingInstanceCount": len(pending)}
 

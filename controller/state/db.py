@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,14 +13,28 @@ from controller.core.txn import transaction
 from controller.state.schema import migrate
 
 
+def _wal(conn: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """WAL mode (kept in the file). Switching a new file answers "locked" at once, without the
+    busy timeout, while another process opens it too: wait for that here."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(0.005, 0.05))
+
 
 def connect(path: Path) -> sqlite3.Connection:
     """The lab's database, migrated to the current schema; errors name the file."""
+    conn = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        _wal(conn)
         # WAL + NORMAL: a commit survives a killed process (what crash safety needs here); only a
         # power loss may drop the last commits. Saves an fsync per transaction.
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -28,12 +44,18 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA cache_size=-65536")
         migrate(conn, path)
         for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):  # models may hold protectedSettings
-            if f.exists():
+            try:
                 f.chmod(0o600)
-    except sqlite3.Error as exc:
-        raise from_db_error(exc, path) from None
-    except OSError as exc:
-        raise from_os_error(exc, str(path)) from None
+            except FileNotFoundError:  # no WAL yet, or another process's last close just removed it
+                pass
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise from_db_error(exc, path) from None
+        if isinstance(exc, OSError):
+            raise from_os_error(exc, str(path)) from None
+        raise
     return conn
 
 

@@ -105,6 +105,11 @@ class InstanceStore:
         with transaction(self.db):
             self.db.execute("DELETE FROM instances WHERE scale_set=? AND instance_id=?", (scale_set, instance_id))
 
+    def remnants(self, scale_set: str) -> list[tuple[str, str, str]]:
+        """(domain, OS disk, seed) of each instance row, read without parsing the rest (a delete)."""
+        return [tuple(r) for r in self.db.execute("SELECT domain, os_disk, seed FROM instances WHERE scale_set=?",
+                                                  (scale_set,))]
+
     def images_in_use(self) -> set[tuple[str, str, str, str]]:
         """Every image version an instance's OS disk (or a kept rollback disk) is built on."""
         used = set()

@@ -133,6 +133,27 @@ class SwapJournal:
             "WHERE scale_set=? AND phase='aborted'", (scale_set, scale_set))
         return [p for r in rows for p in r if p]
 
+    def take_over(self, scale_set: str) -> None:
+        """Make this process the owner of every unfinished swap of the set, so no other command
+        finishes them (a delete stops them all); refused while a live process works on one."""
+        me = process_tag()
+        with transaction(self.db):
+            for r in self.db.execute("SELECT id, kind, instance_id, owner_pid FROM disk_swaps WHERE scale_set=? "
+                                     "AND phase NOT IN ('done','aborted')", (scale_set,)).fetchall():
+                owner = str(r["owner_pid"])
+                if owner != me and owner_alive(owner):
+                    raise ModelError("--name", f"scale set '{scale_set}' is busy: a {r['kind']} of instance "
+                                     f"{r['instance_id']} (operation {r['id']}, pid {owner.split(':')[0]}) is "
+                                     "working on it; wait for it or stop that process", "OperationNotAllowed")
+            self.db.execute("UPDATE disk_swaps SET owner_pid=? WHERE scale_set=? AND phase NOT IN ('done','aborted')",
+                            (me, scale_set))
+
+    def files(self, scale_set: str) -> list[str]:
+        """Every OS disk and seed any swap of the set names, finished or not."""
+        rows = self.db.execute("SELECT old_os_disk, old_seed, new_os_disk, new_seed FROM disk_swaps WHERE scale_set=?",
+                               (scale_set,))
+        return [p for r in rows for p in r if p]
+
     def claim(self, swap: Swap) -> None:
         with transaction(self.db):
             self.db.execute("UPDATE disk_swaps SET owner_pid=? WHERE id=?", (process_tag(), swap.id))

@@ -1,13 +1,47 @@
-"""Scale-set models in the lab's SQLite database: validated on every write, versioned."""
+"""Scale-set models in the lab's SQLite database: validated on every write, versioned.
+
+A write names the generation it was based on (compare-and-swap): a writer that lost a race
+gets ConcurrentUpdate instead of silently overwriting the other change. A stored model that
+no longer reads (bad JSON, or a document that no longer validates) is an error of its own
+set only (StateCorrupt): listings skip it and name it, and `delete()` still removes it.
+"""
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 
 from controller.core.clock import now_iso
+from controller.core.errors import LabError, ModelError
 from controller.core.txn import transaction
 from controller.model.scaleset import ScaleSet, parse
-from controller.core.errors import ModelError
+
+# Every table with rows about a scale set, and the column naming it (upgrade_instances go by
+# their upgrade's id; profiles are shared by content and swept when nothing refers to them).
+_SET_TABLES = (("health", "scale_set"), ("disk_swaps", "scale_set"), ("instances", "scale_set"),
+               ("rolling_upgrades", "scale_set"), ("scale_sets", "name"))
+
+
+def _not_found(name: str) -> ModelError:
+    return ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
+
+
+def corrupt(name: str, reason: str) -> ModelError:
+    return ModelError(f"scale set '{name}'", f"the stored model {reason}; `scaleset delete` still removes the set",
+                      "StateCorrupt")
+
+
+def _parse_stored(name: str, text: str) -> ScaleSet:
+    """The stored model, or StateCorrupt naming the set (never the document's values: secrets)."""
+    try:
+        return parse(json.loads(text))
+    except json.JSONDecodeError as exc:
+        reason = f"is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})"
+    except LabError as exc:
+        reason = f"no longer validates: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any other shape the parser trips over
+        reason = f"cannot be read ({type(exc).__name__})"
+    raise corrupt(name, reason)
 
 
 class ScaleSetStore:
@@ -26,36 +60,76 @@ class ScaleSetStore:
 
     def get(self, name: str, shared: dict[str, ScaleSet] | None = None) -> ScaleSet:
         """The model. `shared`: a cache the caller keeps (model text -> ScaleSet, read-only)."""
-        row = self.db.execute("SELECT model FROM scale_sets WHERE name=?", (name,)).fetchone()
+        row = self.db.execute("SELECT name, model FROM scale_sets WHERE name=?", (name,)).fetchone()
         if row is None:
-            raise ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
+            raise _not_found(name)
         if shared is not None and row["model"] in shared:
             return shared[row["model"]]
-        ss = parse(json.loads(row["model"]))
+        ss = _parse_stored(row["name"], row["model"])
         if shared is not None:
             shared.clear()
             shared[row["model"]] = ss
         return ss
 
+    def read(self, name: str) -> tuple[ScaleSet, int]:
+        """The model and its generation, read together (the base of a compare-and-swap write)."""
+        row = self.db.execute("SELECT name, model, generation FROM scale_sets WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise _not_found(name)
+        return _parse_stored(row["name"], row["model"]), int(row["generation"])
+
     def generation(self, name: str) -> int:
         row = self.db.execute("SELECT generation FROM scale_sets WHERE name=?", (name,)).fetchone()
         if row is None:
-            raise ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
+            raise _not_found(name)
         return int(row["generation"])
 
-    def list(self) -> list[ScaleSet]:
-        return [parse(json.loads(r["model"])) for r in self.db.execute("SELECT model FROM scale_sets ORDER BY name")]
+    def stored_name(self, name: str) -> str | None:
+        """The name as stored (names match without regard to case); None without a model row."""
+        row = self.db.execute("SELECT name FROM scale_sets WHERE name=?", (name,)).fetchone()
+        return row["name"] if row else None
 
-    def replace(self, document: dict) -> ScaleSet:
-        """Write a whole new model (validated first); the name cannot change."""
+    def scan(self) -> tuple[list[ScaleSet], list[ModelError]]:
+        """Every model that reads, and a StateCorrupt error for each one that does not."""
+        good, bad = [], []
+        for r in self.db.execute("SELECT name, model FROM scale_sets ORDER BY name"):
+            try:
+                good.append(_parse_stored(r["name"], r["model"]))
+            except ModelError as exc:
+                bad.append(exc)
+        return good, bad
+
+    def list(self) -> list[ScaleSet]:
+        """The models that read; each one that does not is named on stderr and skipped."""
+        good, bad = self.scan()
+        for exc in bad:
+            print(f"WARNING: {exc}", file=sys.stderr, flush=True)
+        return good
+
+    def replace(self, document: dict, generation: int | None = None) -> ScaleSet:
+        """Write a whole new model (validated first); the name cannot change. `generation`: the
+        one the document was based on; if another write came in between, ConcurrentUpdate
+        (None writes unconditionally: only for a caller that owns the lab, like a test)."""
         ss = parse(document)
+        q, args = "UPDATE scale_sets SET model=?, generation=generation+1, updated_at=? WHERE name=?", \
+            [json.dumps(ss.to_json()), now_iso(), ss.name]
+        if generation is not None:
+            q, args = q + " AND generation=?", args + [generation]
         with transaction(self.db):
-            cur = self.db.execute("UPDATE scale_sets SET model=?, generation=generation+1, updated_at=? "
-                                  "WHERE name=?", (json.dumps(ss.to_json()), now_iso(), ss.name))
-            if cur.rowcount == 0:
-                raise ModelError("name", f"scale set '{ss.name}' not found", "ResourceNotFound")
+            if self.db.execute(q, args).rowcount == 0:
+                if self.stored_name(ss.name) is None:
+                    raise _not_found(ss.name)
+                raise ModelError("name", f"scale set '{ss.name}' was changed by another command since generation "
+                                         f"{generation} was read", "ConcurrentUpdate")
         return ss
 
     def delete(self, name: str) -> None:
+        """The model and every row about the set (health, journal, instances, upgrades), in one
+        transaction, whether or not the model still reads."""
         with transaction(self.db):
-            self.db.execute("DELETE FROM scale_sets WHERE name=?", (name,))
+            self.db.execute("DELETE FROM upgrade_instances WHERE upgrade_id IN "
+                            "(SELECT id FROM rolling_upgrades WHERE scale_set=?)", (name,))
+            for table, column in _SET_TABLES:
+                self.db.execute(f"DELETE FROM {table} WHERE {column}=?", (name,))
+            self.db.execute("DELETE FROM profiles WHERE ref NOT IN (SELECT profile FROM instances UNION "
+                            "SELECT old_profile FROM disk_swaps UNION SELECT new_profile FROM disk_swaps)")

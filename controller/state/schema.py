@@ -156,6 +156,7 @@ def migrate(conn: sqlite3.Connection, path: object) -> None:
                 conn.execute(stmt)
         conn.execute(f"PRAGMA user_version={LATEST}")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")

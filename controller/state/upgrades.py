@@ -83,6 +83,14 @@ class UpgradeStore:
         rows = self.db.execute("SELECT * FROM rolling_upgrades WHERE status=?", (ACTIVE,))
         return [u for u in map(_upgrade, rows) if not (u.owner and owner_alive(u.owner))]
 
+    def refuse_if_driven(self, scale_set: str) -> None:
+        """OperationNotAllowed while another live process drives an upgrade of the set."""
+        r = self.db.execute("SELECT id, owner FROM rolling_upgrades WHERE scale_set=? AND status=?",
+                            (scale_set, ACTIVE)).fetchone()
+        if r and r["owner"] and r["owner"] != process_tag() and owner_alive(r["owner"]):
+            raise ModelError("--name", f"scale set '{scale_set}' is busy: rolling upgrade {r['id']} is driven by pid "
+                                       f"{r['owner'].split(':')[0]}; cancel it first", "OperationNotAllowed")
+
     def claim(self, up: Upgrade) -> None:
         up.owner = process_tag()
         with transaction(self.db):

@@ -4,9 +4,11 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import Iterable
 
 import libvirt
 
+from controller.core import signals
 from controller.core.errors import HypervisorError
 from controller.virt.domain_xml import METADATA_NS
 
@@ -61,7 +63,7 @@ class Domain:
             pass
         deadline = time.monotonic() + timeout
         while self._dom.isActive() and time.monotonic() < deadline:
-            time.sleep(0.5)
+            signals.sleep(0.5)  # a signal ends the wait at once
         self.destroy()
 
     def destroy(self) -> None:
@@ -137,6 +139,17 @@ class Hypervisor:
 
     def domains(self) -> list[Domain]:
         return [Domain(d) for d in self.conn.listAllDomains()]
+
+    def running(self, names: Iterable[str]) -> set[str]:
+        """Which of these domains are running (one listing of the active domains, not a lookup each)."""
+        wanted, out = set(names), set()
+        for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            try:
+                if d.name() in wanted and _STATES.get(d.state()[0]) == "running":
+                    out.add(d.name())
+            except libvirt.libvirtError:  # gone since the listing: not running
+                pass
+        return out
 
     def lab_domains(self, home: str) -> list[Domain]:
         """Domains this lab (identified by its home directory) created."""

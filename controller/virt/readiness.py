@@ -1,4 +1,4 @@
-"""One guest from one image version: disks, seed, domain, and the wait chain to "ready".
+"""The wait chain from a started domain to "ready".
 
 The wait chain follows pycloudlib: domain started -> cloud-init's final message on the
 console -> SSH answers -> cloud-init's result.json -> boot id and image stamp read back.
@@ -6,23 +6,14 @@ console -> SSH answers -> cloud-init's result.json -> boot id and image stamp re
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from images import qcow2
-from images.gallery import ImageVersion
 
-from controller.virt import accel as accel_mod
-from controller.virt import cloudinit
-from controller.core.settings import LabPaths
-from controller.virt.domain_xml import Disk, DomainSpec, Forward, render
-from controller.virt.hypervisor import Domain, Hypervisor
-from controller.virt.ports import PortAllocator
-from controller.virt.seed import write_seed
-from controller.virt.ssh import GuestSSH, PinnedHostKeys, ensure_keypair
+from controller.core import signals
+from controller.virt.hypervisor import Hypervisor
+from controller.virt.ssh import GuestSSH
 
 STAMP = "/etc/scaleset-lab/image.json"
 SEP = "----scaleset-lab----"
@@ -48,65 +39,6 @@ def run_as_owner(path: Path) -> str:
     return f"+{st.st_uid}:+{st.st_gid}"
 
 
-class Guest:
-    def __init__(self, paths: LabPaths, hv: Hypervisor, name: str, admin_user: str = "azureuser") -> None:
-        self.paths, self.hv, self.name, self.admin_user = paths, hv, name, admin_user
-        self.dir = paths.disks / name
-        self.console_log = paths.logs / f"{name}.console.log"
-        self.owner = f"{paths.home}#{name}"
-        self.hostkeys = PinnedHostKeys(paths.keys / "hostkeys", name)
-        self.ssh_port: int | None = None
-        self.started_at: float | None = None
-
-    # -- creation -------------------------------------------------------------------------
-    def create(self, image: ImageVersion, *, memory_mib: int = 512, vcpus: int = 2,
-               extra_forwards: list[int] | None = None, runcmd: list[str] | None = None,
-               accel: accel_mod.Accel | None = None) -> Domain:
-        """Overlay OS disk + seed + domain, then start it."""
-        accel = accel or accel_mod.detect()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os_disk = self.dir / f"os-{uuid.uuid4().hex[:8]}.qcow2"
-        qcow2.create_overlay(image.path, os_disk)
-        key_path, pub = ensure_keypair(self.paths.keys)
-        guest_ports = [22, *(extra_forwards or [])]
-        host_ports = PortAllocator().allocate(self.owner, len(guest_ports))
-        self.ssh_port = host_ports[0]
-        forwards = [Forward(h, g) for h, g in zip(host_ports, guest_ports, strict=False)]
-        spec = DomainSpec(name=self.name, home=self.paths.home, console_log=self.console_log,
-                          forwards=forwards, domain_type=accel.domain_type, memory_mib=memory_mib,
-                          vcpus=vcpus, run_as=run_as_owner(self.paths.home), disks=[])
-        docs = cloudinit.render(cloudinit.SeedSpec(
-            instance_id=f"{self.name}-{uuid.uuid4().hex[:12]}", hostname=self.name,
-            admin_user=self.admin_user, ssh_keys=[pub], mac=spec.mac, runcmd=runcmd or []))
-        seed = write_seed(self.dir / "seed.iso", docs["user-data"], docs["meta-data"], docs["network-config"])
-        spec.disks = [Disk(os_disk, "vda"), Disk(seed, "vdz", format="raw", readonly=True)]
-        self.hostkeys.forget()  # a new OS disk brings new host keys
-        self.console_log.unlink(missing_ok=True)
-        dom = self.hv.define(render(spec))
-        self.started_at = time.monotonic()
-        dom.start()
-        return dom
-
-    # -- waiting --------------------------------------------------------------------------
-    def ssh(self) -> GuestSSH:
-        assert self.ssh_port is not None, "guest not created"
-        return GuestSSH(self.ssh_port, self.admin_user, self.paths.keys / "id_ed25519", self.hostkeys)
-
-    def wait_ready(self, timeout: float = 600.0) -> Readiness:
-        assert self.started_at is not None
-        return wait_ready(self.hv, self.name, self.console_log, self.ssh(), self.started_at, timeout)
-
-    # -- teardown -------------------------------------------------------------------------
-    def delete(self) -> None:
-        dom = self.hv.lookup(self.name)
-        if dom:
-            dom.undefine()
-        PortAllocator().release(self.owner)
-        self.hostkeys.forget()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.console_log.unlink(missing_ok=True)
-
-
 def wait_ready(hv: Hypervisor, name: str, console_log: Path, client: GuestSSH, started_at: float,
                timeout: float = 600.0, extra: str | None = None) -> Readiness:
     """Wait for cloud-init's final stage on the console (no guest CPU spent on polling),
@@ -121,7 +53,7 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path, client: GuestSSH, s
         dom = hv.lookup(name)
         if dom is None or dom.state() not in ("running", "paused"):
             raise RuntimeError(f"{name} stopped while booting; console: {console_log}")
-        time.sleep(0.25)
+        signals.sleep(0.25)  # a signal ends the wait at once
     client.wait(deadline)
     t_ssh = time.monotonic() - started_at
     # One round trip, no Python in the guest: cloud-init writes result.json when its final

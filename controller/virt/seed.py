@@ -6,10 +6,11 @@ The seed can carry secrets (protected settings), so it is written 0600.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pycdlib
+
+from controller.core.files import atomic_open
 
 
 def write_seed(path: Path, user_data: str, meta_data: str, network_config: str | None = None) -> Path:
@@ -22,10 +23,9 @@ def write_seed(path: Path, user_data: str, meta_data: str, network_config: str |
         data = text.encode()
         iso.add_fp(io.BytesIO(data), len(data), f"/FILE{i};1", rr_name=name, joliet_path=f"/{name}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        iso.write_fp(f)
-    iso.close()
-    os.replace(tmp, path)
+    try:
+        with atomic_open(path, 0o600) as f:
+            iso.write_fp(f)
+    finally:
+        iso.close()
     return path

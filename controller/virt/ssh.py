@@ -1,7 +1,6 @@
 """SSH to guests with paramiko: one ed25519 key per lab, host keys pinned on first contact."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +12,9 @@ import logging
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from controller.core import signals
+from controller.core.files import atomic_create, atomic_write
 
 
 # paramiko's transport thread logs a traceback for every refused early connection.
@@ -32,16 +34,15 @@ def _ensure_keypair(keys_dir: Path) -> tuple[Path, str]:
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     priv = keys_dir / "id_ed25519"
     pub = keys_dir / "id_ed25519.pub"
-    if not priv.exists():
+    if not priv.exists():  # of two processes racing, one key wins (created whole, never replaced)
         key = Ed25519PrivateKey.generate()
-        data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                 serialization.NoEncryption())
-        fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        atomic_create(priv, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                              serialization.NoEncryption()), 0o600)
+    if not pub.exists():  # derived from the private key that won: the pair always matches
+        key = serialization.load_ssh_private_key(priv.read_bytes(), None)
         line = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                              serialization.PublicFormat.OpenSSH).decode()
-        pub.write_text(f"{line} scaleset-lab\n")
+        atomic_write(pub, f"{line} scaleset-lab\n", 0o644)
     return priv, pub.read_text().strip()
 
 
@@ -66,8 +67,8 @@ class PinnedHostKeys(paramiko.MissingHostKeyPolicy):
         line = f"{key.get_name()} {key.get_base64()}"
         pinned = self.pinned()
         if pinned is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(line + "\n")
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write(self.path, line + "\n", 0o600)
         elif pinned != line:
             raise HostKeyChanged(f"host key of {self.path.stem} changed (pinned {pinned.split()[0]}); "
                                  "refusing to connect")
@@ -97,9 +98,10 @@ class GuestSSH:
         host = self.host() if callable(self.host) else self.host
         if not host:
             raise OSError("the guest has no address yet")
-        client.connect(host, port=self.port, username=self.user, key_filename=str(self.key_path),
-                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
-                       allow_agent=False, look_for_keys=False)
+        # in a daemon thread: a signal ends the wait at once, not after paramiko's timeouts
+        signals.interruptible(client.connect, host, port=self.port, username=self.user,
+                              key_filename=str(self.key_path), timeout=timeout, banner_timeout=timeout,
+                              auth_timeout=timeout, allow_agent=False, look_for_keys=False)
         self._client = client
 
     def wait(self, deadline: float) -> None:
@@ -113,7 +115,7 @@ class GuestSSH:
                 raise
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 last = exc
-                time.sleep(1.0)
+                signals.sleep(1.0)
         raise TimeoutError(f"no SSH on 127.0.0.1:{self.port} in time (last error: {last})")
 
     def run(self, command: str, timeout: float = 300.0, stdin: bytes | None = None) -> CommandResult:
@@ -123,7 +125,7 @@ class GuestSSH:
         assert self._client is not None
         transport = self._client.get_transport()
         assert transport is not None
-        chan = transport.open_session()
+        chan = signals.interruptible(transport.open_session)
         chan.settimeout(1.0)
         chan.exec_command(command)
         if stdin is not None:
@@ -141,7 +143,7 @@ class GuestSSH:
             if time.monotonic() > deadline:
                 chan.close()
                 raise TimeoutError(f"command did not finish within {timeout:.0f} s")
-            time.sleep(0.05)
+            signals.sleep(0.05)
         status = chan.recv_exit_status()
         chan.close()
         return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))

@@ -9,7 +9,6 @@ import base64
 import json
 import random
 import secrets
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,10 +70,7 @@ def ensure_data_disks(inst_dir: Path, profile: VirtualMachineProfile) -> None:
     for d in profile.storageProfile.dataDisks:
         path = data_disk_path(inst_dir, d.lun)
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp), f"{d.diskSizeGB}G"],
-                           check=True, capture_output=True)
-            tmp.rename(path)
+            qcow2.create_blank(path, d.diskSizeGB)
 
 
 _NAMES = random.Random(secrets.randbits(64))  # names need to be unique, not secret: no syscall each
