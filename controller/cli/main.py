@@ -10,19 +10,10 @@ from controller.core.errors import ImageError
 
 from controller.virt import accel
 from controller.cli import files as cli_files
-from controller.cli import guard
+from controller.cli import guard, inputs
 from controller.cli import upgrade as cli_upgrade
 from controller.cli import vmss as cli_vmss
 from controller.ops.lab import Lab
-
-
-def _bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("true", "yes", "1"):
-        return True
-    if low in ("false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
 
 
 def _region(text: str) -> str:
@@ -137,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = image.add_parser("update", help="change exclude-from-latest or target regions of a version")
     _image_ref(p)
-    p.add_argument("--exclude-from-latest", type=_bool, metavar="true|false")
+    p.add_argument("--exclude-from-latest", type=inputs.boolean, metavar="true|false")
     p.add_argument("--target-regions", nargs="+", type=_region, metavar="REGION")
     p.set_defaults(func=cmd_image_update)
     p = image.add_parser("delete", help="delete a version no instance uses")

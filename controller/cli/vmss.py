@@ -185,7 +185,10 @@ def cmd_show(args) -> int:
 
 def cmd_list(args) -> int:
     lab = _lab()
-    out(args, [views.show(ss, lab.instances.list(ss.name)) for ss in lab.models.list()], SHOW_COLUMNS)
+    good, bad = lab.models.scan()
+    for exc in bad:  # one damaged model never hides the others
+        print(f"WARNING: {exc}", file=sys.stderr, flush=True)
+    out(args, [views.show(ss, lab.instances.list(ss.name)) for ss in good], SHOW_COLUMNS)
     return 0
 
 

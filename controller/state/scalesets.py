@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 
 from controller.core.clock import now_iso
 from controller.core.errors import LabError, ModelError
@@ -100,11 +99,8 @@ class ScaleSetStore:
         return good, bad
 
     def list(self) -> list[ScaleSet]:
-        """The models that read; each one that does not is named on stderr and skipped."""
-        good, bad = self.scan()
-        for exc in bad:
-            print(f"WARNING: {exc}", file=sys.stderr, flush=True)
-        return good
+        """The models that read (scan() names the others)."""
+        return self.scan()[0]
 
     def replace(self, document: dict, generation: int | None = None) -> ScaleSet:
         """Write a whole new model (validated first); the name cannot change. `generation`: the

@@ -64,14 +64,14 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
 )
-_NETDEV_SAFE = re.compile(r"^[0-9]+$")
+_NETDEV_SAFE = re.compile(r"[0-9]+")
 
 
 def netdev_arg(forwards: list[Forward]) -> str:
     """QEMU user-mode network; every forward listens on 127.0.0.1 only."""
     parts = ["user", "id=n0"]
     for f in forwards:
-        if not (_NETDEV_SAFE.match(str(f.host)) and _NETDEV_SAFE.match(str(f.guest))):
+        if not (_NETDEV_SAFE.fullmatch(str(f.host)) and _NETDEV_SAFE.fullmatch(str(f.guest))):
             raise ValueError(f"forward ports must be integers: {f}")
         parts.append(f"hostfwd=tcp:127.0.0.1:{int(f.host)}-:{int(f.guest)}")
     return ",".join(parts)
