@@ -86,3 +86,20 @@ def test_nat_mode_uses_a_libvirt_network_and_no_forwards():
 def test_uuid_is_stable_per_name_so_a_new_os_disk_redefines_the_same_domain():
     assert spec().uuid == spec().uuid != spec(name="vmss-a-1").uuid
     assert ET.fromstring(render(spec())).find("uuid").text == spec().uuid
+
+
+def test_states_of_many_domains_in_one_listing():
+    hv = Hypervisor("test:///default")
+    names = ["lab-states-up", "lab-states-down"]
+    try:
+        up, down = (hv.define(render(spec(name=n))) for n in names)
+        up.start()
+        assert hv.states([*names, "lab-states-missing"]) == {"lab-states-up": "running",
+                                                             "lab-states-down": "stopped",
+                                                             "lab-states-missing": None}
+        assert hv.running([*names, "lab-states-missing"]) == {"lab-states-up"}
+    finally:
+        for n in names:
+            if hv.lookup(n):
+                hv.lookup(n).undefine()
+        hv.close()

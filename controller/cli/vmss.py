@@ -201,7 +201,7 @@ def cmd_get_instance_view(args) -> int:
     lab = _lab()
     ss = lab.models.get(args.name)
     insts = lab.instances.list(ss.name)
-    states = {i.domain: (d.state() if (d := lab.hv.lookup(i.domain)) else None) for i in insts}
+    states = lab.hv.states(i.domain for i in insts)
     if args.instance_id is None:
         out(args, views.aggregate_view(ss, insts, states))
         return 0

@@ -140,16 +140,22 @@ class Hypervisor:
     def domains(self) -> list[Domain]:
         return [Domain(d) for d in self.conn.listAllDomains()]
 
-    def running(self, names: Iterable[str]) -> set[str]:
-        """Which of these domains are running (one listing of the active domains, not a lookup each)."""
-        wanted, out = set(names), set()
-        for d in self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+    def states(self, names: Iterable[str], active_only: bool = False) -> dict[str, str | None]:
+        """The state of each of these domains, None for one that is not defined (one listing of
+        the domains, not a lookup each)."""
+        out: dict[str, str | None] = dict.fromkeys(names)
+        flags = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE if active_only else 0
+        for d in self.conn.listAllDomains(flags):
             try:
-                if d.name() in wanted and _STATES.get(d.state()[0]) == "running":
-                    out.add(d.name())
-            except libvirt.libvirtError:  # gone since the listing: not running
+                if d.name() in out:
+                    out[d.name()] = _STATES.get(d.state()[0], "unknown")
+            except libvirt.libvirtError:  # gone since the listing
                 pass
         return out
+
+    def running(self, names: Iterable[str]) -> set[str]:
+        """Which of these domains are running."""
+        return {n for n, st in self.states(names, active_only=True).items() if st == "running"}
 
     def lab_domains(self, home: str) -> list[Domain]:
         """Domains this lab (identified by its home directory) created."""
