@@ -45,7 +45,13 @@ def main() -> int:
     from controller.core.errors import ImageError
     from controller.ops import commands as ops
     from controller.ops.lab import Lab
-    from controller.ops.provision import plan_instance, remove_instance, switch, wait_booted, write_disks
+    from controller.ops.provision import (
+        plan_instance,
+        remove_instance,
+        switch,
+        wait_booted,
+        write_disks,
+    )
     from images.builder import build
 
     p, o, s, v = args.urn.split(":")

@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.core.settings import LabPaths  # noqa: E402
-from images.builder import build  # noqa: E402
 from controller.state.db import connect  # noqa: E402
+from images.builder import build  # noqa: E402
 from images.gallery import Gallery  # noqa: E402
 
 

@@ -28,12 +28,18 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["SCALESET_HOME"] = args.home or tempfile.mkdtemp(prefix="scaleset-bench-")
     os.environ.setdefault("SCALESET_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "images"))
+    from controller.core.errors import ImageError
     from controller.ops import commands as ops
     from controller.ops.lab import Lab
+    from controller.ops.provision import (
+        apply_booted,
+        switch,
+        target_of,
+        wait_booted,
+        write_disks,
+    )
     from controller.state.journal import settle_new
-    from controller.ops.provision import apply_booted, switch, target_of, wait_booted, write_disks
     from images.builder import build
-    from controller.core.errors import ImageError
 
     p, o, s, v = args.urn.split(":")
     lab = Lab.open()

@@ -27,13 +27,13 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["SCALESET_HOME"] = args.home or tempfile.mkdtemp(prefix="scaleset-bench-")
     os.environ.setdefault("SCALESET_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "images"))
+    from controller.core.errors import ImageError
     from controller.ops import commands as ops
     from controller.ops.lab import Lab
     from controller.ops.rolling import Orchestrator, start_upgrade
     from controller.ops.rolling_driver import LibvirtDriver
     from controller.ops.upgrade_views import latest_view
     from images.builder import build
-    from controller.core.errors import ImageError
 
     p, o, s = "scaleset-lab", "debian", "debian-12"
     lab = Lab.open()

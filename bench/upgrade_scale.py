@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.virt.accel import Accel  # noqa: E402
 from controller.core.settings import LabPaths  # noqa: E402
 from controller.ops.lab import Lab  # noqa: E402
 from controller.ops.rolling import Orchestrator, start_upgrade  # noqa: E402
 from controller.ops.service import settle_heap  # noqa: E402
 from controller.state.upgrades import UpgradeStore  # noqa: E402
+from controller.virt.accel import Accel  # noqa: E402
 from tests.fakedriver import FakeDriver, make_scale_set  # noqa: E402
 from tests.helpers import make_qcow2  # noqa: E402
 

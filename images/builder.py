@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from controller.core.errors import ImageError
+
 from . import bootdisk
 from .aptsources import host_sources
-from controller.core.errors import ImageError
 from .gallery import Gallery, ImageVersion
 from .recipe import Recipe, load
 

@@ -2,21 +2,21 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.core.settings import LabPaths
 from controller.core.clock import now_iso
+from controller.core.errors import ImageError
+from controller.core.settings import LabPaths
 from controller.core.txn import transaction
+from controller.model.versions import LATEST, parse_version
 
 from . import qcow2
-from controller.core.errors import ImageError
-from controller.model.versions import LATEST, parse_version
 
 DEFAULT_REGION = "local"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")

@@ -5,8 +5,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .bootdisk import PART_START, SECTOR
 from controller.core.errors import ImageError
+
+from .bootdisk import PART_START, SECTOR
 
 
 def read_file(image: Path, guest_path: str) -> bytes:

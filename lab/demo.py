@@ -43,8 +43,8 @@ def prepare_home() -> Path:
 
 def publish(paths, version: str, script: str | None, why: str) -> None:
     """Build and publish a version (in whatever thread: the gallery connection is its own)."""
-    from images.builder import build
     from controller.state.db import connect
+    from images.builder import build
     from images.gallery import Gallery
     say(f"publishing {P}:{O}:{S}:{version} ({why}) ...")
     t0 = time.monotonic()
@@ -78,8 +78,8 @@ def create(lab) -> None:
 async def story(lab) -> int:
     from controller.ops.rolling_driver import LibvirtDriver
     from controller.ops.service import Controller
-    from controller.state.upgrades import UpgradeStore
     from controller.ops.upgrade_views import history_item, latest_view
+    from controller.state.upgrades import UpgradeStore
 
     controller = Controller(lab, LibvirtDriver(lab), interval=1.0, say=lambda m: say(f"[controller] {m}"))
     watcher = asyncio.create_task(controller.run())
@@ -117,8 +117,8 @@ async def story(lab) -> int:
 
 def main() -> int:
     home = prepare_home()
-    from controller.virt import accel
     from controller.ops.lab import Lab
+    from controller.virt import accel
 
     a = accel.detect()
     say(f"demo lab home {home}; acceleration {a.kind} ({a.reason})")

@@ -26,8 +26,8 @@ def qcow2_file(tmp_path) -> Path:
 @pytest.fixture
 def flab(lab, qcow2_file):
     """A lab on libvirt's test driver with image version 1.0.0, for the fake-driver tests."""
-    from controller.virt.accel import Accel
     from controller.ops.lab import Lab
+    from controller.virt.accel import Accel
     t = Lab(lab, "test:///default", Accel("tcg", "test"))
     t.gallery.import_file("scaleset-lab", "debian", "debian-12", "1.0.0", qcow2_file)
     yield t

@@ -9,14 +9,14 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from controller.virt import vm
-from controller.virt.readiness import Readiness
-from controller.state.health import Reading
 from controller.core.clock import now_iso
 from controller.model.instance import AGENT_PORT, Instance
-from controller.ops.lab import Lab
 from controller.model.scaleset import parse
+from controller.ops.lab import Lab
 from controller.ops.provision import plan_instance
+from controller.state.health import Reading
+from controller.virt import vm
+from controller.virt.readiness import Readiness
 
 
 class Killed(BaseException):

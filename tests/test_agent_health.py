@@ -6,7 +6,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.health import HEALTHY, INITIALIZING, UNHEALTHY, UNKNOWN, HealthState, ProbeResult
+from agent.health import (
+    HEALTHY,
+    INITIALIZING,
+    UNHEALTHY,
+    UNKNOWN,
+    HealthState,
+    ProbeResult,
+)
 from agent.probe import classify, probe_once
 from agent.settings import SettingsError, parse_settings
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.ops import rolling
-from controller.state.db import GroupCommit
 from controller.core.txn import transaction
-from controller.state.instances import LiveSet
+from controller.ops import rolling
 from controller.ops.rolling import Orchestrator, start_upgrade
 from controller.ops.service import Controller
+from controller.state.db import GroupCommit
+from controller.state.instances import LiveSet
 from controller.state.upgrades import UpgradeStore
 from tests.fakedriver import FakeDriver, Killed, make_scale_set
 from tests.test_rolling import model, publish, versions

@@ -92,8 +92,8 @@ def test_extension_set_adds_in_order_and_list_instances_is_empty_json(stored, ca
 
 
 def test_an_image_version_in_use_is_never_deleted(lab, capsys, qcow2_file):
-    from controller.state.instances import InstanceStore
     from controller.model.instance import Instance
+    from controller.state.instances import InstanceStore
     ref = ["--publisher", "scaleset-lab", "--offer", "debian", "--sku", "debian-12"]
     for v in ("1.0.0", "1.1.0"):
         assert run(capsys, "image", "import", *ref, "--version", v, "--file", str(qcow2_file))[0] == 0

@@ -12,8 +12,8 @@ import sys
 import time
 
 from controller.state.db import connect
-from images.gallery import Gallery
 from controller.state.scalesets import ScaleSetStore
+from images.gallery import Gallery
 from tests.test_model import BASE
 
 DISKS = "properties.virtualMachineProfile.storageProfile.dataDisks"

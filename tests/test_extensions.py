@@ -12,9 +12,9 @@ import pytest
 
 from agent import runner
 from controller.model import extensions as ext_mod
-from controller.virt import vm
 from controller.model.instance import Instance
 from controller.model.scaleset import Extension, ExtensionProperties
+from controller.virt import vm
 from lab.samples import health_extension, sample_app_extension
 from tests.test_model import BASE
 

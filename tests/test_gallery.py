@@ -4,10 +4,10 @@ import subprocess
 
 import pytest
 
-from tests.helpers import make_qcow2
 from controller.core.errors import ImageError
 from controller.state.db import connect
 from images.gallery import Gallery
+from tests.helpers import make_qcow2
 
 P, O, S = "Contoso", "debian", "debian-12"
 

@@ -9,11 +9,11 @@ from aiohttp import web
 
 from agent.server import Agent
 from agent.settings import parse_settings
-from controller.state.db import connect
-from controller.ops.health import Monitor, probe_host, probe_url, source_of
-from controller.state.health import HealthStore, Reading
 from controller.model.instance import AGENT_PORT, Instance
 from controller.model.scaleset import parse
+from controller.ops.health import Monitor, probe_host, probe_url, source_of
+from controller.state.db import connect
+from controller.state.health import HealthStore, Reading
 from tests.test_model import BASE
 
 HEALTH_EXT = {"name": "health", "properties": {"publisher": "Microsoft.ManagedServices",

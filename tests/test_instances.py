@@ -3,13 +3,22 @@ from pathlib import Path
 
 import pytest
 
+from controller.core.errors import ModelError
+from controller.model.instance import (
+    Instance,
+    applied_profile,
+    computer_name,
+    domain_name,
+    guest_ports,
+    plan_capacity,
+    profile_digest,
+    resolve_ids,
+)
+from controller.model.scaleset import parse
+from controller.model.setpath import set_path
 from controller.state.db import connect
 from controller.state.instances import InstanceStore
-from controller.model.instance import Instance, applied_profile, computer_name, domain_name, guest_ports, plan_capacity, profile_digest, resolve_ids
-from controller.model.scaleset import parse
-from controller.core.errors import ModelError
 from controller.state.scalesets import ScaleSetStore
-from controller.model.setpath import set_path
 from tests.test_model import BASE
 
 

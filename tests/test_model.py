@@ -2,9 +2,9 @@ import copy
 
 import pytest
 
-from controller.model.scaleset import parse
-from controller.model.jsonmap import parse_duration
 from controller.core.errors import ModelError
+from controller.model.jsonmap import parse_duration
+from controller.model.scaleset import parse
 
 BASE = {
     "name": "web",

@@ -12,7 +12,7 @@ from controller.core.errors import ModelError
 from controller.model.jsonmap import load_json
 from controller.model.scaleset import ScaleSet, parse
 from controller.model.setpath import set_path
-from tests.test_bad_inputs import DELETE, VALID, health_model, nested
+from tests.bad_model_corpus import DELETE, VALID, health_model, nested
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                          HealthCheck.data_too_large])

@@ -2,9 +2,9 @@ import shutil
 
 import pytest
 
+from controller.core.errors import ImageError
 from images import recipe
 from images.aptsources import host_sources
-from controller.core.errors import ImageError
 
 
 def test_shipped_recipe_loads_with_what_the_issue_asks_for():

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from controller.core.errors import ModelError
+from controller.core.procs import process_tag
 from controller.ops import commands as ops
-from controller.ops import provision
-from controller.ops import views
+from controller.ops import provision, views
+from controller.ops.lab import Lab
 from controller.virt import vm
 from controller.virt.accel import Accel
-from controller.virt.readiness import Readiness
-from controller.ops.lab import Lab
-from controller.core.errors import ModelError
 from controller.virt.hypervisor import attached_os_disk
-from controller.core.procs import process_tag
+from controller.virt.readiness import Readiness
 from tests.test_model import BASE
 
 P, O, S = "scaleset-lab", "debian", "debian-12"

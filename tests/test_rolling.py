@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.ops import upgrade_plan as plan
 from controller.model.scaleset import RollingUpgradePolicy
+from controller.ops import upgrade_plan as plan
 from controller.ops.rolling import Orchestrator, start_upgrade
 from controller.ops.service import Controller
-from controller.state.upgrades import UpgradeStore
 from controller.ops.upgrade_views import history_item, latest_view
+from controller.state.upgrades import UpgradeStore
 from tests.fakedriver import FakeDriver, Killed, make_scale_set
 
 P, O, S = "scaleset-lab", "debian", "debian-12"

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from controller.state.db import connect
 from controller.core.errors import ModelError
-from controller.state.scalesets import ScaleSetStore
 from controller.model.setpath import set_path
+from controller.state.db import connect
+from controller.state.scalesets import ScaleSetStore
 from tests.test_model import BASE
 
 

@@ -11,7 +11,7 @@ import pytest
 from controller.model.instance import domain_name
 from controller.ops.lab import Lab
 from controller.virt.ports import PortAllocator
-from tests.vmfixtures import O, P, REPO, S
+from tests.vmfixtures import REPO, O, P, S
 
 pytestmark = [
     pytest.mark.vm,

@@ -9,10 +9,9 @@ import time
 
 import pytest
 
-from controller.ops import fileserver
-from controller.ops import commands as ops
-from controller.ops import views
 from controller.cli.main import main as cli
+from controller.ops import commands as ops
+from controller.ops import fileserver, views
 from controller.ops.lab import Lab
 from controller.ops.rolling import Orchestrator, start_upgrade
 from controller.ops.rolling_driver import LibvirtDriver

@@ -11,11 +11,16 @@ from controller.core.errors import ImageError
 from controller.core.settings import libvirt_uri
 from controller.ops import commands as ops
 from controller.ops.lab import Lab
-from controller.ops.provision import plan_instance, remove_instance, switch, wait_booted, write_disks
+from controller.ops.provision import (
+    plan_instance,
+    remove_instance,
+    switch,
+    wait_booted,
+    write_disks,
+)
 from controller.virt import vm
 from images.builder import build
 from images.inspect import read_file
-
 from tests.vmfixtures import O, P, S
 
 pytestmark = [

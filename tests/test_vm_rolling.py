@@ -12,11 +12,11 @@ import pytest
 from controller.ops import commands as ops
 from controller.ops.lab import Lab
 from controller.ops.upgrade_plan import UPGRADED
-from controller.state.upgrades import UpgradeStore
 from controller.ops.upgrade_views import history_item, latest_view
+from controller.state.upgrades import UpgradeStore
 from images.builder import build
 from lab.samples import health_extension, sample_app_extension
-from tests.vmfixtures import O, P, REPO, S
+from tests.vmfixtures import REPO, O, P, S
 
 pytestmark = [
     pytest.mark.vm,

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from controller.core.settings import LabPaths
-from images.builder import build
 from controller.state.db import connect
+from images.builder import build
 from images.gallery import Gallery
 
 REPO = Path(__file__).resolve().parent.parent

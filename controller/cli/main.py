@@ -6,14 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from controller.core.errors import ImageError
-
-from controller.virt import accel
 from controller.cli import files as cli_files
 from controller.cli import guard, inputs
 from controller.cli import upgrade as cli_upgrade
 from controller.cli import vmss as cli_vmss
+from controller.core.errors import ImageError
 from controller.ops.lab import Lab
+from controller.virt import accel
 
 
 def _region(text: str) -> str:

@@ -4,19 +4,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from datetime import datetime
 
 from controller.cli.inputs import check_seconds
-from controller.ops import views
 from controller.cli.vmss import out
-from controller.ops.lab import Lab
+from controller.core import signals
 from controller.core.errors import ModelError
+from controller.ops import views
+from controller.ops.lab import Lab
 from controller.ops.rolling import Orchestrator, start_upgrade
 from controller.ops.rolling_driver import LibvirtDriver
 from controller.ops.service import Controller
-from controller.state.upgrades import UpgradeStore
 from controller.ops.upgrade_views import history_item, latest_view
+from controller.state.upgrades import UpgradeStore
 
 
 def _say(msg: str) -> None:
@@ -89,7 +89,7 @@ def cmd_get_latest(args) -> int:
         print(_table(lab, view) + "\n", flush=True)
         if up.status != "RollingForward":
             return 0
-        time.sleep(args.interval)
+        signals.sleep(args.interval)
 
 
 def cmd_history(args) -> int:

@@ -6,18 +6,24 @@ import base64
 import json
 import re
 import sys
-import time
 
-from controller.cli.inputs import boolean, check_range, check_seconds, read_file, read_text
+from controller.cli.inputs import (
+    boolean,
+    check_range,
+    check_seconds,
+    read_file,
+    read_text,
+)
+from controller.core import signals
+from controller.core.errors import ModelError
+from controller.model.instance import resolve_ids
 from controller.model.jsonmap import MAX_JSON_BYTES, load_json
 from controller.model.scaleset import parse
 from controller.ops import commands as ops
 from controller.ops import views
 from controller.ops.health import Monitor
-from controller.ops.views import vm_health
-from controller.model.instance import resolve_ids
 from controller.ops.lab import Lab
-from controller.core.errors import ModelError
+from controller.ops.views import vm_health
 
 SHOW_COLUMNS = [("Name", "name"), ("Capacity", "sku.capacity"), ("Mode", "properties.upgradePolicy.mode"),
                 ("ProvisioningState", "properties.provisioningState")]
@@ -233,7 +239,7 @@ def cmd_health(args) -> int:
         if not args.watch:
             return 0
         print(flush=True)
-        time.sleep(args.interval)
+        signals.sleep(args.interval)
 
 
 def cmd_scale(args) -> int:

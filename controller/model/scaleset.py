@@ -5,7 +5,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.model.checks import UPGRADE_MODES, validate  # noqa: F401 (re-exported)
-from controller.model.extcheck import CLOUD_CONFIG, CUSTOM_SCRIPT, EXTENSION_TYPES, HEALTH_EXTENSION  # noqa: F401
+from controller.model.extcheck import (  # noqa: F401
+    CLOUD_CONFIG,
+    CUSTOM_SCRIPT,
+    EXTENSION_TYPES,
+    HEALTH_EXTENSION,
+)
 from controller.model.jsonmap import from_json, to_json
 from controller.model.versions import LATEST
 

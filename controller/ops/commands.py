@@ -16,8 +16,19 @@ from controller.model.scaleset import ScaleSet, parse
 from controller.model.setpath import set_path
 from controller.ops.health import Monitor
 from controller.ops.lab import Lab
-from controller.ops.provision import (BOOT_TIMEOUT, apply_booted, bring_up_many, plan_instance, port_owner,
-                                      purge_domain, reconcile, remove_instance, switch, target_of, wait_booted)
+from controller.ops.provision import (
+    BOOT_TIMEOUT,
+    apply_booted,
+    bring_up_many,
+    plan_instance,
+    port_owner,
+    purge_domain,
+    reconcile,
+    remove_instance,
+    switch,
+    target_of,
+    wait_booted,
+)
 from controller.state.health import HealthStore, Reading
 from controller.state.journal import remove_files
 from controller.state.upgrades import UpgradeStore

@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from controller.core.errors import ModelError
 from controller.core.files import atomic_create
 from controller.core.settings import LabPaths
-from controller.core.errors import ModelError
 from controller.virt.ports import PortAllocator
 
 _PLAIN = re.compile(r"[^./\x00-\x1f\x7f-\x9f][^/\x00-\x1f\x7f-\x9f]*")

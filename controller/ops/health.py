@@ -15,12 +15,18 @@ import time
 import aiohttp
 import yarl
 
-from agent.health import HEALTHY, INITIALIZING, UNHEALTHY, UNKNOWN, HealthState, ProbeResult
-
+from agent.health import (
+    HEALTHY,
+    INITIALIZING,
+    UNHEALTHY,
+    UNKNOWN,
+    HealthState,
+    ProbeResult,
+)
 from controller.core.clock import now_iso
-from controller.state.health import Reading
 from controller.model.instance import AGENT_PORT, Instance
 from controller.model.scaleset import ScaleSet
+from controller.state.health import Reading
 
 AGENT_TIMEOUT = 3.0
 

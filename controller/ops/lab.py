@@ -5,18 +5,16 @@ import sqlite3
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from controller.core.errors import ImageError
-from images.gallery import Gallery, ImageVersion
-
-from controller.virt import accel as accel_mod
+from controller.core.errors import ImageError, ModelError
 from controller.core.settings import LabPaths, lab_paths, libvirt_uri
-from controller.state.db import connect
-from controller.virt.hypervisor import Hypervisor
-from controller.state.instances import InstanceStore
 from controller.model.scaleset import ScaleSet
-from controller.core.errors import ModelError
+from controller.state.db import connect
+from controller.state.instances import InstanceStore
 from controller.state.journal import SwapJournal
 from controller.state.scalesets import ScaleSetStore
+from controller.virt import accel as accel_mod
+from controller.virt.hypervisor import Hypervisor
+from images.gallery import Gallery, ImageVersion
 
 IMAGE_REF = "$.properties.virtualMachineProfile.storageProfile.imageReference"
 

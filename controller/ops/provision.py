@@ -13,19 +13,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from images.gallery import ImageVersion
-
-from controller.model import extensions as ext_mod
-from controller.virt import vm
-from controller.state.health import HealthStore
 from controller.core.errors import HypervisorError, LabError, ModelError
-from controller.model.instance import DOMAINS, Instance, applied_profile, computer_name, domain_name, guest_ports, profile_digest
-from controller.ops.lab import Lab
+from controller.model import extensions as ext_mod
+from controller.model.instance import (
+    DOMAINS,
+    Instance,
+    applied_profile,
+    computer_name,
+    domain_name,
+    guest_ports,
+    profile_digest,
+)
 from controller.model.scaleset import ScaleSet
-from controller.state.journal import Swap, new_side, old_side, remove_files, settle_new, settle_old
+from controller.ops.lab import Lab
+from controller.state.health import HealthStore
+from controller.state.journal import (
+    Swap,
+    new_side,
+    old_side,
+    remove_files,
+    settle_new,
+    settle_old,
+)
+from controller.state.upgrades import UpgradeStore
+from controller.virt import vm
 from controller.virt.hypervisor import attached_os_disk
 from controller.virt.ports import PortAllocator
-from controller.state.upgrades import UpgradeStore
+from images.gallery import ImageVersion
 
 BOOT_TIMEOUT = 600.0  # seconds for a new OS disk to reach "cloud-init done"
 

@@ -12,20 +12,29 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from controller.ops import upgrade_plan as plan
-from controller.state.db import GroupCommit
+from controller.core.procs import process_tag
 from controller.core.txn import transaction
+from controller.model.instance import Instance, applied_profile, profile_digest
+from controller.model.jsonmap import from_json, parse_duration, to_json
+from controller.model.scaleset import RollingUpgradePolicy, ScaleSet
+from controller.ops import upgrade_plan as plan
+from controller.ops.lab import Lab
+from controller.ops.provision import apply_booted, target_of
+from controller.state.db import GroupCommit
 from controller.state.health import Reading
 from controller.state.instances import LiveSet
-from controller.model.instance import Instance, applied_profile, profile_digest
-from controller.ops.lab import Lab
-from controller.model.scaleset import RollingUpgradePolicy, ScaleSet
-from controller.model.jsonmap import from_json, parse_duration, to_json
-from controller.state.journal import Swap, drop_old, new_side, old_side, record_new, settle_new, settle_old
-from controller.core.procs import process_tag
-from controller.ops.provision import apply_booted, target_of
+from controller.state.journal import (
+    Swap,
+    drop_old,
+    new_side,
+    old_side,
+    record_new,
+    settle_new,
+    settle_old,
+)
 from controller.state.upgrades import Upgrade, UpgradeStore
 from controller.virt.vm import Booted
+
 
 class Driver(Protocol):
     async def write_disks(self, inst: Instance) -> None: ...

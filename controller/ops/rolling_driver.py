@@ -7,12 +7,12 @@ from pathlib import Path
 
 import aiohttp
 
+from controller.model.instance import Instance
+from controller.model.scaleset import ScaleSet
 from controller.ops import commands, provision
 from controller.ops.health import Monitor
-from controller.state.health import Reading
-from controller.model.instance import Instance
 from controller.ops.lab import Lab
-from controller.model.scaleset import ScaleSet
+from controller.state.health import Reading
 from controller.virt.hypervisor import attached_os_disk
 from controller.virt.vm import Booted
 

@@ -13,13 +13,12 @@ import gc
 import time
 from typing import Callable
 
+from controller.core.errors import LabError, ModelError
+from controller.model.jsonmap import parse_duration
+from controller.model.scaleset import ScaleSet
 from controller.model.versions import parse_version
-
 from controller.ops import fileserver
 from controller.ops.lab import Lab
-from controller.model.scaleset import ScaleSet
-from controller.model.jsonmap import parse_duration
-from controller.core.errors import LabError, ModelError
 from controller.ops.provision import reconcile
 from controller.ops.rolling import Driver, Orchestrator, start_upgrade
 from controller.state.upgrades import UpgradeStore

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import copy
 
-from controller.model import extensions as ext_mod
 from agent.health import HEALTHY, INITIALIZING, UNHEALTHY, UNKNOWN
-
-from controller.state.health import Reading
+from controller.model import extensions as ext_mod
 from controller.model.instance import Instance, profile_digest
 from controller.model.scaleset import ScaleSet
+from controller.state.health import Reading
 
 SECRET = "protectedSettings"
 

@@ -8,10 +8,9 @@ from operator import itemgetter
 
 from controller.core.clock import now_iso
 from controller.core.errors import ModelError
-from controller.model.instance import Instance
 from controller.core.txn import transaction
+from controller.model.instance import Instance
 from controller.state.profiles import keep_profiles, load_profile
-
 
 _COLS = ("scale_set", "instance_id", "domain", "computer_name", "update_domain", "fault_domain", "profile",
          "profile_digest", "os_disk", "seed", "ci_instance_id", "ports", "provisioning_state", "power_state",

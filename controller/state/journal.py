@@ -16,13 +16,13 @@ import os
 import sqlite3
 from dataclasses import dataclass, replace
 
+from controller.core.clock import now_iso
+from controller.core.errors import ModelError
 from controller.core.procs import owner_alive, process_tag
 from controller.core.txn import transaction
-from controller.state.instances import InstanceStore
-from controller.core.clock import now_iso
 from controller.model.instance import Instance
+from controller.state.instances import InstanceStore
 from controller.state.profiles import keep_profiles, load_profile
-from controller.core.errors import ModelError
 
 
 @dataclass

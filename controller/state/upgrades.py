@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from controller.core.txn import transaction
 from controller.core.clock import now_iso
 from controller.core.errors import ModelError
 from controller.core.procs import owner_alive, process_tag
+from controller.core.txn import transaction
 
 ACTIVE = "RollingForward"
 HISTORY_SIZE, HISTORY_DAYS = 5, 60

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from controller.core import signals
 from controller.virt.hypervisor import Hypervisor
 from controller.virt.ssh import GuestSSH

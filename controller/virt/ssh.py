@@ -1,13 +1,12 @@
 """SSH to guests with paramiko: one ed25519 key per lab, host keys pinned on first contact."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-
-import logging
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
@@ -15,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controller.core import signals
 from controller.core.files import atomic_create, atomic_write
-
 
 # paramiko's transport thread logs a traceback for every refused early connection.
 logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)

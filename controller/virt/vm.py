@@ -13,20 +13,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from images import qcow2
-
+from controller.core.settings import LabPaths
+from controller.model import extensions as ext_mod
+from controller.model.instance import Instance
+from controller.model.jsonmap import from_json
+from controller.model.scaleset import CLOUD_CONFIG, VirtualMachineProfile
 from controller.virt import accel as accel_mod
 from controller.virt import cloudinit
-from controller.model import extensions as ext_mod
-from controller.core.settings import LabPaths
 from controller.virt.domain_xml import Disk, DomainSpec, Forward, render
-from controller.virt.readiness import Readiness, run_as_owner, wait_ready
 from controller.virt.hypervisor import Domain, Hypervisor
-from controller.model.instance import Instance
-from controller.model.scaleset import CLOUD_CONFIG, VirtualMachineProfile
-from controller.model.jsonmap import from_json
+from controller.virt.readiness import Readiness, run_as_owner, wait_ready
 from controller.virt.seed import write_seed
 from controller.virt.ssh import GuestSSH, PinnedHostKeys, ensure_keypair
+from images import qcow2
 
 
 def typed_profile(inst: Instance) -> VirtualMachineProfile:
