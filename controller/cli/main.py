@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from controller.cli import api as cli_api
 from controller.cli import files as cli_files
 from controller.cli import guard, inputs
 from controller.cli import upgrade as cli_upgrade
@@ -136,6 +137,7 @@ def parser() -> argparse.ArgumentParser:
     cli_vmss.register(sub)
     cli_upgrade.register(sub)
     cli_files.register(sub)
+    cli_api.register(sub)
     return top
 
 

@@ -6,7 +6,10 @@ import asyncio
 import sys
 from datetime import datetime
 
-from controller.cli.inputs import check_seconds
+from controller.api import app
+from controller.api.context import ApiContext
+from controller.api.endpoint import DEFAULT_PORT, endpoint
+from controller.cli.inputs import check_range, check_seconds
 from controller.cli.vmss import out
 from controller.core import signals
 from controller.core.errors import ModelError
@@ -25,10 +28,25 @@ def _say(msg: str) -> None:
 
 def cmd_controller(args) -> int:
     check_seconds("--interval", args.interval)
+    check_range("--api-port", args.api_port, 0, 65535)
     lab = Lab.open()
     _say(f"controller watching {lab.paths.home} (every {args.interval:g} s; Ctrl-C stops)")
-    asyncio.run(Controller(lab, LibvirtDriver(lab), interval=args.interval, say=_say).run(once=args.once,
-                                                                                        files=not args.no_files))
+    controller = Controller(lab, LibvirtDriver(lab), interval=args.interval, say=_say)
+
+    async def run() -> None:
+        served = None
+        if not args.no_api:
+            ctx = ApiContext.of(lab, controller)
+            served = await app.serve(ctx, args.api_port)
+            _say(f"ARM API on {endpoint(served[1])} (`scaleset api env` prints what a client needs)")
+        try:
+            await controller.run(once=args.once, files=not args.no_files)
+        finally:
+            if served is not None:
+                await served[0].cleanup()
+                ctx.close()
+
+    asyncio.run(run())
     return 0
 
 
@@ -108,6 +126,9 @@ def register(sub) -> None:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between looks (default %(default)s)")
     p.add_argument("--once", action="store_true", help="one look (and the upgrades it starts), then exit")
     p.add_argument("--no-files", action="store_true", help="do not serve $SCALESET_HOME/files to guests")
+    p.add_argument("--api-port", type=int, default=DEFAULT_PORT,
+                   help="serve the ARM API on https://127.0.0.1:PORT (default %(default)s; 0: any free port)")
+    p.add_argument("--no-api", action="store_true", help="do not serve the ARM API")
     p.set_defaults(func=cmd_controller)
 
     ru = sub.add_parser("rolling-upgrade", help="start, cancel or follow a rolling OS upgrade").add_subparsers(

@@ -51,9 +51,6 @@ def out(args, obj, columns=None) -> None:
     sys.stdout.write("\n")
 
 
-MAX_SCRIPT = 256 * 1024
-
-
 def _lab() -> Lab:
     return Lab.open()
 
@@ -274,17 +271,8 @@ def cmd_update_instances(args) -> int:
 
 def cmd_run_command(args) -> int:
     script = "\n".join(args.scripts) + "\n"
-    if len(script.encode("utf-8", "surrogateescape")) > MAX_SCRIPT or "\x00" in script:
-        raise ModelError("--scripts", f"must be shell text without NUL characters, at most {MAX_SCRIPT} bytes")
-    lab = _lab()
-    res = ops.run_command(lab, args.name, args.instance_id, script)
-    ok = res.exit_status == 0
-    out(args, {"value": [{"code": f"ProvisioningState/{'succeeded' if ok else 'failed'}",
-                          "displayStatus": f"Provisioning {'succeeded' if ok else 'failed'}",
-                          "level": "Info" if ok else "Error",
-                          "message": f"Enable {'succeeded' if ok else 'failed'}: \n[stdout]\n{res.stdout}\n"
-                                     f"[stderr]\n{res.stderr}", "time": None}],
-               "exitCode": res.exit_status, "stdout": res.stdout, "stderr": res.stderr})
+    ops.check_script(script, "--scripts")
+    out(args, views.run_command_result(ops.run_command(_lab(), args.name, args.instance_id, script)))
     return 0
 
 

@@ -17,6 +17,10 @@ STATUS = {
     "ImageVersionInUse": 409,
     "InsufficientStorage": 507, "AccessDenied": 403, "ReadOnlyStorage": 500, "StateCorrupt": 500,
     "HypervisorError": 502, "InternalError": 500, "OperationPreempted": 409,
+    "AuthenticationFailed": 401, "InvalidAuthenticationToken": 401, "ExpiredAuthenticationToken": 401,
+    "SubscriptionNotFound": 404, "ResourceGroupNotFound": 404, "InvalidResourceType": 404,
+    "MissingApiVersionParameter": 400, "RequestEntityTooLarge": 413, "UnsupportedMediaType": 415,
+    "MethodNotAllowed": 405,
 }
 
 

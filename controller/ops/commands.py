@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from controller.core.errors import ModelError
 from controller.core.txn import transaction
@@ -50,13 +51,29 @@ def prepare(lab: Lab, name: str) -> ScaleSet:
     return ss
 
 
-def create(lab: Lab, document: dict) -> ScaleSet:
-    """Store the model (validated, image checked), then create its instances and wait for them."""
+def create_model(lab: Lab, document: dict) -> ScaleSet:
+    """Store a new model (validated, its image checked); no instance yet."""
     ss = parse(document)
     lab.resolve_image(ss, verify=True)
-    lab.models.create(ss.to_json())
+    return lab.models.create(ss.to_json())
+
+
+def create(lab: Lab, document: dict) -> ScaleSet:
+    """Store the model, then create its instances and wait for them."""
+    ss = create_model(lab, document)
     scale(lab, ss.name, ss.sku.capacity)
     return lab.models.get(ss.name)
+
+
+def replace_model(lab: Lab, document: dict) -> ScaleSet:
+    """A whole new model for an existing set (ARM's PUT), validated; the stored capacity is kept
+    until scale() changes it together with the instances."""
+    def mutate(doc: dict) -> None:
+        capacity = doc["sku"]["capacity"]
+        doc.clear()
+        doc.update(copy.deepcopy(document))
+        doc["sku"] = {**(doc.get("sku") if isinstance(doc.get("sku"), dict) else {}), "capacity": capacity}
+    return change_model(lab, document.get("name", ""), mutate)
 
 
 def change_model(lab: Lab, name: str, mutate: Callable[[dict], object]) -> ScaleSet:
@@ -229,6 +246,14 @@ def _set_domains(lab: Lab, name: str) -> set[str]:
         if folder.is_dir():
             found |= {p.name.removesuffix(suffix) for p in folder.iterdir() if p.name.endswith(suffix)}
     return {d for d in found if pattern.fullmatch(d)}
+
+
+MAX_SCRIPT = 256 * 1024
+
+
+def check_script(script: str, field: str) -> None:
+    if len(script.encode("utf-8", "surrogateescape")) > MAX_SCRIPT or "\x00" in script:
+        raise ModelError(field, f"must be shell text without NUL characters, at most {MAX_SCRIPT} bytes")
 
 
 def run_command(lab: Lab, name: str, instance_id: str, script: str, timeout: float = 600.0) -> CommandResult:

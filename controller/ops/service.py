@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from controller.core.errors import LabError, ModelError
 from controller.model.jsonmap import parse_duration
@@ -76,9 +76,11 @@ class Controller:
             return latest.version
         return None
 
-    def _drive(self, name: str, up) -> None:
+    def drive(self, name: str, up) -> asyncio.Task:
+        """Run the upgrade `up` of scale set `name` in this loop (the API starts them here too)."""
         orch = Orchestrator(self.lab, self.driver, on_event=lambda m: self.say(f"{name}: {m}"))
         self.tasks[name] = asyncio.create_task(orch.run(up))
+        return self.tasks[name]
 
     def scale_sets(self) -> list[ScaleSet]:
         """The models that read; one that does not is named (once per problem) and skipped."""
@@ -107,12 +109,12 @@ class Controller:
         if active is not None:
             if active in self.store.orphaned():
                 self.say(f"{ss.name}: resuming rolling upgrade {active.id} to {active.target['version']}")
-                self._drive(ss.name, active)
+                self.drive(ss.name, active)
             return
         if self.due_version(ss):
             up = start_upgrade(self.lab, ss, "Platform")
             self.say(f"{ss.name}: automatic OS upgrade {up.id} to {up.target['version']} started")
-            self._drive(ss.name, up)
+            self.drive(ss.name, up)
 
     async def run(self, once: bool = False, files: bool = False) -> None:
         """Loop (or one look with `once`); `files`: also serve extension fileUris."""

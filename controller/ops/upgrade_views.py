@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from controller.model.armid import group_of, vmss_id
 from controller.ops.lab import Lab
 from controller.ops.upgrade_plan import FAILED_STATES
 from controller.state.upgrades import Upgrade, UpgradeStore
@@ -52,8 +53,8 @@ def _properties(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
 def latest_view(lab: Lab, up: Upgrade) -> dict:
     """`rolling-upgrade get-latest`: the status, with the lab's batches and timings."""
     rows = UpgradeStore(lab.db).instances(up)
-    return {"id": f"/labs/local/providers/Microsoft.Compute/virtualMachineScaleSets/{up.scale_set}/rollingUpgrades/"
-                  f"{up.id}", "type": TYPE, "location": lab.models.get(up.scale_set).location,
+    ss = lab.models.get(up.scale_set)
+    return {"id": f"{vmss_id(group_of(ss.id), ss.name)}/rollingUpgrades/latest", "type": TYPE, "location": ss.location,
             **_properties(lab, up, rows),
             "lab": {"upgradeId": up.id, "batches": up.batch_times, "instances": rows, "overhead": overhead(up)}}
 
@@ -64,3 +65,9 @@ def history_item(lab: Lab, up: Upgrade) -> dict:
     props = _properties(lab, up, rows)
     props.pop("policy")
     return {"properties": props, "type": TYPE, "location": lab.models.get(up.scale_set).location}
+
+
+def as_resource(view: dict) -> dict:
+    """A CLI view (properties flattened, as az prints them) in ARM's wire shape: `properties` nested."""
+    top = {k: view[k] for k in ("id", "name", "type", "location") if k in view}
+    return {**top, "properties": {k: v for k, v in view.items() if k not in top}}

@@ -5,6 +5,7 @@ import copy
 
 from agent.health import HEALTHY, INITIALIZING, UNHEALTHY, UNKNOWN
 from controller.model import extensions as ext_mod
+from controller.model.armid import group_of, vm_id, vmss_id
 from controller.model.instance import Instance, profile_digest
 from controller.model.scaleset import ScaleSet
 from controller.state.health import Reading
@@ -33,7 +34,7 @@ def redact(obj):
 
 def show(ss: ScaleSet, instances: list[Instance]) -> dict:
     doc = redact(ss.to_json())
-    doc["id"] = f"/labs/local/providers/Microsoft.Compute/virtualMachineScaleSets/{ss.name}"
+    doc["id"] = vmss_id(group_of(ss.id), ss.name)
     states = {i.provisioning_state for i in instances}
     doc["properties"]["provisioningState"] = (
         "Failed" if "Failed" in states else "Updating" if states & {"Creating", "Updating"} else "Succeeded")
@@ -64,8 +65,8 @@ def instance(ss: ScaleSet, inst: Instance, health: Reading | None = None) -> dic
     return {
         "instanceId": str(inst.instance_id),
         "name": f"{ss.name}_{inst.instance_id}",
-        "id": f"/labs/local/providers/Microsoft.Compute/virtualMachineScaleSets/{ss.name}/virtualMachines/"
-              f"{inst.instance_id}",
+        "id": vm_id(group_of(ss.id), ss.name, inst.instance_id),
+        "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
         "location": ss.location,
         "latestModelApplied": latest_model_applied(ss, inst),
         "provisioningState": inst.provisioning_state,
@@ -148,3 +149,13 @@ def vm_health(r: Reading | None) -> dict | None:
     return {"status": {"code": f"HealthState/{r.state.lower()}", "level": "Info" if r.state == HEALTHY else "Warning",
                        "displayStatus": display, "message": r.detail, "time": r.since},
             "lab": {"source": r.source, "checkedAt": r.checked_at}}
+
+
+def run_command_result(res) -> dict:
+    """`run-command invoke`'s answer (Azure's RunCommandResult), with the exit code and streams."""
+    ok = res.exit_status == 0
+    word = "succeeded" if ok else "failed"
+    return {"value": [{"code": f"ProvisioningState/{word}", "displayStatus": f"Provisioning {word}",
+                       "level": "Info" if ok else "Error",
+                       "message": f"Enable {word}: \n[stdout]\n{res.stdout}\n[stderr]\n{res.stderr}", "time": None}],
+            "exitCode": res.exit_status, "stdout": res.stdout, "stderr": res.stderr}

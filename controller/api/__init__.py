@@ -1,0 +1,1 @@
+"""The ARM-shaped REST API: TLS, tokens, routes, long-running operations."""

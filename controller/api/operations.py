@@ -1,0 +1,130 @@
+"""Long-running operations as ARM runs them: the request answers 201/202 at once with
+`Azure-AsyncOperation` (and `Location`) pointing at an operation resource; the work goes on
+in this process and the resource says InProgress, then Succeeded, Failed or Canceled."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from controller.api import responses
+from controller.core.clock import now_iso
+from controller.core.errors import STATUS, LabError, ModelError
+
+log = logging.getLogger("scaleset.api")
+KEEP_SECONDS = 3600.0  # a finished operation can be polled this long
+MAX_KEPT = 10_000
+
+
+@dataclass
+class Operation:
+    id: str
+    kind: str
+    resource: str  # the ARM id the operation works on
+    location: str
+    status: str = "InProgress"
+    error: dict | None = None
+    result: Any = None
+    start_time: str = field(default_factory=now_iso)
+    end_time: str | None = None
+    ended: float | None = None
+    task: asyncio.Task | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict:
+        out = {"name": self.id, "status": self.status, "startTime": self.start_time}
+        if self.end_time:
+            out["endTime"] = self.end_time
+        if self.error:
+            out["error"] = self.error
+        return out
+
+    def path(self) -> str:
+        return f"/subscriptions/{self.resource.split('/')[2]}/providers/Microsoft.Compute/locations/" \
+               f"{self.location}/operations/{self.id}"
+
+
+class Operations:
+    def __init__(self) -> None:
+        self.items: dict[str, Operation] = {}
+
+    def start(self, kind: str, resource: str, location: str, work: Awaitable[Any]) -> Operation:
+        self._prune()
+        op = Operation(uuid.uuid4().hex, kind, resource, location)
+        self.items[op.id] = op
+        op.task = asyncio.ensure_future(self._run(op, work))
+        return op
+
+    async def _run(self, op: Operation, work: Awaitable[Any]) -> None:
+        try:
+            op.result = await work
+            op.status = "Succeeded"
+        except asyncio.CancelledError:
+            op.status, op.error = "Canceled", {"code": "OperationCanceled", "message": "the operation was canceled"}
+        except LabError as exc:
+            op.status, op.error = "Failed", exc.to_json()["error"]
+        except Exception as exc:  # noqa: BLE001 - said once in the log, never as a traceback to the client
+            log.error("operation %s (%s of %s) failed: %s: %s", op.id, op.kind, op.resource, type(exc).__name__, exc)
+            op.status, op.error = "Failed", {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+        op.end_time, op.ended = now_iso(), time.monotonic()
+
+    def get(self, op_id: str) -> Operation:
+        op = self.items.get(op_id)
+        if op is None:
+            raise ModelError("operationId", f"operation '{op_id[:64]}' not found (operations are kept "
+                                            f"{KEEP_SECONDS:g} s after they end, in the controller's memory)",
+                             "NotFound")
+        return op
+
+    def running_on(self, resource: str) -> Operation | None:
+        """The operation in progress on `resource` (ids compare case-insensitively), if any."""
+        for op in self.items.values():
+            if op.status == "InProgress" and op.resource.lower() == resource.lower():
+                return op
+        return None
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, o in self.items.items() if o.ended and now - o.ended > KEEP_SECONDS]:
+            del self.items[key]
+        while len(self.items) >= MAX_KEPT:
+            done = next((k for k, o in self.items.items() if o.ended), None)
+            if done is None:
+                break
+            del self.items[done]
+
+    async def wait(self, op: Operation) -> None:
+        if op.task is not None:
+            await asyncio.shield(op.task)
+
+
+def headers(request: web.Request, op: Operation, location: bool) -> dict[str, str]:
+    """Azure-AsyncOperation (and Location for POST and DELETE), absolute, with the caller's api-version."""
+    version = request.query.get("api-version", "")
+    base = responses.origin(request).with_path(op.path())
+    out = {"Azure-AsyncOperation": str(base.with_query({"api-version": version})),
+           "Retry-After": responses.RETRY_AFTER}
+    if location:
+        out["Location"] = str(base.with_query({"monitor": "true", "api-version": version}))
+    return out
+
+
+def status_response(request: web.Request, op: Operation) -> web.Response:
+    """The operation resource; with `monitor=true` (the Location URL) 202 until it ends, then the
+    result (200) or the error in ARM's shape with its status."""
+    if request.query.get("monitor", "").lower() != "true":
+        busy = {"Retry-After": responses.RETRY_AFTER} if op.status == "InProgress" else None
+        return responses.body(op.to_json(), headers=busy)
+    if op.status == "InProgress":
+        return web.Response(status=202, headers={"Location": str(request.url), "Retry-After": responses.RETRY_AFTER})
+    if op.status == "Failed":
+        err = op.error or {"code": "InternalError", "message": "failed"}
+        return responses.body({"error": err}, STATUS.get(err["code"], 400))
+    if op.result is None:
+        return web.Response(status=200)
+    return responses.body(op.result)

@@ -1,0 +1,112 @@
+"""virtualMachineScaleSets/{name}/virtualMachines: list, get, instanceView, and the per-instance
+actions (start, powerOff, restart, reimage, runCommand)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from controller.api import bodies, operations, responses
+from controller.api.context import ApiContext
+from controller.api.router import Router
+from controller.api.scope import find_set, group, resource_id
+from controller.api.vmss_routes import ONE
+from controller.core.errors import ModelError
+from controller.model.instance import resolve_ids
+from controller.ops import commands, views
+from controller.ops.lab import Lab
+from controller.state.health import HealthStore
+
+VMS = ONE + "/virtualMachines"
+VM = VMS + "/{iid}"
+TOP = ("id", "name", "type", "location", "instanceId")
+
+
+def vm_resource(lab: Lab, ss, inst, health, expand: bool = False) -> dict:
+    """A VirtualMachineScaleSetVM: ARM's shape (properties nested), the last recorded health."""
+    flat = bodies.without_secrets(views.instance(ss, inst, health))
+    top = {k: flat.pop(k) for k in TOP if k in flat}
+    res = {**top, "properties": flat}
+    if expand:
+        res["properties"]["instanceView"] = _view(lab, ss, inst, health)
+    return res
+
+
+def _view(lab: Lab, ss, inst, health) -> dict:
+    state = lab.hv.states([inst.domain]).get(inst.domain)
+    return views.instance_view(ss, inst, state, views.vm_health(health))
+
+
+def register(router: Router, ctx: ApiContext) -> None:
+    def one(lab: Lab, p: dict[str, str]):
+        ss = find_set(lab, group(p), p["name"])
+        inst = resolve_ids(lab.instances.list(ss.name), [p["iid"]], "instanceId")[0]
+        return ss, inst
+
+    async def list_vms(request: web.Request, p: dict[str, str]) -> web.Response:
+        expand = request.query.get("$expand", "").lower() == "instanceview"
+
+        def items(lab: Lab) -> list[dict]:
+            ss = find_set(lab, group(p), p["name"])
+            health = HealthStore(lab.db).get(ss.name)
+            return [vm_resource(lab, ss, i, health.get(i.instance_id), expand) for i in lab.instances.list(ss.name)]
+        return responses.page(request, await ctx.read(items))
+
+    async def get_vm(request: web.Request, p: dict[str, str]) -> web.Response:
+        expand = request.query.get("$expand", "").lower() == "instanceview"
+
+        def item(lab: Lab) -> dict:
+            ss, inst = one(lab, p)
+            return vm_resource(lab, ss, inst, HealthStore(lab.db).get(ss.name).get(inst.instance_id), expand)
+        return responses.body(await ctx.read(item))
+
+    async def instance_view(request: web.Request, p: dict[str, str]) -> web.Response:
+        def view(lab: Lab) -> dict:  # read again from the guest, as the CLI does (a worker: it may wait)
+            ss, inst = one(lab, p)
+            inst = commands.refresh(lab, inst)
+            health = commands.poll_health(lab, ss, insts=[inst]).get(inst.instance_id)
+            return _view(lab, ss, inst, health)
+        return responses.body(await ctx.work(view))
+
+    def action(kind: str, fn):
+        async def handler(request: web.Request, p: dict[str, str]) -> web.Response:
+            ss, inst = await ctx.read(one, p)
+
+            async def work() -> None:
+                done = await ctx.work(fn, ss.name, [str(inst.instance_id)])
+                bad = [i for i in done if i.provisioning_state == "Failed"]
+                if bad:
+                    raise ModelError("instanceId", f"instance {inst.instance_id}: {bad[0].error}",
+                                     "InstanceOperationFailed")
+            op = ctx.ops.start(kind, f"{resource_id(ss)}/virtualMachines/{inst.instance_id}", ss.location, work())
+            return web.Response(status=202, headers=operations.headers(request, op, location=True))
+        return handler
+
+    async def run_command(request: web.Request, p: dict[str, str]) -> web.Response:
+        body = await bodies.read(request)
+        if not isinstance(body, dict):
+            raise ModelError("body", "must be a JSON object (RunCommandInput)")
+        if body.get("commandId") != "RunShellScript":
+            raise ModelError("commandId", f"'{str(body.get('commandId'))[:40]}': the lab runs 'RunShellScript' only")
+        lines = body.get("script")
+        if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+            raise ModelError("script", "must be a list of shell lines")
+        script = "\n".join(lines) + "\n"
+        commands.check_script(script, "script")
+        ss, inst = await ctx.read(one, p)
+
+        async def work() -> dict:
+            res = await ctx.work(lambda lab: commands.run_command(lab, ss.name, str(inst.instance_id), script))
+            return views.run_command_result(res)
+        op = ctx.ops.start("runCommand", f"{resource_id(ss)}/virtualMachines/{inst.instance_id}", ss.location, work())
+        return web.Response(status=202, headers=operations.headers(request, op, location=True))
+
+    def power(what: str):
+        return lambda lab, name, ids: commands.power(lab, name, ids, what)
+
+    router.add("GET", VMS, list_vms)
+    router.add("GET", VM, get_vm)
+    router.add("GET", VM + "/instanceView", instance_view)
+    router.add("POST", VM + "/start", action("start", power("start")))
+    router.add("POST", VM + "/powerOff", action("powerOff", power("stop")))
+    router.add("POST", VM + "/restart", action("restart", power("restart")))
+    router.add("POST", VM + "/reimage", action("reimage", commands.reimage))
+    router.add("POST", VM + "/runCommand", run_command)

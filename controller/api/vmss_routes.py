@@ -1,0 +1,228 @@
+"""virtualMachineScaleSets: PUT, PATCH, GET, DELETE, lists, and the actions (start, powerOff,
+restart, reimage, manualupgrade, osRollingUpgrade, rollingUpgrades, osUpgradeHistory). Each
+calls the use-case function the CLI calls (controller/ops/commands.py, rolling.py)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from controller.api import bodies, operations, responses
+from controller.api.context import ApiContext
+from controller.api.router import Router
+from controller.api.scope import check_subscription, find_set, group, resource_id
+from controller.core.errors import ModelError
+from controller.model.armid import group_of, vmss_id
+from controller.ops import commands, views
+from controller.ops.lab import Lab
+from controller.ops.rolling import start_upgrade
+from controller.ops.upgrade_views import as_resource, history_item, latest_view
+from controller.state.upgrades import ACTIVE, UpgradeStore
+
+SETS = "subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets"
+ONE = SETS + "/{name}"
+BUSY_STATE = {"create": "Creating", "update": "Updating", "delete": "Deleting"}
+
+
+def scale_set_view(lab: Lab, ss, ctx: ApiContext | None = None) -> dict:
+    """GET's body: the model without secrets, with its ARM id and provisioningState."""
+    doc = bodies.without_secrets(views.show(ss, lab.instances.list(ss.name)))
+    op = ctx.ops.running_on(doc["id"]) if ctx else None
+    if op is not None and op.kind in BUSY_STATE:
+        doc["properties"]["provisioningState"] = BUSY_STATE[op.kind]
+    return doc
+
+
+def instance_ids(body: Any, required: bool = False) -> list[str] | None:
+    """`instanceIds` of an action's body: a list of instance ids, or None for all."""
+    ids = body.get("instanceIds") if isinstance(body, dict) else None
+    if body is not None and not isinstance(body, dict):
+        raise ModelError("body", "must be a JSON object")
+    if ids is None:
+        if required:
+            raise ModelError("instanceIds", "is required: the instances to bring to the latest model ('*' for all)")
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ModelError("instanceIds", "must be a list of instance ids (strings)")
+    return ids
+
+
+def _failed(insts) -> None:
+    bad = [i for i in insts if i.provisioning_state == "Failed"]
+    if bad:
+        raise ModelError("instanceIds", "; ".join(f"instance {i.instance_id}: {i.error}" for i in bad),
+                         "InstanceOperationFailed")
+
+
+def register(router: Router, ctx: ApiContext) -> None:
+    async def lro(request: web.Request, kind: str, ss_id: str, location: str, work, *, status: int = 202,
+                  result: dict | None = None) -> web.Response:
+        op = ctx.ops.start(kind, ss_id, location, work)
+        hdrs = operations.headers(request, op, location=request.method in ("POST", "DELETE"))
+        if result is None:
+            return web.Response(status=status, headers=hdrs)
+        return responses.body(result, status, hdrs)
+
+    async def get(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        return responses.body(await ctx.read(lambda lab: scale_set_view(lab, find_set(lab, rg, p["name"]), ctx)))
+
+    async def put(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg, name = group(p), p["name"]
+        body = await bodies.read(request)
+        if not isinstance(body, dict):
+            raise ModelError("body", "must be a JSON object (a virtualMachineScaleSets resource)")
+        if isinstance(body.get("name"), str) and body["name"].lower() != name.lower():
+            raise ModelError("$.name", f"'{body['name'][:80]}' differs from the name in the URL ('{name}')")
+        doc = {**bodies.strip_azure_only(body), "name": name, "id": vmss_id(rg, name)}
+
+        def write(lab: Lab) -> tuple[Any, bool]:
+            stored = lab.models.stored_name(name)
+            if stored is None:
+                return commands.create_model(lab, doc), True
+            old = lab.models.get(stored)
+            if group_of(old.id).lower() != rg.lower():
+                raise ModelError("name", f"scale set '{stored}' exists in resource group '{group_of(old.id)}'; "
+                                         "names are unique in the lab", "Conflict")
+            return commands.replace_model(lab, {**bodies.keep_lab_fields(old.to_json(), doc), "name": stored,
+                                                "id": old.id or vmss_id(rg, stored)}), False
+
+        ss, created = await ctx.read(write)
+        capacity = ss.sku.capacity if created else (doc.get("sku") or {}).get("capacity", ss.sku.capacity)
+        view = await ctx.read(lambda lab: scale_set_view(lab, ss))
+        view["properties"]["provisioningState"] = "Creating" if created else "Updating"
+        return await lro(request, "create" if created else "update", view["id"], ss.location,
+                         ctx.work(commands.scale, ss.name, capacity), status=201 if created else 200, result=view)
+
+    async def patch(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg, name = group(p), p["name"]
+        body = await bodies.read(request)
+        if not isinstance(body, dict):
+            raise ModelError("body", "must be a JSON object (a VirtualMachineScaleSetUpdate)")
+
+        def write(lab: Lab):
+            old = find_set(lab, rg, name)
+            merged = bodies.merge_patch(old.to_json(), bodies.strip_azure_only(body))
+            return commands.replace_model(lab, {**merged, "name": old.name, "id": old.id or vmss_id(rg, old.name)}), \
+                (body.get("sku") or {}).get("capacity")
+
+        ss, capacity = await ctx.read(write)
+        view = await ctx.read(lambda lab: scale_set_view(lab, ss))
+        view["properties"]["provisioningState"] = "Updating"
+        return await lro(request, "update", view["id"], ss.location,
+                         ctx.work(commands.scale, ss.name, capacity if capacity is not None else ss.sku.capacity),
+                         status=200, result=view)
+
+    async def delete(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg, name = group(p), p["name"]
+        try:
+            ss = await ctx.read(find_set, rg, name)
+        except ModelError as exc:
+            if exc.code == "ResourceNotFound":
+                return web.Response(status=204)
+            raise
+        return await lro(request, "delete", resource_id(ss), ss.location, ctx.work(commands.delete, ss.name))
+
+    async def list_group(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        return responses.page(request, await ctx.read(lambda lab: [
+            scale_set_view(lab, ss, ctx) for ss in lab.models.list() if group_of(ss.id).lower() == rg.lower()]))
+
+    async def list_all(request: web.Request, p: dict[str, str]) -> web.Response:
+        check_subscription(p)
+        return responses.page(request, await ctx.read(lambda lab: [scale_set_view(lab, ss, ctx)
+                                                                   for ss in lab.models.list()]))
+
+    def action(kind: str, fn, required: bool = False):
+        async def handler(request: web.Request, p: dict[str, str]) -> web.Response:
+            rg = group(p)
+            ids = instance_ids(await bodies.read(request, required=required), required)
+            ss = await ctx.read(find_set, rg, p["name"])
+
+            async def work() -> None:
+                _failed(await ctx.work(fn, ss.name, ids))
+            return await lro(request, kind, resource_id(ss), ss.location, work())
+        return handler
+
+    def power(what: str):
+        return lambda lab, name, ids: commands.power(lab, name, ids, what)
+
+    async def os_rolling_upgrade(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        if ctx.controller is None:
+            raise ModelError("controller", "rolling upgrades through the API need `scaleset controller`",
+                             "OperationNotAllowed")
+        ss = await ctx.read(find_set, rg, p["name"])
+        up = await ctx.read(lambda lab: start_upgrade(lab, ss, "User"))
+        task = ctx.controller.drive(ss.name, up)
+
+        async def work() -> None:
+            await asyncio.shield(task)
+            end = await ctx.read(lambda lab: UpgradeStore(lab.db).get(up.id))
+            if end.status == "Cancelled":
+                raise asyncio.CancelledError
+            if end.status == "Faulted":
+                raise ModelError("rollingUpgrade", end.error_message or "the rolling upgrade faulted",
+                                 end.error_code or "RollingUpgradeFaulted")
+        return await lro(request, "osRollingUpgrade", resource_id(ss), ss.location, work())
+
+    async def cancel(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        ss = await ctx.read(find_set, rg, p["name"])
+        up = await ctx.read(lambda lab: UpgradeStore(lab.db).request_cancel(ss.name))
+
+        async def work() -> None:  # done once the in-flight instances settled and the upgrade stopped
+            while (await ctx.read(lambda lab: UpgradeStore(lab.db).get(up.id))).status == ACTIVE:
+                await asyncio.sleep(0.5)
+        return await lro(request, "cancel", resource_id(ss), ss.location, work())
+
+    async def latest(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+
+        def view(lab: Lab) -> dict:
+            ss = find_set(lab, rg, p["name"])
+            up = UpgradeStore(lab.db).latest(ss.name)
+            if up is None:
+                raise ModelError("name", f"scale set '{ss.name}' has no rolling upgrade yet", "NotFound")
+            return as_resource(latest_view(lab, up))
+        return responses.body(await ctx.read(view))
+
+    async def history(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+
+        def items(lab: Lab) -> list[dict]:
+            ss = find_set(lab, rg, p["name"])
+            return [history_item(lab, up) for up in UpgradeStore(lab.db).history(ss.name)]
+        return responses.page(request, await ctx.read(items))
+
+    async def instance_view(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+
+        def view(lab: Lab) -> dict:
+            ss = find_set(lab, rg, p["name"])
+            insts = lab.instances.list(ss.name)
+            return views.aggregate_view(ss, insts, lab.hv.states(i.domain for i in insts))
+        return responses.body(await ctx.read(view))
+
+    router.add("GET", ONE, get)
+    router.add("PUT", ONE, put)
+    router.add("PATCH", ONE, patch)
+    router.add("DELETE", ONE, delete)
+    router.add("GET", SETS, list_group)
+    router.add("GET", "subscriptions/{sub}/providers/Microsoft.Compute/virtualMachineScaleSets", list_all)
+    router.add("POST", ONE + "/start", action("start", power("start")))
+    router.add("POST", ONE + "/powerOff", action("powerOff", power("stop")))
+    router.add("POST", ONE + "/restart", action("restart", power("restart")))
+    router.add("POST", ONE + "/reimage", action("reimage", commands.reimage))
+    router.add("POST", ONE + "/manualupgrade", action("manualupgrade", commands.update_instances, required=True))
+    router.add("POST", ONE + "/osRollingUpgrade", os_rolling_upgrade)
+    router.add("POST", ONE + "/rollingUpgrades/cancel", cancel)
+    router.add("GET", ONE + "/rollingUpgrades/latest", latest)
+    router.add("GET", ONE + "/osUpgradeHistory", history)
+    router.add("GET", ONE + "/instanceView", instance_view)
+
+    async def operation(request: web.Request, p: dict[str, str]) -> web.Response:
+        check_subscription(p)
+        return operations.status_response(request, ctx.ops.get(p["op"]))
+    router.add("GET", "subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/operations/{op}", operation)
