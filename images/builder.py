@@ -119,7 +119,8 @@ def write_stamp(root: Path, publisher: str, offer: str, sku: str, version: str, 
 
 def build(gallery: Gallery, publisher: str, offer: str, sku: str, version: str,
           customize: list[Path] | None = None, recipe_name: str | None = None,
-          target_regions: list[str] | None = None, log: Log = print) -> ImageVersion:
+          target_regions: list[str] | None = None, log: Log = print,
+          exclude_from_latest: bool = False) -> ImageVersion:
     """Build and publish one image version; on any failure nothing is published."""
     t0 = time.monotonic()
     gallery.check_new(publisher, offer, sku, version)
@@ -145,6 +146,7 @@ def build(gallery: Gallery, publisher: str, offer: str, sku: str, version: str,
         disk = bootdisk.assemble(root, recipe.disk_size_gb, recipe.kernel_cmdline, work)
         seconds = time.monotonic() - t0
         iv = gallery.publish(publisher, offer, sku, version, disk, source="built", recipe=recipe.name,
-                             build_seconds=seconds, target_regions=target_regions)
+                             build_seconds=seconds, target_regions=target_regions,
+                             exclude_from_latest=exclude_from_latest)
     log(f"built {iv.urn} in {seconds:.1f} s")
     return iv

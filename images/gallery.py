@@ -154,7 +154,7 @@ class Gallery:
 
     def publish(self, publisher: str, offer: str, sku: str, version: str, disk: Path, *, source: str,
                 recipe: str | None = None, build_seconds: float | None = None,
-                target_regions: list[str] | None = None) -> ImageVersion:
+                target_regions: list[str] | None = None, exclude_from_latest: bool = False) -> ImageVersion:
         """Move a finished qcow2 into the gallery and record it; atomic, never half-published."""
         self.check_new(publisher, offer, sku, version)
         regions = _regions(target_regions)
@@ -173,7 +173,7 @@ class Gallery:
                 self.db.execute(
                     "INSERT INTO image_versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (publisher, offer, sku, version, major, minor, patch, str(dest), digest,
-                     info.actual_size, info.virtual_size, source, recipe, build_seconds, 0,
+                     info.actual_size, info.virtual_size, source, recipe, build_seconds, int(exclude_from_latest),
                      json.dumps(regions), now))
                 os.replace(partial, dest)
         except BaseException:
@@ -182,7 +182,7 @@ class Gallery:
         return self.get(publisher, offer, sku, version)
 
     def import_file(self, publisher: str, offer: str, sku: str, version: str, file: Path,
-                    target_regions: list[str] | None = None) -> ImageVersion:
+                    target_regions: list[str] | None = None, exclude_from_latest: bool = False) -> ImageVersion:
         """Copy a self-contained qcow2 into the gallery after checking it."""
         self.check_new(publisher, offer, sku, version)
         _regions(target_regions)
@@ -191,7 +191,7 @@ class Gallery:
             copy = Path(tmp) / "disk.qcow2"
             shutil.copyfile(file, copy)
             return self.publish(publisher, offer, sku, version, copy, source="imported",
-                                target_regions=target_regions)
+                                target_regions=target_regions, exclude_from_latest=exclude_from_latest)
 
     def update(self, publisher: str, offer: str, sku: str, version: str, *,
                exclude_from_latest: bool | None = None, target_regions: list[str] | None = None) -> ImageVersion:
@@ -213,7 +213,7 @@ class Gallery:
         iv = self.get(publisher, offer, sku, version)
         if (publisher.lower(), offer.lower(), sku.lower(), version) in in_use:
             raise ImageError("version", f"{iv.urn} is in use by instances (their OS disks are overlays on it); "
-                                        "upgrade or delete them first", "InUse")
+                                        "upgrade or delete them first", "ImageVersionInUse")
         with transaction(self.db):
             self.db.execute("DELETE FROM image_versions WHERE publisher=? AND offer=? AND sku=? AND version=?",
                             (publisher, offer, sku, version))

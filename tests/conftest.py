@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 from controller.core.settings import LabPaths
+from tests.apiserver import serve
+from tests.fakedriver import FakeDriver
 from tests.helpers import make_qcow2
 from tests.vmfixtures import build_log, gallery, v1, v2, vm_lab  # noqa: F401 (session fixtures)
 
@@ -32,3 +34,14 @@ def flab(lab, qcow2_file):
     t.gallery.import_file("scaleset-lab", "debian", "debian-12", "1.0.0", qcow2_file)
     yield t
     t.close()
+
+
+@pytest.fixture
+def driver():
+    return FakeDriver()
+
+
+@pytest.fixture
+def api(flab, driver):
+    """The controller (on `driver`) and the ARM API on 127.0.0.1, for Azure's SDK."""
+    yield from serve(flab, driver)

@@ -19,21 +19,11 @@ from azure.mgmt.compute import models as m
 
 from controller.api import responses, tokens
 from controller.model.armid import DEFAULT_RESOURCE_GROUP as RG
-from tests.apiserver import serve
 from tests.fakedriver import FakeDriver, make_scale_set
 from tests.test_rolling import model
 
 SECRET = "hunter2-never-returned"
 
-
-@pytest.fixture
-def driver():
-    return FakeDriver()
-
-
-@pytest.fixture
-def api(flab, driver):
-    yield from serve(flab, driver)
 
 
 def sdk_model(capacity: int = 0, mode: str = "Manual") -> m.VirtualMachineScaleSet:

@@ -103,6 +103,6 @@ def test_an_image_version_in_use_is_never_deleted(lab, capsys, qcow2_file):
                                                             "sku": "debian-12", "version": "1.0.0"}}}}
     InstanceStore(db).insert(Instance("web", 0, "d0", "web000000", 0, 0, profile, "", "", "", "", {22: 1}))
     rc, _, err = run(capsys, "image", "delete", *ref, "--version", "1.0.0")
-    assert rc == 1 and "(InUse)" in err and "in use by instances" in err
+    assert rc == 1 and "(ImageVersionInUse)" in err and "in use by instances" in err
     assert run(capsys, "image", "delete", *ref, "--version", "1.1.0")[0] == 0
     assert [e["name"] for e in json.loads(run(capsys, "image", "list")[1])] == ["1.0.0"]

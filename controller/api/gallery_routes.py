@@ -1,9 +1,414 @@
-"""galleries/{g}/images/{i}/versions/{v} (filled in below)."""
+"""galleries/{g}/images/{i}/versions/{v}: the lab's gallery in ARM's shape; GET and lists at
+every level, PUT, PATCH and DELETE of versions.
+
+Mapping: a gallery `{g}` is a publisher; an image definition `{i}` is a sku of it, with
+`properties.identifier = {publisher, offer, sku}` (Linux, Generalized, V1) and the one offer the
+(publisher, sku) has (two: 409 Conflict naming them); a version is ImageVersion.to_json() nested
+under `properties`, replicated at once. Names compare without regard to case, as in ARM.
+Galleries are lab-wide, not per resource group: every group sees the same versions, and ids
+carry the request's group. A version shows once it is published, never half-made.
+
+A PUT of a new version (a long-running operation) imports a self-contained qcow2
+(`properties.storageProfile.osDiskImage.source.uri`: an absolute path or a file:// URL) or builds
+one (`properties.lab.recipe`, default the sku; `properties.lab.customize`: script paths), as
+`scaleset image import|build` do; the first version of a new image definition names its offer in
+`properties.lab.offer` (there is no PUT of galleries or image definitions). A PUT of an existing
+version, and a PATCH, change only excludeFromLatest and targetRegions (`az sig image-version update`).
+The controller reads those files as the user running it: the API is local-only (127.0.0.1).
+"""
 from __future__ import annotations
 
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from aiohttp import web
+
+from controller.api import bodies, operations, responses
 from controller.api.context import ApiContext
 from controller.api.router import Router
+from controller.api.scope import check_subscription, group
+from controller.core.errors import ImageError, LabError, ModelError
+from controller.model.armid import DEFAULT_RESOURCE_GROUP, group_path
+from controller.model.versions import parse_version
+from controller.ops.lab import Lab
+from images.builder import build
+from images.gallery import DEFAULT_REGION, ImageVersion, check_name
+from images.recipe import load as load_recipe
+
+log = logging.getLogger("scaleset.api")
+GALLERIES = "subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/galleries"
+IMAGES = GALLERIES + "/{g}/images"
+VERSIONS = IMAGES + "/{i}/versions"
+TYPE = "Microsoft.Compute/galleries"
+URI = "properties.storageProfile.osDiskImage.source.uri"
+PUBLISHING = "properties.publishingProfile"
+LAB = "properties.lab"
+# An ImageError's field (the CLI's flag) as the JSON path of the request.
+_FIELDS = {"file": URI, "version": "galleryImageVersionName", "sku": LAB + ".recipe", "build": LAB}
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image definition: the one (publisher, offer, sku) a gallery's image name stands for."""
+    publisher: str
+    offer: str
+    sku: str
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A validated request to create a version: import `source`, or build `recipe` + `customize`."""
+    image: Image
+    version: str
+    source: Path | None
+    recipe: str | None
+    customize: list[Path]
+    exclude: bool
+    regions: list[str] | None
+
+
+def gallery_id(rg: str, g: str) -> str:
+    return f"{group_path(rg)}/providers/{TYPE}/{g}"
+
+
+def gallery_view(rg: str, publisher: str) -> dict:
+    return {"id": gallery_id(rg, publisher), "name": publisher, "type": TYPE, "location": DEFAULT_REGION,
+            "properties": {"description": f"scaleset-lab images of publisher '{publisher}'",
+                           "identifier": {"uniqueName": f"scaleset-lab-{publisher.upper()}"},
+                           "provisioningState": "Succeeded"}}
+
+
+def image_view(rg: str, img: Image) -> dict:
+    return {"id": f"{gallery_id(rg, img.publisher)}/images/{img.sku}", "name": img.sku, "type": TYPE + "/images",
+            "location": DEFAULT_REGION,
+            "properties": {"identifier": {"publisher": img.publisher, "offer": img.offer, "sku": img.sku},
+                           "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V1",
+                           "architecture": "x64", "provisioningState": "Succeeded"}}
+
+
+def version_view(rg: str, iv: ImageVersion) -> dict:
+    """ARM's GalleryImageVersion: ImageVersion.to_json() nested under `properties`."""
+    flat = iv.to_json()
+    disk = flat["storageProfile"]["osDiskImage"]
+    disk["sizeInGB"] = disk.pop("sizeInGb")  # the wire's spelling; az prints sizeInGb
+    regions = [r["name"] for r in flat["publishingProfile"]["targetRegions"]]
+    status = {"aggregatedState": "Completed",
+              "summary": [{"region": r, "state": "Completed", "details": "", "progress": 100} for r in regions]}
+    return {"id": f"{gallery_id(rg, iv.publisher)}/images/{iv.sku}/versions/{iv.version}", "name": iv.version,
+            "type": flat["type"], "location": flat["location"], "tags": flat["tags"],
+            "properties": {"publishingProfile": flat["publishingProfile"], "storageProfile": flat["storageProfile"],
+                           "replicationStatus": status, "provisioningState": "Succeeded"}}
+
+
+def _is(name: str, want: str) -> bool:
+    return name.lower() == want.lower()
+
+
+def publishers(lab: Lab) -> list[str]:
+    """The galleries: one per publisher (spelled as first published)."""
+    seen: dict[str, str] = {}
+    for iv in lab.gallery.list():
+        seen.setdefault(iv.publisher.lower(), iv.publisher)
+    return list(seen.values())
+
+
+def find_gallery(lab: Lab, g: str) -> list[ImageVersion]:
+    """Every version of publisher `g`; 404 naming galleryName when it has none."""
+    found = [iv for iv in lab.gallery.list() if _is(iv.publisher, g)]
+    if not found:
+        raise ModelError("galleryName", f"The Resource '{TYPE}/{g[:80]}' was not found (a gallery is a publisher "
+                                        "with at least one image version).", "ResourceNotFound")
+    return found
+
+
+def images_of(versions: list[ImageVersion]) -> list[Image]:
+    """The image definitions of a gallery's versions; 409 when a sku has two offers."""
+    triples: dict[str, set[tuple[str, str, str]]] = {}
+    for iv in versions:
+        triples.setdefault(iv.sku.lower(), set()).add((iv.publisher, iv.offer, iv.sku))
+    out = []
+    for sku, found in triples.items():
+        if len(found) > 1:
+            urns = ", ".join(":".join(t) for t in sorted(found))
+            raise ModelError("galleryImageName", f"image definition '{sku}' stands for more than one offer ({urns}); "
+                                                 "the API maps a (publisher, sku) to one offer", "Conflict")
+        out.append(Image(*found.pop()))
+    return out
+
+
+def find_image(lab: Lab, g: str, i: str) -> Image:
+    for img in images_of([iv for iv in find_gallery(lab, g) if _is(iv.sku, i)]):
+        return img
+    raise ModelError("galleryImageName", f"The gallery image '{i[:80]}' of gallery '{g[:80]}' was not found.",
+                     "GalleryImageNotFound")
+
+
+def version_of(lab: Lab, img: Image, v: str) -> ImageVersion | None:
+    parse_version(v, "galleryImageVersionName")
+    return next((iv for iv in lab.gallery.list(img.publisher, img.offer, img.sku) if iv.version == v), None)
+
+
+def find_version(lab: Lab, img: Image, v: str) -> ImageVersion:
+    iv = version_of(lab, img, v)
+    if iv is not None:
+        return iv
+    raise ModelError("galleryImageVersionName", f"The gallery image version '{v}' of image '{img.sku}' was not "
+                                                "found.", "ImageVersionNotFound")
+
+
+def _obj(value: Any, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ModelError(field, "must be a JSON object")
+    return value
+
+
+def publishing(props: dict) -> tuple[bool | None, list[str] | None]:
+    """excludeFromLatest and targetRegions[].name of a request (None: not given)."""
+    prof = _obj(props.get("publishingProfile"), PUBLISHING)
+    exclude = prof.get("excludeFromLatest")
+    if exclude is not None and not isinstance(exclude, bool):
+        raise ModelError(PUBLISHING + ".excludeFromLatest", "must be true or false")
+    targets = prof.get("targetRegions")
+    if targets is None:
+        return exclude, None
+    if not isinstance(targets, list) or not targets:
+        raise ModelError(PUBLISHING + ".targetRegions", "must be a non-empty list of {name, regionalReplicaCount}")
+    regions = []
+    for n, t in enumerate(targets):
+        field = f"{PUBLISHING}.targetRegions[{n}]"
+        name = _obj(t, field).get("name")
+        if not isinstance(name, str):
+            raise ModelError(field + ".name", "is required: a region name")
+        regions.append(check_name(field + ".name", name))
+    return exclude, regions
+
+
+def local_file(value: Any, field: str) -> Path:
+    """An absolute path or file:// URL of an existing, readable file on this machine."""
+    if not isinstance(value, str) or not value:
+        raise ModelError(field, "must be an absolute path or a file:// URL")
+    url = urlparse(value)
+    if url.scheme == "file":
+        if url.netloc not in ("", "localhost"):
+            raise ModelError(field, "a file:// URL must name a file of this machine (no host)")
+        value = unquote(url.path)
+    elif url.scheme and len(url.scheme) > 1:
+        raise ModelError(field, f"'{url.scheme}' URLs are not supported: the lab reads local files only")
+    path = Path(value)
+    if not path.is_absolute():
+        raise ModelError(field, "must be an absolute path (the controller's working folder is not the caller's)")
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ModelError(field, f"{str(path)[:200]} does not exist or is not a readable file", "FileNotFound")
+    return path
+
+
+def content(props: dict) -> tuple[Path | None, str | None, list[Path]]:
+    """What a request would publish: (source, recipe, customize); (None, None, []) for nothing."""
+    storage = _obj(props.get("storageProfile"), "properties.storageProfile")
+    if storage.get("source") is not None:
+        raise ModelError("properties.storageProfile.source", "the lab imports qcow2 files only: give " + URI)
+    disk = _obj(storage.get("osDiskImage"), "properties.storageProfile.osDiskImage")
+    uri = _obj(disk.get("source"), "properties.storageProfile.osDiskImage.source").get("uri")
+    lab = _obj(props.get("lab"), LAB)
+    unknown = sorted(set(lab) - {"recipe", "customize", "offer"})
+    if unknown:
+        raise ModelError(f"{LAB}.{unknown[0][:40]}", "unknown field (known: recipe, customize, offer)")
+    wants_build = "recipe" in lab or "customize" in lab
+    if uri is not None and wants_build:
+        raise ModelError(LAB, f"give either {URI} (import) or properties.lab.recipe/customize (build), not both")
+    if uri is not None:
+        return local_file(uri, URI), None, []
+    if not wants_build:
+        return None, None, []
+    recipe, scripts = lab.get("recipe"), lab.get("customize", [])
+    if recipe is not None and not isinstance(recipe, str):
+        raise ModelError(LAB + ".recipe", "must be a recipe name (a string)")
+    if not isinstance(scripts, list):
+        raise ModelError(LAB + ".customize", "must be a list of absolute paths of scripts")
+    return None, recipe or "", [local_file(s, f"{LAB}.customize[{n}]") for n, s in enumerate(scripts)]
+
+
+def _refield(exc: ImageError) -> LabError:
+    """An ImageError of the gallery or builder naming the request's field instead of the CLI's flag."""
+    field = _FIELDS.get(exc.field) or exc.field
+    if exc.field.startswith("customize["):
+        field = f"{LAB}.{exc.field}"
+    return LabError(field, exc.reason, exc.code)
+
+
+def _immutable(iv: ImageVersion, props: dict) -> None:
+    source, recipe, _ = content(props)
+    if recipe is not None or (source is not None and source.resolve() != iv.path.resolve()):
+        raise ModelError("galleryImageVersionName", f"{iv.urn} already exists; versions are immutable (only "
+                                                    "excludeFromLatest and targetRegions change)", "Conflict")
+
+
+def update(lab: Lab, iv: ImageVersion, props: dict) -> ImageVersion:
+    exclude, regions = publishing(props)
+    return lab.gallery.update(iv.publisher, iv.offer, iv.sku, iv.version, exclude_from_latest=exclude,
+                              target_regions=regions)
+
+
+def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | ImageVersion:
+    """Validate a PUT: the new version to create, or the existing one after its update."""
+    check_name("galleryName", g)
+    check_name("galleryImageName", i)
+    parse_version(v, "galleryImageVersionName")
+    offer = _obj(props.get("lab"), LAB).get("offer")
+    if offer is not None and not isinstance(offer, str):
+        raise ModelError(LAB + ".offer", "must be an offer name (a string)")
+    try:
+        img = find_image(lab, g, i)
+    except ModelError as exc:
+        if exc.code == "Conflict":
+            raise
+        if offer is None:
+            raise ModelError(LAB + ".offer", f"image definition '{i}' of gallery '{g}' has no version yet: name its "
+                                             "offer here to publish its first one", "GalleryImageNotFound") from None
+        img = Image(g, check_name(LAB + ".offer", offer), i)
+    if offer is not None and not _is(offer, img.offer):
+        raise ModelError(LAB + ".offer", f"image definition '{img.sku}' has offer '{img.offer}'")
+    iv = version_of(lab, img, v)
+    if iv is not None:
+        _immutable(iv, props)
+        return update(lab, iv, props)
+    exclude, regions = publishing(props)
+    source, recipe, scripts = content(props)
+    if source is None and recipe is None:
+        raise ModelError(URI, f"is required: a qcow2 file to import, or {LAB}.recipe/customize to build one")
+    if recipe is not None:
+        try:
+            recipe = load_recipe(recipe or img.sku).name
+        except ImageError as exc:
+            raise ModelError(LAB + ".recipe", exc.reason, exc.code) from None
+    try:
+        lab.gallery.check_new(img.publisher, img.offer, img.sku, v)
+    except ImageError as exc:
+        raise _refield(exc) from None
+    return NewVersion(img, v, source, recipe, scripts, bool(exclude), regions)
+
+
+def create(lab: Lab, rg: str, new: NewVersion) -> dict:
+    """Import or build the version (minutes for a build), then exclude it if asked."""
+    img = new.image
+    try:
+        if new.source is not None:
+            iv = lab.gallery.import_file(img.publisher, img.offer, img.sku, new.version, new.source, new.regions,
+                                         exclude_from_latest=bool(new.exclude))
+        else:
+            iv = build(lab.gallery, img.publisher, img.offer, img.sku, new.version, customize=new.customize,
+                       recipe_name=new.recipe, target_regions=new.regions, log=lambda line: log.info("build: %s", line),
+                       exclude_from_latest=bool(new.exclude))
+    except ImageError as exc:
+        raise _refield(exc) from None
+    return version_view(rg, iv)
+
+
+def remove(lab: Lab, g: str, i: str, v: str) -> bool:
+    """Delete a version no instance uses; False when there is none."""
+    try:
+        iv = find_version(lab, find_image(lab, g, i), v)
+    except ModelError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    try:
+        lab.gallery.delete(iv.publisher, iv.offer, iv.sku, iv.version, lab.instances.images_in_use())
+    except ImageError as exc:
+        if exc.code != "ImageVersionInUse":
+            raise
+        raise ModelError("galleryImageVersionName", exc.reason, "ImageVersionInUse") from None
+    return True
 
 
 def register(router: Router, ctx: ApiContext) -> None:
-    return None
+    creating: set[tuple[str, str, str]] = set()  # (publisher, sku, version), lower-case: under creation
+
+    def key(g: str, i: str, v: str) -> tuple[str, str, str]:
+        return g.lower(), i.lower(), v
+
+    async def list_galleries(request: web.Request, p: dict[str, str]) -> web.Response:
+        check_subscription(p)
+        rg = group(p) if "rg" in p else DEFAULT_RESOURCE_GROUP
+        return responses.page(request, [gallery_view(rg, pub) for pub in await ctx.read(publishers)])
+
+    async def get_gallery(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        return responses.body(gallery_view(rg, (await ctx.read(find_gallery, p["g"]))[0].publisher))
+
+    async def list_images(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        found = await ctx.read(lambda lab: images_of(find_gallery(lab, p["g"])))
+        return responses.page(request, [image_view(rg, img) for img in found])
+
+    async def get_image(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        return responses.body(image_view(rg, await ctx.read(find_image, p["g"], p["i"])))
+
+    async def list_versions(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+
+        def items(lab: Lab) -> list[dict]:
+            img = find_image(lab, p["g"], p["i"])
+            return [version_view(rg, iv) for iv in lab.gallery.list(img.publisher, img.offer, img.sku)]
+        return responses.page(request, await ctx.read(items))
+
+    async def get_version(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        iv = await ctx.read(lambda lab: find_version(lab, find_image(lab, p["g"], p["i"]), p["v"]))
+        return responses.body(version_view(rg, iv))
+
+    async def put_version(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        props = _obj(_obj(await bodies.read(request), "body").get("properties"), "properties")
+        new = await ctx.read(plan, p["g"], p["i"], p["v"], props)
+        if isinstance(new, ImageVersion):  # an existing version: its publishingProfile was updated
+            return responses.body(version_view(rg, new))
+        mine = key(new.image.publisher, new.image.sku, new.version)
+        if mine in creating:
+            raise ModelError("galleryImageVersionName", f"version '{new.version}' is being created", "Conflict")
+        creating.add(mine)  # no await since the check: of two requests, one wins
+        img = new.image
+        view = {"id": f"{gallery_id(rg, img.publisher)}/images/{img.sku}/versions/{new.version}",
+                "name": new.version, "type": TYPE + "/images/versions", "location": DEFAULT_REGION,
+                "properties": {"provisioningState": "Creating"}}
+
+        async def work() -> dict:
+            try:
+                return await ctx.work(create, rg, new)
+            finally:
+                creating.discard(mine)
+        op = ctx.ops.start("create", view["id"], DEFAULT_REGION, work())
+        return responses.body(view, 201, operations.headers(request, op, location=False))
+
+    async def patch_version(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        props = _obj(_obj(await bodies.read(request), "body").get("properties"), "properties")
+
+        def write(lab: Lab) -> ImageVersion:
+            iv = find_version(lab, find_image(lab, p["g"], p["i"]), p["v"])
+            _immutable(iv, props)
+            return update(lab, iv, props)
+        return responses.body(version_view(rg, await ctx.read(write)))
+
+    async def delete_version(request: web.Request, p: dict[str, str]) -> web.Response:
+        group(p)
+        if key(p["g"], p["i"], p["v"]) in creating:
+            raise ModelError("galleryImageVersionName", f"version '{p['v']}' is being created", "Conflict")
+        return web.Response(status=200 if await ctx.read(remove, p["g"], p["i"], p["v"]) else 204)
+
+    router.add("GET", "subscriptions/{sub}/providers/Microsoft.Compute/galleries", list_galleries)
+    router.add("GET", GALLERIES, list_galleries)
+    router.add("GET", GALLERIES + "/{g}", get_gallery)
+    router.add("GET", IMAGES, list_images)
+    router.add("GET", IMAGES + "/{i}", get_image)
+    router.add("GET", VERSIONS, list_versions)
+    for method, handler in (("GET", get_version), ("PUT", put_version), ("PATCH", patch_version),
+                            ("DELETE", delete_version)):
+        router.add(method, VERSIONS + "/{v}", handler)
