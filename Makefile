@@ -14,7 +14,7 @@ test: setup
 	$(SUDO) .venv/bin/pytest -v
 
 test-fast: setup
-	.venv/bin/pytest -m "not vm"
+	.venv/bin/pytest -m "not vm and not azcli"
 
 bench: setup
 	$(SUDO) .venv/bin/python bench/image_build.py

@@ -1,5 +1,6 @@
-"""The lab's API served for a test: a controller (on the fake driver, or libvirt) and the
-HTTPS server on 127.0.0.1 in an event loop of their own thread, Azure's SDK pointed at it."""
+"""The lab's API served for a test as `scaleset controller` serves it: the controller (on the fake
+driver) in an event loop of its own thread, the HTTPS server on 127.0.0.1 in another; Azure's
+SDK pointed at it."""
 from __future__ import annotations
 
 import asyncio
@@ -62,15 +63,13 @@ def serve(base: Lab, driver, interval: float = 0.2):
     async def main() -> None:
         lab = Lab(base.paths, base.uri, base._accel)  # its SQLite connection is made in this thread
         controller = Controller(lab, driver, interval=interval, say=messages.append)
-        ctx = ApiContext.of(lab, controller)
-        runner, port = await app.serve(ctx, 0)
-        ready.update(lab=lab, controller=controller, port=port, stop=asyncio.Event())
+        api = app.ApiThread(ApiContext.of(lab, controller), 0)  # its own thread and loop, as in the CLI
+        ready.update(lab=lab, controller=controller, port=api.start(), stop=asyncio.Event())
         loop_task = asyncio.ensure_future(controller.run())
         await ready["stop"].wait()
         loop_task.cancel()
         await asyncio.gather(loop_task, return_exceptions=True)
-        await runner.cleanup()
-        ctx.close()
+        api.stop()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()

@@ -59,6 +59,8 @@ def test_create_get_list_update_delete_through_the_sdk(api, caplog):
     assert got.id == created.id and got.properties.upgrade_policy.mode == "Manual"
     ext = got.properties.virtual_machine_profile.extension_profile.extensions[0].properties
     assert ext.protected_settings is None and ext.settings == {"commandToExecute": "true"}
+    for path in ("virtualMachineScaleSets/web", "virtualMachineScaleSets"):
+        assert SECRET not in raw(api, "GET", path, params={"api-version": "2024-07-01"}).text
     assert [s.name for s in client.virtual_machine_scale_sets.list(RG)] == ["web"]
     assert [s.name for s in client.virtual_machine_scale_sets.list_all()] == ["web"]
 

@@ -119,7 +119,7 @@ def test_a_second_ctrl_c_ends_it_without_a_traceback(env, lab, tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_the_long_running_controller(env, tmp_path, sig):
-    proc, err = start(env, tmp_path, "controller", "--interval", "0.2", "--no-files")
+    proc, err = start(env, tmp_path, "controller", "--interval", "0.2", "--no-files", "--api-port", "0")
     try:
         until(lambda: "controller watching" in err.read_text() or proc.poll() is not None)
         assert proc.poll() is None, err.read_text()

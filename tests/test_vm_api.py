@@ -1,6 +1,7 @@
-"""VM tier through Azure's SDK: `scaleset controller` serves the API; the SDK creates a scale set
-from a gallery image on real guests, lists its VMs, reimages one, rolls out a newly published
-version with begin_start_os_upgrade(...).result(), and reads get_latest and the history."""
+"""VM tier through Azure's SDK and the real `az`: `scaleset controller` serves the API; the SDK
+creates a scale set from a gallery image on real guests, lists its VMs, reimages one, rolls out a
+newly published version with begin_start_os_upgrade(...).result(), reads get_latest and the
+history; then az reimages, updates the model, runs update-instances and restarts."""
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from controller.ops import commands as ops
 from controller.ops.lab import Lab
 from images.builder import build
 from tests.apiserver import LabCredential
+from tests.azcli import Az
 from tests.vmfixtures import REPO, O, P
 
 pytestmark = [
@@ -44,7 +46,7 @@ def api(vm_lab, v1, gallery, tmp_path_factory):
         client = ComputeManagementClient(LabCredential(tokens.mint(lab.paths)), tokens.SUBSCRIPTION_ID,
                                          base_url=endpoint(port), connection_verify=str(tls.ensure_certs(lab.paths).ca),
                                          polling_interval=1)
-        yield lab, client, gallery
+        yield lab, client, gallery, endpoint(port)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -68,8 +70,8 @@ def model() -> m.VirtualMachineScaleSet:
                 os_profile=m.VirtualMachineScaleSetOSProfile(computer_name_prefix="sdk", admin_username="azureuser"))))
 
 
-def test_the_sdk_creates_lists_reimages_and_rolls_out(api, tmp_path):
-    lab, client, gallery = api
+def test_the_sdk_creates_lists_reimages_and_rolls_out(api, tmp_path, az_venv):
+    lab, client, gallery, url = api
     vmss = client.virtual_machine_scale_sets.begin_create_or_update(RG, NAME, model()).result()
     assert vmss.properties.provisioning_state == "Succeeded", vmss
     vms = list(client.virtual_machine_scale_set_vms.list(RG, NAME))
@@ -98,6 +100,24 @@ def test_the_sdk_creates_lists_reimages_and_rolls_out(api, tmp_path):
     assert {i.stamp["version"] for i in lab.instances.list(NAME)} == {"1.0.1"}
     vms = list(client.virtual_machine_scale_set_vms.list(RG, NAME))
     assert all(v.properties.latest_model_applied for v in vms)
+
+    # the real az on the same set: reimage one, pin the model to 1.0.0, bring every instance to it, restart one
+    az = Az(url, tls.ensure_certs(lab.paths).ca, f"{url}/identity/{tokens.mint(lab.paths)}", tmp_path, venv=az_venv)
+    before = {i.instance_id: i for i in lab.instances.list(NAME)}
+    az.json("vmss", "reimage", "-g", RG, "-n", NAME, "--instance-ids", "0")
+    after = {i.instance_id: i for i in lab.instances.list(NAME)}
+    assert after[0].os_disk != before[0].os_disk and after[1].os_disk == before[1].os_disk
+    az.json("vmss", "update", "-g", RG, "-n", NAME, "--set",
+            "virtualMachineProfile.storageProfile.imageReference.version=1.0.0")
+    assert [v["latestModelApplied"] for v in az.json("vmss", "list-instances", "-g", RG, "-n", NAME)] == [False] * 2
+    az.json("vmss", "update-instances", "-g", RG, "-n", NAME, "--instance-ids", "*")
+    assert {i.stamp["version"] for i in lab.instances.list(NAME)} == {"1.0.0"}
+    assert all(v["latestModelApplied"] for v in az.json("vmss", "list-instances", "-g", RG, "-n", NAME))
+    boot = lab.instances.list(NAME)[1].boot_id
+    az.json("vmss", "restart", "-g", RG, "-n", NAME, "--instance-ids", "1")
+    assert lab.instances.list(NAME)[1].boot_id != boot
+    power = az.json("vmss", "get-instance-view", "-g", RG, "-n", NAME, "--instance-id", "1")["statuses"][1]["code"]
+    assert power == "PowerState/running"
 
     client.virtual_machine_scale_sets.begin_delete(RG, NAME).result()
     assert lab.models.stored_name(NAME) is None and not any(lab.paths.disks.glob("*sdk*"))

@@ -62,7 +62,7 @@ def test_delete_after_create_was_killed_in_its_boot_wait(vm_lab, v1):
     assert not any(o.endswith(f"#{dom}") for o in PortAllocator().leases().values())
     assert not (lab.paths.logs / f"{dom}.console.log").exists()
 
-    started = cli("controller", "--once", timeout=120)
+    started = cli("controller", "--once", "--api-port", "0", timeout=120)
     assert started.returncode == 0, started.stderr
     assert "Traceback" not in started.stderr and NAME not in started.stdout + started.stderr
     lab.close()

@@ -47,7 +47,8 @@ def lab(vm_lab, v1, tmp_path_factory):
             }}})
     log = tmp_path_factory.mktemp("controller") / "controller.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "controller", "--interval", "1"],
+        proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "controller", "--interval", "1",
+                                 "--api-port", "0"],
                                 stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         yield lab

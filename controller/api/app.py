@@ -2,8 +2,10 @@
 required, bodies capped, every error in ARM's shape (never a traceback)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 import time
 
 from aiohttp import web
@@ -17,6 +19,7 @@ from controller.api import (
     vm_routes,
     vmss_routes,
 )
+from controller.api.cache import ResponseCache
 from controller.api.context import ApiContext
 from controller.api.endpoint import record
 from controller.api.router import Router
@@ -44,7 +47,6 @@ def build(ctx: ApiContext) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler) -> web.StreamResponse:
         started = time.perf_counter()
-        status = 500
         try:
             route, params = router.resolve(request.method, request.path)
             if not getattr(route, "open_route", False):
@@ -52,7 +54,11 @@ def build(ctx: ApiContext) -> web.Application:
                 if not request.query.get("api-version"):
                     raise ModelError("api-version", "The api-version query parameter (?api-version=) is required "
                                                     "for all requests.", "MissingApiVersionParameter")
-            response = await route(request, params)
+            when = getattr(route, "cacheable", None)
+            if request.method == "GET" and when is not None and when(request) and ctx.cache is not None:
+                response = await ctx.cache.get(request, lambda: route(request, params))
+            else:
+                response = await route(request, params)
         except LabError as exc:
             response = responses.error(exc)
         except web.HTTPException as exc:
@@ -60,9 +66,9 @@ def build(ctx: ApiContext) -> web.Application:
         except Exception as exc:  # noqa: BLE001 - one log line; the client gets ARM's error shape
             log.error("%s %s: %s: %s", request.method, _HIDE.sub(r"\1***", request.path), type(exc).__name__, exc)
             response = responses.error(LabError("", f"internal error ({type(exc).__name__})", "InternalError"))
-        status = response.status
-        log.debug("%s %s %s %.1f ms", request.method, _HIDE.sub(r"\1***", request.path), status,
-                  1000 * (time.perf_counter() - started))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s %s %.1f ms", request.method, _HIDE.sub(r"\1***", request.path), response.status,
+                      1000 * (time.perf_counter() - started))
         return response
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
@@ -77,6 +83,7 @@ def build(ctx: ApiContext) -> web.Application:
 async def serve(ctx: ApiContext, port: int) -> tuple[web.AppRunner, int]:
     """Listen on https://127.0.0.1:port (0: any free port); returns the runner and the port."""
     context = tls.server_context(tls.ensure_certs(ctx.paths))
+    ctx.cache = ResponseCache(ctx.paths.db, ctx.ops)
     runner = web.AppRunner(build(ctx), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, backlog=256)
@@ -89,3 +96,42 @@ async def serve(ctx: ApiContext, port: int) -> tuple[web.AppRunner, int]:
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     record(ctx.paths, bound)
     return runner, bound
+
+
+class ApiThread:
+    """The API in a thread and event loop of its own: the controller's loop (and the rolling
+    upgrades it drives) never waits in the queue of requests."""
+
+    def __init__(self, ctx: ApiContext, port: int) -> None:
+        self.ctx, self.port = ctx, port
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="api", daemon=True)
+
+    def start(self) -> int:
+        """Serve; the port it listens on (LabError when it cannot)."""
+        self.thread.start()
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+        return self.port
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            runner, self.port = self.loop.run_until_complete(serve(self.ctx, self.port))
+        except BaseException as exc:  # noqa: BLE001 - handed to start()
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+        self.loop.close()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+        self.ctx.close()

@@ -79,6 +79,12 @@ def keep_lab_fields(stored: dict, new: dict) -> dict:
     if "labSettings" not in props and "labSettings" in old_props:
         props["labSettings"] = copy.deepcopy(old_props["labSettings"])
     vmp, old_vmp = props.get("virtualMachineProfile"), old_props.get("virtualMachineProfile", {})
+    if isinstance(vmp, dict) and isinstance(vmp.setdefault("storageProfile", {}), dict):
+        # az sends no imageReference (or only the part --set changed): the rest is the stored one's
+        ref = vmp["storageProfile"].get("imageReference")
+        old_ref = old_vmp.get("storageProfile", {}).get("imageReference", {})
+        if ref is None or isinstance(ref, dict):
+            vmp["storageProfile"]["imageReference"] = {**old_ref, **(ref or {})}
     if isinstance(vmp, dict):
         old_probe = old_vmp.get("networkProfile", {}).get("healthProbe")
         if old_probe and not (vmp.get("networkProfile") or {}).get("healthProbe"):

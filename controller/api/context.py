@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from controller.api.cache import ResponseCache
 from controller.api.operations import Operations
 from controller.core.settings import LabPaths
 from controller.ops.lab import Lab
@@ -26,13 +27,28 @@ class ApiContext:
     controller: Controller | None = None
     accel: Accel | None = None
     ops: Operations = field(default_factory=Operations)
+    cache: ResponseCache | None = None  # made by app.serve()
+    controller_loop: asyncio.AbstractEventLoop | None = None  # the controller's, when the API has its own
     readers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "api-read"))
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, "api-work"))
     _local: threading.local = field(default_factory=threading.local)
 
     @classmethod
     def of(cls, lab: Lab, controller: Controller | None = None) -> ApiContext:
-        return cls(lab.paths, lab.uri, controller, lab._accel)
+        """From the controller's loop (it drives the rolling upgrades started through the API)."""
+        loop = asyncio.get_running_loop() if controller is not None else None
+        return cls(lab.paths, lab.uri, controller, lab._accel, controller_loop=loop)
+
+    def drive(self, name: str, up) -> asyncio.Future:
+        """Start the rolling upgrade `up` in the controller's loop; a future (of this loop) of its end."""
+        assert self.controller is not None and self.controller_loop is not None
+        controller = self.controller
+
+        async def run():
+            return await controller.drive(name, up)
+        if self.controller_loop is asyncio.get_running_loop():
+            return asyncio.ensure_future(run())
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), self.controller_loop))
 
     def lab(self) -> Lab:
         """This thread's Lab (SQLite connections and libvirt connections stay in their thread)."""
@@ -50,5 +66,7 @@ class ApiContext:
         return await asyncio.get_running_loop().run_in_executor(self.workers, lambda: fn(self.lab(), *args))
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
         self.readers.shutdown(wait=False, cancel_futures=True)
         self.workers.shutdown(wait=False, cancel_futures=True)

@@ -63,9 +63,12 @@ def recorded_port(paths: LabPaths) -> int | None:
     return _port(doc.get("port"))
 
 
-def current_port(paths: LabPaths) -> int:
-    """The running controller's port, else a valid $SCALESET_API_PORT, else DEFAULT_PORT."""
-    port = recorded_port(paths)
-    if port is not None:
-        return port
+def configured_port() -> int:
+    """A valid $SCALESET_API_PORT, else DEFAULT_PORT."""
     return _port(os.environ.get(PORT_ENV, "")) or DEFAULT_PORT
+
+
+def current_port(paths: LabPaths) -> int:
+    """The running controller's port, else configured_port()."""
+    port = recorded_port(paths)
+    return port if port is not None else configured_port()

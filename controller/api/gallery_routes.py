@@ -29,7 +29,7 @@ from aiohttp import web
 
 from controller.api import bodies, operations, responses
 from controller.api.context import ApiContext
-from controller.api.router import Router
+from controller.api.router import Router, cacheable
 from controller.api.scope import check_subscription, group
 from controller.core.errors import ImageError, LabError, ModelError
 from controller.model.armid import DEFAULT_RESOURCE_GROUP, group_path
@@ -333,24 +333,29 @@ def register(router: Router, ctx: ApiContext) -> None:
     def key(g: str, i: str, v: str) -> tuple[str, str, str]:
         return g.lower(), i.lower(), v
 
+    @cacheable()
     async def list_galleries(request: web.Request, p: dict[str, str]) -> web.Response:
         check_subscription(p)
         rg = group(p) if "rg" in p else DEFAULT_RESOURCE_GROUP
         return responses.page(request, [gallery_view(rg, pub) for pub in await ctx.read(publishers)])
 
+    @cacheable()
     async def get_gallery(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         return responses.body(gallery_view(rg, (await ctx.read(find_gallery, p["g"]))[0].publisher))
 
+    @cacheable()
     async def list_images(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         found = await ctx.read(lambda lab: images_of(find_gallery(lab, p["g"])))
         return responses.page(request, [image_view(rg, img) for img in found])
 
+    @cacheable()
     async def get_image(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         return responses.body(image_view(rg, await ctx.read(find_image, p["g"], p["i"])))
 
+    @cacheable()
     async def list_versions(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
 
@@ -359,6 +364,7 @@ def register(router: Router, ctx: ApiContext) -> None:
             return [version_view(rg, iv) for iv in lab.gallery.list(img.publisher, img.offer, img.sku)]
         return responses.page(request, await ctx.read(items))
 
+    @cacheable()
     async def get_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         iv = await ctx.read(lambda lab: find_version(lab, find_image(lab, p["g"], p["i"]), p["v"]))

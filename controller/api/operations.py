@@ -52,11 +52,13 @@ class Operation:
 class Operations:
     def __init__(self) -> None:
         self.items: dict[str, Operation] = {}
+        self.version = 0  # moves whenever an operation starts or ends (cached answers show their state)
 
     def start(self, kind: str, resource: str, location: str, work: Awaitable[Any]) -> Operation:
         self._prune()
         op = Operation(uuid.uuid4().hex, kind, resource, location)
         self.items[op.id] = op
+        self.version += 1
         op.task = asyncio.ensure_future(self._run(op, work))
         return op
 
@@ -72,6 +74,7 @@ class Operations:
             log.error("operation %s (%s of %s) failed: %s: %s", op.id, op.kind, op.resource, type(exc).__name__, exc)
             op.status, op.error = "Failed", {"code": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
         op.end_time, op.ended = now_iso(), time.monotonic()
+        self.version += 1
 
     def get(self, op_id: str) -> Operation:
         op = self.items.get(op_id)

@@ -12,6 +12,15 @@ from controller.core.errors import ModelError
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
 
+def cacheable(when: Callable[[web.Request], bool] = lambda _r: True) -> Callable[[Handler], Handler]:
+    """Mark a GET handler whose answer depends only on SQLite and the operations (not on libvirt
+    or a guest): app.py serves it from the ResponseCache while the lab has not changed."""
+    def mark(handler: Handler) -> Handler:
+        handler.cacheable = when  # type: ignore[attr-defined]
+        return handler
+    return mark
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -19,8 +28,6 @@ class Route:
     handler: Handler
 
     def match(self, segments: list[str]) -> dict[str, str] | None:
-        if len(segments) != len(self.parts):
-            return None
         found = {}
         for want, got in zip(self.parts, segments, strict=True):
             if want.startswith("{"):
@@ -34,16 +41,16 @@ class Route:
 
 class Router:
     def __init__(self) -> None:
-        self.routes: list[Route] = []
+        self.routes: dict[int, list[Route]] = {}  # by segment count
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         parts = tuple(p if p.startswith("{") else p.lower() for p in pattern.strip("/").split("/"))
-        self.routes.append(Route(method, parts, handler))
+        self.routes.setdefault(len(parts), []).append(Route(method, parts, handler))
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         segments = path.strip("/").split("/")
         allowed = []
-        for route in self.routes:
+        for route in self.routes.get(len(segments), ()):
             params = route.match(segments)
             if params is None:
                 continue

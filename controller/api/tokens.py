@@ -111,11 +111,26 @@ def _decode(token: str, key: bytes) -> dict:
                       options={"require": list(CLAIMS), "verify_signature": True})
 
 
+_VERIFIED: dict[tuple[bytes, str], dict] = {}  # (key, token) -> claims: a token's signature is checked once
+_VERIFIED_MAX = 4096
+
+
 def verify(paths: LabPaths, token: str) -> dict:
     """The claims of a valid lab token, or Unauthorized (expired, or invalid for any other reason)."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN or not token.isascii():
         raise Unauthorized("the token is malformed")
     key = lab_key(paths)
+    known = _VERIFIED.get((key, token))
+    if known is not None and known["exp"] > time.time():
+        return known
+    claims = _verify(paths, token, key)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[(key, token)] = claims
+    return claims
+
+
+def _verify(paths: LabPaths, token: str, key: bytes) -> dict:
     try:
         try:
             claims = _decode(token, key)

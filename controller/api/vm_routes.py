@@ -6,11 +6,11 @@ from aiohttp import web
 
 from controller.api import bodies, operations, responses
 from controller.api.context import ApiContext
-from controller.api.router import Router
+from controller.api.router import Router, cacheable
 from controller.api.scope import find_set, group, resource_id
 from controller.api.vmss_routes import ONE
 from controller.core.errors import ModelError
-from controller.model.instance import resolve_ids
+from controller.model.instance import profile_digest, resolve_ids
 from controller.ops import commands, views
 from controller.ops.lab import Lab
 from controller.state.health import HealthStore
@@ -20,9 +20,9 @@ VM = VMS + "/{iid}"
 TOP = ("id", "name", "type", "location", "instanceId")
 
 
-def vm_resource(lab: Lab, ss, inst, health, expand: bool = False) -> dict:
+def vm_resource(lab: Lab, ss, inst, health, expand: bool = False, digest: str | None = None) -> dict:
     """A VirtualMachineScaleSetVM: ARM's shape (properties nested), the last recorded health."""
-    flat = bodies.without_secrets(views.instance(ss, inst, health))
+    flat = bodies.without_secrets(views.instance(ss, inst, health, digest))
     top = {k: flat.pop(k) for k in TOP if k in flat}
     res = {**top, "properties": flat}
     if expand:
@@ -41,15 +41,18 @@ def register(router: Router, ctx: ApiContext) -> None:
         inst = resolve_ids(lab.instances.list(ss.name), [p["iid"]], "instanceId")[0]
         return ss, inst
 
+    @cacheable(lambda r: "$expand" not in r.query)
     async def list_vms(request: web.Request, p: dict[str, str]) -> web.Response:
         expand = request.query.get("$expand", "").lower() == "instanceview"
 
         def items(lab: Lab) -> list[dict]:
             ss = find_set(lab, group(p), p["name"])
-            health = HealthStore(lab.db).get(ss.name)
-            return [vm_resource(lab, ss, i, health.get(i.instance_id), expand) for i in lab.instances.list(ss.name)]
+            health, digest = HealthStore(lab.db).get(ss.name), profile_digest(ss)
+            return [vm_resource(lab, ss, i, health.get(i.instance_id), expand, digest)
+                    for i in lab.instances.list(ss.name)]
         return responses.page(request, await ctx.read(items))
 
+    @cacheable(lambda r: "$expand" not in r.query)
     async def get_vm(request: web.Request, p: dict[str, str]) -> web.Response:
         expand = request.query.get("$expand", "").lower() == "instanceview"
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from controller.api import bodies, operations, responses
 from controller.api.context import ApiContext
-from controller.api.router import Router
+from controller.api.router import Router, cacheable
 from controller.api.scope import check_subscription, find_set, group, resource_id
 from controller.core.errors import ModelError
 from controller.model.armid import group_of, vmss_id
@@ -64,6 +64,7 @@ def register(router: Router, ctx: ApiContext) -> None:
             return web.Response(status=status, headers=hdrs)
         return responses.body(result, status, hdrs)
 
+    @cacheable()
     async def get(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         return responses.body(await ctx.read(lambda lab: scale_set_view(lab, find_set(lab, rg, p["name"]), ctx)))
@@ -124,11 +125,13 @@ def register(router: Router, ctx: ApiContext) -> None:
             raise
         return await lro(request, "delete", resource_id(ss), ss.location, ctx.work(commands.delete, ss.name))
 
+    @cacheable()
     async def list_group(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         return responses.page(request, await ctx.read(lambda lab: [
             scale_set_view(lab, ss, ctx) for ss in lab.models.list() if group_of(ss.id).lower() == rg.lower()]))
 
+    @cacheable()
     async def list_all(request: web.Request, p: dict[str, str]) -> web.Response:
         check_subscription(p)
         return responses.page(request, await ctx.read(lambda lab: [scale_set_view(lab, ss, ctx)
@@ -155,10 +158,10 @@ def register(router: Router, ctx: ApiContext) -> None:
                              "OperationNotAllowed")
         ss = await ctx.read(find_set, rg, p["name"])
         up = await ctx.read(lambda lab: start_upgrade(lab, ss, "User"))
-        task = ctx.controller.drive(ss.name, up)
+        ended = ctx.drive(ss.name, up)
 
         async def work() -> None:
-            await asyncio.shield(task)
+            await asyncio.shield(ended)
             end = await ctx.read(lambda lab: UpgradeStore(lab.db).get(up.id))
             if end.status == "Cancelled":
                 raise asyncio.CancelledError
@@ -177,6 +180,7 @@ def register(router: Router, ctx: ApiContext) -> None:
                 await asyncio.sleep(0.5)
         return await lro(request, "cancel", resource_id(ss), ss.location, work())
 
+    @cacheable()
     async def latest(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
 
@@ -188,6 +192,7 @@ def register(router: Router, ctx: ApiContext) -> None:
             return as_resource(latest_view(lab, up))
         return responses.body(await ctx.read(view))
 
+    @cacheable()
     async def history(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
 
@@ -215,6 +220,8 @@ def register(router: Router, ctx: ApiContext) -> None:
     router.add("POST", ONE + "/powerOff", action("powerOff", power("stop")))
     router.add("POST", ONE + "/restart", action("restart", power("restart")))
     router.add("POST", ONE + "/reimage", action("reimage", commands.reimage))
+    # reimageAll (`az vmss reimage --instance-ids`): the OS disk only -- the lab never wipes a data disk
+    router.add("POST", ONE + "/reimageall", action("reimage", commands.reimage))
     router.add("POST", ONE + "/manualupgrade", action("manualupgrade", commands.update_instances, required=True))
     router.add("POST", ONE + "/osRollingUpgrade", os_rolling_upgrade)
     router.add("POST", ONE + "/rollingUpgrades/cancel", cancel)

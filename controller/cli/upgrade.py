@@ -8,7 +8,7 @@ from datetime import datetime
 
 from controller.api import app
 from controller.api.context import ApiContext
-from controller.api.endpoint import DEFAULT_PORT, endpoint
+from controller.api.endpoint import configured_port, endpoint
 from controller.cli.inputs import check_range, check_seconds
 from controller.cli.vmss import out
 from controller.core import signals
@@ -34,17 +34,15 @@ def cmd_controller(args) -> int:
     controller = Controller(lab, LibvirtDriver(lab), interval=args.interval, say=_say)
 
     async def run() -> None:
-        served = None
+        api = None
         if not args.no_api:
-            ctx = ApiContext.of(lab, controller)
-            served = await app.serve(ctx, args.api_port)
-            _say(f"ARM API on {endpoint(served[1])} (`scaleset api env` prints what a client needs)")
+            api = app.ApiThread(ApiContext.of(lab, controller), args.api_port)
+            _say(f"ARM API on {endpoint(api.start())} (`scaleset api env` prints what a client needs)")
         try:
             await controller.run(once=args.once, files=not args.no_files)
         finally:
-            if served is not None:
-                await served[0].cleanup()
-                ctx.close()
+            if api is not None:
+                api.stop()
 
     asyncio.run(run())
     return 0
@@ -126,8 +124,9 @@ def register(sub) -> None:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between looks (default %(default)s)")
     p.add_argument("--once", action="store_true", help="one look (and the upgrades it starts), then exit")
     p.add_argument("--no-files", action="store_true", help="do not serve $SCALESET_HOME/files to guests")
-    p.add_argument("--api-port", type=int, default=DEFAULT_PORT,
-                   help="serve the ARM API on https://127.0.0.1:PORT (default %(default)s; 0: any free port)")
+    p.add_argument("--api-port", type=int, default=configured_port(),
+                   help="serve the ARM API on https://127.0.0.1:PORT (default $SCALESET_API_PORT or 7443; "
+                        "0: any free port)")
     p.add_argument("--no-api", action="store_true", help="do not serve the ARM API")
     p.set_defaults(func=cmd_controller)
 

@@ -51,12 +51,13 @@ def _power(inst: Instance, domain_state: str | None) -> str:
     return f"PowerState/{domain_state}"
 
 
-def latest_model_applied(ss: ScaleSet, inst: Instance) -> bool:
-    return inst.profile_digest == profile_digest(ss)
+def latest_model_applied(ss: ScaleSet, inst: Instance, digest: str | None = None) -> bool:
+    return inst.profile_digest == (digest or profile_digest(ss))
 
 
-def instance(ss: ScaleSet, inst: Instance, health: Reading | None = None) -> dict:
-    """An entry of `list-instances`: the instance's model, flattened as az prints it."""
+def instance(ss: ScaleSet, inst: Instance, health: Reading | None = None, digest: str | None = None) -> dict:
+    """An entry of `list-instances`: the instance's model, flattened as az prints it (`digest`:
+    the model's profile_digest, computed once for a whole list)."""
     vmp = redact(inst.profile["vm"])
     ref = dict(vmp["storageProfile"]["imageReference"])
     ref["exactVersion"] = ref["version"]
@@ -68,7 +69,7 @@ def instance(ss: ScaleSet, inst: Instance, health: Reading | None = None) -> dic
         "id": vm_id(group_of(ss.id), ss.name, inst.instance_id),
         "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
         "location": ss.location,
-        "latestModelApplied": latest_model_applied(ss, inst),
+        "latestModelApplied": latest_model_applied(ss, inst, digest),
         "provisioningState": inst.provisioning_state,
         "osProfile": {"computerName": inst.computer_name, "adminUsername": vmp["osProfile"].get("adminUsername")},
         "storageProfile": vmp["storageProfile"],
