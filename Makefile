@@ -22,3 +22,4 @@ bench: setup
 	$(SUDO) .venv/bin/python bench/reimage_time.py
 	$(SUDO) .venv/bin/python bench/upgrade_overhead.py
 	.venv/bin/python bench/upgrade_scale.py
+	.venv/bin/python bench/api_load.py

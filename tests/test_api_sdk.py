@@ -2,6 +2,7 @@
 driver: create, get, list, update, delete, errors, LRO polling and paging."""
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import logging
@@ -90,7 +91,9 @@ def test_create_get_list_update_delete_through_the_sdk(api, caplog):
     assert err.value.error.code == "ResourceNotFound"
     assert api.lab.models.list() == []
     logged = caplog.text + "\n".join(api.messages)
-    assert SECRET not in logged and api.token() not in logged
+    key = tokens.lab_key(api.lab.paths)
+    for secret in (SECRET, api.token(), key.hex(), base64.b64encode(key).decode(), base64.urlsafe_b64encode(key).decode()):
+        assert secret not in logged
 
 
 def test_bad_models_are_400_naming_the_field_and_store_nothing(api):

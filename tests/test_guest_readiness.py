@@ -17,3 +17,11 @@ def test_console_marker(tmp_path):
     assert not console_finished(log)
     log.write_bytes(log.read_bytes() + b"[ 9.0] cloud-init[2]: Cloud-init v. 22.4.2 finished at Sun\n")
     assert console_finished(log)
+
+
+def test_console_tail_is_the_last_printable_line(tmp_path):
+    from controller.virt.readiness import console_tail
+    log = tmp_path / "console.log"
+    log.write_bytes(b"x" * 5000 + b"\n[  OK  ] Reached target \x1b[1mNetwork\x1b[0m.\r\n\n")
+    assert console_tail(log) == "[  OK  ] Reached target [1mNetwork[0m."
+    assert console_tail(tmp_path / "missing.log") == ""

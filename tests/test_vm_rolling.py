@@ -38,7 +38,8 @@ def lab(vm_lab, v1, tmp_path_factory):
         "name": NAME, "sku": {"capacity": COUNT},
         "properties": {
             "upgradePolicy": {"mode": "Automatic", "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True}},
-            "labSettings": {"healthWaitTimeout": "PT2M", "autoUpgradeDelay": "PT5S"},
+            # 3 min: a boot takes about 35 s under TCG, but a loaded CI machine once needed more than 2 min
+            "labSettings": {"healthWaitTimeout": "PT3M", "autoUpgradeDelay": "PT5S"},
             "virtualMachineProfile": {
                 "storageProfile": {"imageReference": {"publisher": P, "offer": O, "sku": S, "version": "latest"},
                                    "dataDisks": [{"lun": 0, "diskSizeGB": 1}]},

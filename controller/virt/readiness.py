@@ -53,7 +53,10 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path, client: GuestSSH, s
         if dom is None or dom.state() not in ("running", "paused"):
             raise RuntimeError(f"{name} stopped while booting; console: {console_log}")
         signals.sleep(0.25)  # a signal ends the wait at once
-    client.wait(deadline)
+    try:
+        client.wait(deadline)
+    except TimeoutError as exc:  # say where the boot stood: the console's last line
+        raise TimeoutError(f"{exc}; the console's last line: {console_tail(console_log)!r}") from None
     t_ssh = time.monotonic() - started_at
     # One round trip, no Python in the guest: cloud-init writes result.json when its final
     # stage is over (`cloud-init status --wait` would cost seconds of guest CPU under TCG).
@@ -92,3 +95,15 @@ def console_finished(path: Path) -> bool:
     except OSError:
         return False
     return b"Cloud-init v." in data and b" finished at " in data
+
+
+def console_tail(path: Path, limit: int = 160) -> str:
+    """The last non-empty line of the console log (printable, at most `limit` characters)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    last = lines[-1] if lines else ""
+    return "".join(c for c in last if c.isprintable())[-limit:]
