@@ -35,8 +35,7 @@ def _http_error(exc: web.HTTPException) -> LabError:
     codes = {413: ("RequestEntityTooLarge", f"the request body is larger than {MAX_BODY} bytes"),
              415: ("UnsupportedMediaType", "the request body must be JSON")}
     code, reason = codes.get(exc.status, ("BadRequest", exc.reason))
-    err = ModelError("body" if exc.status in codes else "request", reason, code)
-    return err
+    return ModelError("body" if exc.status in codes else "request", reason, code)
 
 
 def build(ctx: ApiContext) -> web.Application:

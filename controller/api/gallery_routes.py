@@ -295,16 +295,16 @@ def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | ImageVer
 
 
 def create(lab: Lab, rg: str, new: NewVersion) -> dict:
-    """Import or build the version (minutes for a build), then exclude it if asked."""
+    """Import or build the version (minutes for a build)."""
     img = new.image
     try:
         if new.source is not None:
             iv = lab.gallery.import_file(img.publisher, img.offer, img.sku, new.version, new.source, new.regions,
-                                         exclude_from_latest=bool(new.exclude))
+                                         exclude_from_latest=new.exclude)
         else:
             iv = build(lab.gallery, img.publisher, img.offer, img.sku, new.version, customize=new.customize,
                        recipe_name=new.recipe, target_regions=new.regions, log=lambda line: log.info("build: %s", line),
-                       exclude_from_latest=bool(new.exclude))
+                       exclude_from_latest=new.exclude)
     except ImageError as exc:
         raise _refield(exc) from None
     return version_view(rg, iv)
@@ -321,9 +321,7 @@ def remove(lab: Lab, g: str, i: str, v: str) -> bool:
     try:
         lab.gallery.delete(iv.publisher, iv.offer, iv.sku, iv.version, lab.instances.images_in_use())
     except ImageError as exc:
-        if exc.code != "ImageVersionInUse":
-            raise
-        raise ModelError("galleryImageVersionName", exc.reason, "ImageVersionInUse") from None
+        raise _refield(exc) from None
     return True
 
 

@@ -17,6 +17,7 @@ from controller.model.armid import (
     TENANT_ID,
     check_group,
     group_of,
+    group_path,
 )
 from controller.ops.lab import Lab
 
@@ -30,7 +31,7 @@ TENANT = {"id": f"/tenants/{TENANT_ID}", "tenantId": TENANT_ID, "tenantCategory"
 
 
 def _group(name: str) -> dict:
-    return {"id": f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{name}", "name": name,
+    return {"id": group_path(name), "name": name,
             "type": "Microsoft.Resources/resourceGroups", "location": "local",
             "properties": {"provisioningState": "Succeeded"}}
 

@@ -7,9 +7,10 @@ from aiohttp import web
 from controller.api import bodies, operations, responses
 from controller.api.context import ApiContext
 from controller.api.router import Router, cacheable
-from controller.api.scope import find_set, group, resource_id
-from controller.api.vmss_routes import ONE
+from controller.api.scope import find_set, group
+from controller.api.vmss_routes import ONE, check_succeeded, power
 from controller.core.errors import ModelError
+from controller.model.armid import group_of, vm_id
 from controller.model.instance import profile_digest, resolve_ids
 from controller.ops import commands, views
 from controller.ops.lab import Lab
@@ -22,9 +23,7 @@ TOP = ("id", "name", "type", "location", "instanceId")
 
 def vm_resource(lab: Lab, ss, inst, health, expand: bool = False, digest: str | None = None) -> dict:
     """A VirtualMachineScaleSetVM: ARM's shape (properties nested), the last recorded health."""
-    flat = bodies.without_secrets(views.instance(ss, inst, health, digest))
-    top = {k: flat.pop(k) for k in TOP if k in flat}
-    res = {**top, "properties": flat}
+    res = views.as_resource(bodies.without_secrets(views.instance(ss, inst, health, digest)), TOP)
     if expand:
         res["properties"]["instanceView"] = _view(lab, ss, inst, health)
     return res
@@ -74,12 +73,8 @@ def register(router: Router, ctx: ApiContext) -> None:
             ss, inst = await ctx.read(one, p)
 
             async def work() -> None:
-                done = await ctx.work(fn, ss.name, [str(inst.instance_id)])
-                bad = [i for i in done if i.provisioning_state == "Failed"]
-                if bad:
-                    raise ModelError("instanceId", f"instance {inst.instance_id}: {bad[0].error}",
-                                     "InstanceOperationFailed")
-            op = ctx.ops.start(kind, f"{resource_id(ss)}/virtualMachines/{inst.instance_id}", ss.location, work())
+                check_succeeded(await ctx.work(fn, ss.name, [str(inst.instance_id)]), "instanceId")
+            op = ctx.ops.start(kind, vm_id(group_of(ss.id), ss.name, inst.instance_id), ss.location, work())
             return web.Response(status=202, headers=operations.headers(request, op, location=True))
         return handler
 
@@ -99,11 +94,8 @@ def register(router: Router, ctx: ApiContext) -> None:
         async def work() -> dict:
             res = await ctx.work(lambda lab: commands.run_command(lab, ss.name, str(inst.instance_id), script))
             return views.run_command_result(res)
-        op = ctx.ops.start("runCommand", f"{resource_id(ss)}/virtualMachines/{inst.instance_id}", ss.location, work())
+        op = ctx.ops.start("runCommand", vm_id(group_of(ss.id), ss.name, inst.instance_id), ss.location, work())
         return web.Response(status=202, headers=operations.headers(request, op, location=True))
-
-    def power(what: str):
-        return lambda lab, name, ids: commands.power(lab, name, ids, what)
 
     router.add("GET", VMS, list_vms)
     router.add("GET", VM, get_vm)

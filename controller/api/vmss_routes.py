@@ -17,7 +17,7 @@ from controller.model.armid import group_of, vmss_id
 from controller.ops import commands, views
 from controller.ops.lab import Lab
 from controller.ops.rolling import start_upgrade
-from controller.ops.upgrade_views import as_resource, history_item, latest_view
+from controller.ops.upgrade_views import history_item, latest_view
 from controller.state.upgrades import ACTIVE, UpgradeStore
 
 SETS = "subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets"
@@ -48,11 +48,17 @@ def instance_ids(body: Any, required: bool = False) -> list[str] | None:
     return ids
 
 
-def _failed(insts) -> None:
+def check_succeeded(insts, field: str = "instanceIds") -> None:
+    """An action's operation fails, naming them, when instances ended Failed."""
     bad = [i for i in insts if i.provisioning_state == "Failed"]
     if bad:
-        raise ModelError("instanceIds", "; ".join(f"instance {i.instance_id}: {i.error}" for i in bad),
+        raise ModelError(field, "; ".join(f"instance {i.instance_id}: {i.error}" for i in bad),
                          "InstanceOperationFailed")
+
+
+def power(what: str):
+    """commands.power as an action: start | stop | restart."""
+    return lambda lab, name, ids: commands.power(lab, name, ids, what)
 
 
 def register(router: Router, ctx: ApiContext) -> None:
@@ -144,12 +150,9 @@ def register(router: Router, ctx: ApiContext) -> None:
             ss = await ctx.read(find_set, rg, p["name"])
 
             async def work() -> None:
-                _failed(await ctx.work(fn, ss.name, ids))
+                check_succeeded(await ctx.work(fn, ss.name, ids))
             return await lro(request, kind, resource_id(ss), ss.location, work())
         return handler
-
-    def power(what: str):
-        return lambda lab, name, ids: commands.power(lab, name, ids, what)
 
     async def os_rolling_upgrade(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
@@ -189,7 +192,7 @@ def register(router: Router, ctx: ApiContext) -> None:
             up = UpgradeStore(lab.db).latest(ss.name)
             if up is None:
                 raise ModelError("name", f"scale set '{ss.name}' has no rolling upgrade yet", "NotFound")
-            return as_resource(latest_view(lab, up))
+            return views.as_resource(latest_view(lab, up))
         return responses.body(await ctx.read(view))
 
     @cacheable()

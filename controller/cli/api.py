@@ -7,15 +7,10 @@ import sys
 
 from controller.api.endpoint import current_port, endpoint
 from controller.api.tls import ensure_certs
-from controller.api.tokens import (
-    DEFAULT_RESOURCE_GROUP,
-    DEFAULT_TTL,
-    MAX_TTL,
-    SUBSCRIPTION_ID,
-    mint,
-)
+from controller.api.tokens import DEFAULT_TTL, MAX_TTL, mint
 from controller.core.errors import ModelError
 from controller.core.settings import lab_paths
+from controller.model.armid import DEFAULT_RESOURCE_GROUP, SUBSCRIPTION_ID
 from controller.model.jsonmap import parse_duration
 
 # `api env -o json` key -> the variable of its shell line

@@ -65,9 +65,3 @@ def history_item(lab: Lab, up: Upgrade) -> dict:
     props = _properties(lab, up, rows)
     props.pop("policy")
     return {"properties": props, "type": TYPE, "location": lab.models.get(up.scale_set).location}
-
-
-def as_resource(view: dict) -> dict:
-    """A CLI view (properties flattened, as az prints them) in ARM's wire shape: `properties` nested."""
-    top = {k: view[k] for k in ("id", "name", "type", "location") if k in view}
-    return {**top, "properties": {k: v for k, v in view.items() if k not in top}}

@@ -5,7 +5,7 @@ import copy
 
 from agent.health import HEALTHY, INITIALIZING, UNHEALTHY, UNKNOWN
 from controller.model import extensions as ext_mod
-from controller.model.armid import group_of, vm_id, vmss_id
+from controller.model.armid import VM_TYPE, group_of, vm_id, vmss_id
 from controller.model.instance import Instance, profile_digest
 from controller.model.scaleset import ScaleSet
 from controller.state.health import Reading
@@ -67,7 +67,7 @@ def instance(ss: ScaleSet, inst: Instance, health: Reading | None = None, digest
         "instanceId": str(inst.instance_id),
         "name": f"{ss.name}_{inst.instance_id}",
         "id": vm_id(group_of(ss.id), ss.name, inst.instance_id),
-        "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+        "type": VM_TYPE,
         "location": ss.location,
         "latestModelApplied": latest_model_applied(ss, inst, digest),
         "provisioningState": inst.provisioning_state,
@@ -150,6 +150,12 @@ def vm_health(r: Reading | None) -> dict | None:
     return {"status": {"code": f"HealthState/{r.state.lower()}", "level": "Info" if r.state == HEALTHY else "Warning",
                        "displayStatus": display, "message": r.detail, "time": r.since},
             "lab": {"source": r.source, "checkedAt": r.checked_at}}
+
+
+def as_resource(view: dict, top: tuple[str, ...] = ("id", "name", "type", "location")) -> dict:
+    """A CLI view (properties flattened, as az prints them) in ARM's wire shape: `properties` nested."""
+    return {**{k: view[k] for k in top if k in view},
+            "properties": {k: v for k, v in view.items() if k not in top}}
 
 
 def run_command_result(res) -> dict:
