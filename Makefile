@@ -23,3 +23,4 @@ bench: setup
 	$(SUDO) .venv/bin/python bench/upgrade_overhead.py
 	.venv/bin/python bench/upgrade_scale.py
 	.venv/bin/python bench/api_load.py
+	.venv/bin/python bench/web_render.py

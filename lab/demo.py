@@ -75,6 +75,24 @@ def create(lab) -> None:
     say(f"  created in {time.monotonic() - t0:.0f} s")
 
 
+def serve_web_view(lab, controller):
+    """The API and the web view on 127.0.0.1 while the story runs; prints a one-time login link."""
+    from controller.api import app, tls
+    from controller.api.context import ApiContext
+    from controller.api.endpoint import configured_port, endpoint
+    from controller.core.errors import LabError
+    from controller.web import routes, session
+    try:
+        api = app.ApiThread(ApiContext.of(lab, controller), configured_port(), extra=(routes.register,))
+        port = api.start()
+    except LabError:  # the port is taken (a controller of the main lab): any free one
+        api = app.ApiThread(ApiContext.of(lab, controller), 0, extra=(routes.register,))
+        port = api.start()
+    say(f"watch it live in a browser (one-time link; trust the lab's CA {tls.ensure_certs(lab.paths).ca} or "
+        f"accept the warning): {session.login_link(lab.paths, endpoint(port), 3600)}")
+    return api
+
+
 async def story(lab) -> int:
     from controller.ops.rolling_driver import LibvirtDriver
     from controller.ops.service import Controller
@@ -82,6 +100,7 @@ async def story(lab) -> int:
     from controller.state.upgrades import UpgradeStore
 
     controller = Controller(lab, LibvirtDriver(lab), interval=1.0, say=lambda m: say(f"[controller] {m}"))
+    api = serve_web_view(lab, controller)
     watcher = asyncio.create_task(controller.run())
     store = UpgradeStore(lab.db)
 
@@ -101,6 +120,7 @@ async def story(lab) -> int:
     up3 = await rollout("3.0.0")
     say(f"upgrade to 3.0.0: {up3.status} ({up3.error_code})")
     watcher.cancel()
+    api.stop()
 
     for inst in lab.instances.list(NAME):
         say(f"  instance {inst.instance_id}: running image {inst.stamp.get('version')}, {inst.provisioning_state}")

@@ -12,6 +12,7 @@ PACKAGES=(
   libvirt-dev pkg-config gcc python3-dev python3-venv  # to build libvirt-python
   mmdebstrap e2fsprogs fdisk                      # image builds: rootfs, ext4, partition table
   ca-certificates
+  chromium libnss3-tools                          # the web view's browser tests (certutil: trust the lab CA)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

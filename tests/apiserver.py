@@ -15,6 +15,8 @@ from controller.api.endpoint import endpoint
 from controller.model.armid import DEFAULT_RESOURCE_GROUP, SUBSCRIPTION_ID
 from controller.ops.lab import Lab
 from controller.ops.service import Controller
+from controller.state.health import HealthStore
+from controller.web import routes as web_routes
 
 
 class LabCredential:
@@ -54,7 +56,7 @@ class Served:
                f"providers/Microsoft.Compute/{path}"
 
 
-def serve(base: Lab, driver, interval: float = 0.2):
+def serve(base: Lab, driver, interval: float = 0.2, port: int = 0):
     """Start controller + API; yields Served; stops both afterwards."""
     ready: dict = {}
     loop = asyncio.new_event_loop()
@@ -63,7 +65,12 @@ def serve(base: Lab, driver, interval: float = 0.2):
     async def main() -> None:
         lab = Lab(base.paths, base.uri, base._accel)  # its SQLite connection is made in this thread
         controller = Controller(lab, driver, interval=interval, say=messages.append)
-        api = app.ApiThread(ApiContext.of(lab, controller), 0)  # its own thread and loop, as in the CLI
+        ctx = ApiContext.of(lab, controller)
+        if hasattr(driver, "attached_disks"):  # the fake: power states and health readings from it
+            ctx.power_states = lambda _lab, domains: {d: "running" if driver.attached_disks.get(d) else None
+                                                      for d in domains}
+            driver.record = HealthStore(lab.db).record
+        api = app.ApiThread(ctx, port, extra=(web_routes.register,))  # its own thread and loop, as in the CLI
         ready.update(lab=lab, controller=controller, port=api.start(), stop=asyncio.Event())
         loop_task = asyncio.ensure_future(controller.run())
         await ready["stop"].wait()

@@ -31,6 +31,7 @@ class FakeDriver:
         self.steps: list[tuple[str, int]] = []
         self.on_step = None  # optional hook(step, inst)
         self.cpu = 0.0  # process time of the fake's own work (the VM side's, not the controller's)
+        self.record = None  # optional HealthStore.record: readings recorded as LibvirtDriver records them
 
     @contextmanager
     def _vm_side(self):
@@ -83,11 +84,19 @@ class FakeDriver:
     async def health(self, ss, inst: Instance) -> Reading:
         self._step("health", inst)
         with self._vm_side():
-            return Reading(self.state_of(inst), "agent", "scripted", now_iso())
+            stamp = now_iso()
+            reading = Reading(self.state_of(inst), "agent", "scripted", None if self.record else stamp, stamp)
+        if self.record is not None:
+            self.record(ss.name, {inst.instance_id: reading})
+        return reading
 
     async def health_all(self, ss, insts: list[Instance]) -> dict[int, str]:
         with self._vm_side():  # the agents' answers; the controller's part is the checks on them
-            return {i.instance_id: self.state_of(i) for i in insts}
+            states = {i.instance_id: self.state_of(i) for i in insts}
+        if self.record is not None:
+            stamp = now_iso()
+            self.record(ss.name, {iid: Reading(st, "agent", "scripted", checked_at=stamp) for iid, st in states.items()})
+        return states
 
 
 def make_scale_set(lab: Lab, doc: dict, driver: FakeDriver, version: str) -> list[Instance]:

@@ -2,8 +2,6 @@
 v3 whose application never becomes healthy is rolled back in the first batch."""
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +13,7 @@ from controller.ops.upgrade_plan import UPGRADED
 from controller.ops.upgrade_views import history_item, latest_view
 from controller.state.upgrades import UpgradeStore
 from images.builder import build
-from lab.samples import health_extension, sample_app_extension
-from tests.vmfixtures import REPO, O, P, S
+from tests.vmfixtures import O, P, S, app_model, controller_process
 
 pytestmark = [
     pytest.mark.vm,
@@ -34,29 +31,14 @@ def marker(i: int) -> str:
 @pytest.fixture(scope="module")
 def lab(vm_lab, v1, tmp_path_factory):
     lab = Lab.open()
-    ops.create(lab, {
-        "name": NAME, "sku": {"capacity": COUNT},
-        "properties": {
-            "upgradePolicy": {"mode": "Automatic", "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True}},
-            # 3 min: a boot takes about 35 s under TCG, but a loaded CI machine once needed more than 2 min
-            "labSettings": {"healthWaitTimeout": "PT3M", "autoUpgradeDelay": "PT5S"},
-            "virtualMachineProfile": {
-                "storageProfile": {"imageReference": {"publisher": P, "offer": O, "sku": S, "version": "latest"},
-                                   "dataDisks": [{"lun": 0, "diskSizeGB": 1}]},
-                "osProfile": {"computerNamePrefix": "roll"},
-                "extensionProfile": {"extensions": [sample_app_extension(), health_extension(after=["sample-app"])]},
-            }}})
-    log = tmp_path_factory.mktemp("controller") / "controller.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "controller", "--interval", "1",
-                                 "--api-port", "0"],
-                                stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+    # healthWaitTimeout 3 min: a boot takes about 35 s under TCG, but a loaded CI machine once needed more than 2 min
+    ops.create(lab, app_model(NAME, COUNT, "roll", "latest",
+                              {"mode": "Automatic", "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True}},
+                              {"healthWaitTimeout": "PT3M", "autoUpgradeDelay": "PT5S"}))
     try:
-        yield lab
+        with controller_process(tmp_path_factory.mktemp("controller") / "controller.log", lab.paths):
+            yield lab
     finally:
-        proc.terminate()
-        proc.wait(30)
-        print("\n--- controller log ---\n" + log.read_text()[-4000:])
         ops.delete(lab, NAME)
         lab.close()
 

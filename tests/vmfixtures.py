@@ -1,5 +1,9 @@
 """Session fixtures of the VM tier, shared by its modules: one lab, images built once."""
 import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,3 +49,39 @@ def v2(gallery, v1, tmp_path_factory):
     script.write_text("echo 'version two' > /etc/scaleset-demo\napt-get --version >/dev/null\n")
     log: list[str] = []
     return build(gallery, P, O, S, "1.1.0", customize=[script], log=log.append), log
+
+
+def app_model(name: str, count: int, prefix: str, version: str, upgrade_policy: dict, lab_settings: dict) -> dict:
+    """A scale set of `count` guests with a data disk, the sample app and the health agent."""
+    from lab.samples import health_extension, sample_app_extension
+    return {
+        "name": name, "sku": {"capacity": count},
+        "properties": {
+            "upgradePolicy": upgrade_policy, "labSettings": lab_settings,
+            "virtualMachineProfile": {
+                "storageProfile": {"imageReference": {"publisher": P, "offer": O, "sku": S, "version": version},
+                                   "dataDisks": [{"lun": 0, "diskSizeGB": 1}]},
+                "osProfile": {"computerNamePrefix": prefix},
+                "extensionProfile": {"extensions": [sample_app_extension(), health_extension(after=["sample-app"])]},
+            }}}
+
+
+@contextmanager
+def controller_process(log: Path, paths: LabPaths, *args: str):
+    """`scaleset controller --interval 1 --api-port 0 ARGS` as a process, its output in `log`;
+    yields its API port once it listens, and prints the log's tail when it ends."""
+    from controller.api.endpoint import recorded_port
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "controller", "--interval", "1",
+                                 "--api-port", "0", *args], stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        for _ in range(300):
+            if (port := recorded_port(paths)) is not None:
+                break
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        print("\n--- controller log ---\n" + log.read_text()[-4000:])

@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -38,10 +39,14 @@ def _http_error(exc: web.HTTPException) -> LabError:
     return ModelError("body" if exc.status in codes else "request", reason, code)
 
 
-def build(ctx: ApiContext) -> web.Application:
+Register = Callable[[Router, ApiContext], None]
+
+
+def build(ctx: ApiContext, extra: Sequence[Register] = ()) -> web.Application:
+    """The app: ARM's routes, plus `extra` route sets (the web view) on the same server."""
     router = Router()
-    for module in (vmss_routes, vm_routes, gallery_routes, identity):
-        module.register(router, ctx)
+    for register in (vmss_routes.register, vm_routes.register, gallery_routes.register, identity.register, *extra):
+        register(router, ctx)
 
     @web.middleware
     async def guard(request: web.Request, handler) -> web.StreamResponse:
@@ -72,6 +77,11 @@ def build(ctx: ApiContext) -> web.Application:
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
 
+    async def shutdown(_app: web.Application) -> None:
+        for stop in ctx.on_shutdown:
+            stop()
+    app.on_shutdown.append(shutdown)
+
     async def unreachable(request: web.Request) -> web.Response:  # every request is answered by `guard`
         raise ModelError("path", "not found", "InvalidResourceType")
 
@@ -79,11 +89,11 @@ def build(ctx: ApiContext) -> web.Application:
     return app
 
 
-async def serve(ctx: ApiContext, port: int) -> tuple[web.AppRunner, int]:
+async def serve(ctx: ApiContext, port: int, extra: Sequence[Register] = ()) -> tuple[web.AppRunner, int]:
     """Listen on https://127.0.0.1:port (0: any free port); returns the runner and the port."""
     context = tls.server_context(tls.ensure_certs(ctx.paths))
     ctx.cache = ResponseCache(ctx.paths.db, ctx.ops)
-    runner = web.AppRunner(build(ctx), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build(ctx, extra), access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, backlog=256)
     try:
@@ -101,8 +111,8 @@ class ApiThread:
     """The API in a thread and event loop of its own: the controller's loop (and the rolling
     upgrades it drives) never waits in the queue of requests."""
 
-    def __init__(self, ctx: ApiContext, port: int) -> None:
-        self.ctx, self.port = ctx, port
+    def __init__(self, ctx: ApiContext, port: int, extra: Sequence[Register] = ()) -> None:
+        self.ctx, self.port, self.extra = ctx, port, extra
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -119,7 +129,7 @@ class ApiThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            runner, self.port = self.loop.run_until_complete(serve(self.ctx, self.port))
+            runner, self.port = self.loop.run_until_complete(serve(self.ctx, self.port, self.extra))
         except BaseException as exc:  # noqa: BLE001 - handed to start()
             self.error = exc
             self.ready.set()

@@ -31,6 +31,8 @@ class ApiContext:
     controller_loop: asyncio.AbstractEventLoop | None = None  # the controller's, when the API has its own
     readers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "api-read"))
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, "api-work"))
+    power_states: Callable[[Lab, Any], dict] | None = None  # domain -> state; None: libvirt's listing
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)  # run in the API's loop as it stops
     _local: threading.local = field(default_factory=threading.local)
 
     @classmethod

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from controller.cli import api as cli_api
+from controller.cli import dashboard as cli_dashboard
 from controller.cli import files as cli_files
 from controller.cli import guard, inputs
 from controller.cli import upgrade as cli_upgrade
@@ -138,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     cli_upgrade.register(sub)
     cli_files.register(sub)
     cli_api.register(sub)
+    cli_dashboard.register(sub)
     return top
 
 

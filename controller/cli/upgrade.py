@@ -20,6 +20,7 @@ from controller.ops.rolling_driver import LibvirtDriver
 from controller.ops.service import Controller
 from controller.ops.upgrade_views import history_item, latest_view
 from controller.state.upgrades import UpgradeStore
+from controller.web import routes as web_routes
 
 
 def _say(msg: str) -> None:
@@ -36,8 +37,10 @@ def cmd_controller(args) -> int:
     async def run() -> None:
         api = None
         if not args.no_api:
-            api = app.ApiThread(ApiContext.of(lab, controller), args.api_port)
-            _say(f"ARM API on {endpoint(api.start())} (`scaleset api env` prints what a client needs)")
+            api = app.ApiThread(ApiContext.of(lab, controller), args.api_port, extra=(web_routes.register,))
+            url = endpoint(api.start())
+            _say(f"ARM API on {url} (`scaleset api env` prints what a client needs); "
+                 f"web view on {url}/lab/ (`scaleset dashboard` logs you in)")
         try:
             await controller.run(once=args.once, files=not args.no_files)
         finally:
@@ -125,9 +128,9 @@ def register(sub) -> None:
     p.add_argument("--once", action="store_true", help="one look (and the upgrades it starts), then exit")
     p.add_argument("--no-files", action="store_true", help="do not serve $SCALESET_HOME/files to guests")
     p.add_argument("--api-port", type=int, default=configured_port(),
-                   help="serve the ARM API on https://127.0.0.1:PORT (default $SCALESET_API_PORT or 7443; "
+                   help="serve the ARM API and the web view on https://127.0.0.1:PORT (default $SCALESET_API_PORT or 7443; "
                         "0: any free port)")
-    p.add_argument("--no-api", action="store_true", help="do not serve the ARM API")
+    p.add_argument("--no-api", action="store_true", help="do not serve the ARM API (nor the web view)")
     p.set_defaults(func=cmd_controller)
 
     ru = sub.add_parser("rolling-upgrade", help="start, cancel or follow a rolling OS upgrade").add_subparsers(

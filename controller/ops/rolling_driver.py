@@ -7,12 +7,13 @@ from pathlib import Path
 
 import aiohttp
 
+from controller.core.clock import now_iso
 from controller.model.instance import Instance
 from controller.model.scaleset import ScaleSet
 from controller.ops import commands, provision
 from controller.ops.health import Monitor
 from controller.ops.lab import Lab
-from controller.state.health import Reading
+from controller.state.health import HealthStore, Reading
 from controller.virt.hypervisor import attached_os_disk
 from controller.virt.vm import Booted
 
@@ -44,8 +45,11 @@ class LibvirtDriver:
         return await asyncio.to_thread(provision.wait_booted, self.lab, inst, started, timeout)
 
     async def health(self, ss: ScaleSet, inst: Instance) -> Reading:
+        """One instance's reading, recorded (the web view shows an upgrading instance's health live)."""
         async with aiohttp.ClientSession() as session:
-            return await self._monitor(ss).read(session, inst, running=True)
+            reading = await self._monitor(ss).read(session, inst, running=True)
+        reading.checked_at = now_iso()
+        return HealthStore(self.lab.db).record(ss.name, {inst.instance_id: reading})[inst.instance_id]
 
     async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]:
         readings = await commands.read_health(self.lab, ss, self._monitor(ss), insts)

@@ -23,6 +23,9 @@ from controller.ops.provision import reconcile
 from controller.ops.rolling import Driver, Orchestrator, start_upgrade
 from controller.state.upgrades import UpgradeStore
 
+WATCH_SECONDS = 30.0  # a viewer's interest in a set's health lasts this long (it renews it while open)
+HEALTH_EVERY = 5.0  # seconds between two health polls of a watched set
+
 
 def settle_heap() -> None:
     """Collect once, then keep what is alive now (modules, the lab) out of later collections:
@@ -40,6 +43,8 @@ class Controller:
         self.noted: set[tuple[str, str]] = set()
         self.tasks: dict[str, asyncio.Task] = {}
         self.broken: dict[str, str] = {}  # scale sets whose model does not read -> why (said once)
+        self.watched: dict[str, float] = {}  # scale set -> when a viewer last asked for live health
+        self.health_polls: dict[str, tuple[float, asyncio.Task]] = {}
 
     def due_version(self, ss: ScaleSet) -> str | None:
         """The version an automatic upgrade should start for now, if any."""
@@ -82,6 +87,29 @@ class Controller:
         self.tasks[name] = asyncio.create_task(orch.run(up))
         return self.tasks[name]
 
+    def watch(self, name: str) -> None:
+        """A viewer (the web view) wants `name`'s health kept fresh for the next WATCH_SECONDS."""
+        self.watched[name.lower()] = self.clock()
+
+    def _poll_health(self, ss: ScaleSet) -> None:
+        """While a viewer watches: one concurrent poll of the set's health source every
+        HEALTH_EVERY seconds, recorded (the driver records what it reads), off the tick."""
+        seen = self.watched.get(ss.name.lower())
+        if seen is None or self.clock() - seen > WATCH_SECONDS:
+            self.watched.pop(ss.name.lower(), None)
+            return
+        last = self.health_polls.get(ss.name)
+        if last is not None and (not last[1].done() or self.clock() - last[0] < HEALTH_EVERY):
+            return
+        insts = self.lab.instances.list(ss.name)
+
+        async def poll() -> None:
+            try:
+                await self.driver.health_all(ss, insts)
+            except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next one
+                self.say(f"{ss.name}: health poll failed: {type(exc).__name__}: {exc}")
+        self.health_polls[ss.name] = (self.clock(), asyncio.create_task(poll()))
+
     def scale_sets(self) -> list[ScaleSet]:
         """The models that read; one that does not is named (once per problem) and skipped."""
         good, bad = self.lab.models.scan()
@@ -94,6 +122,7 @@ class Controller:
     async def tick(self) -> None:
         for ss in self.scale_sets():
             try:
+                self._poll_health(ss)
                 await self._look_at(ss)
             except LabError as exc:  # one set's problem never stops the others
                 self.say(f"{ss.name}: skipped this round: {exc}")

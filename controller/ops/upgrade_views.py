@@ -50,13 +50,22 @@ def _properties(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
     }
 
 
+def _offsets(up: Upgrade, rows: list[dict]) -> list[dict]:
+    """Each instance row with `startSeconds`: when its swap began, in seconds after the upgrade's start."""
+    for r in rows:
+        started = r.pop("started", None)
+        r["startSeconds"] = round(started - up.started_epoch, 3) if started is not None else None
+    return rows
+
+
 def latest_view(lab: Lab, up: Upgrade) -> dict:
     """`rolling-upgrade get-latest`: the status, with the lab's batches and timings."""
-    rows = UpgradeStore(lab.db).instances(up)
+    rows = _offsets(up, UpgradeStore(lab.db).instances(up))
     ss = lab.models.get(up.scale_set)
     return {"id": f"{vmss_id(group_of(ss.id), ss.name)}/rollingUpgrades/latest", "type": TYPE, "location": ss.location,
             **_properties(lab, up, rows),
-            "lab": {"upgradeId": up.id, "batches": up.batch_times, "instances": rows, "overhead": overhead(up)}}
+            "lab": {"upgradeId": up.id, "batches": up.batch_times, "instances": rows, "overhead": overhead(up),
+                    "elapsedSeconds": round((up.ended_epoch or time.time()) - up.started_epoch, 3)}}
 
 
 def history_item(lab: Lab, up: Upgrade) -> dict:

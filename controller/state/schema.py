@@ -126,6 +126,14 @@ CREATE TABLE IF NOT EXISTS health (
     PRIMARY KEY (scale_set, instance_id)
 );
 """,
+    # 2: when each upgraded instance started (the web view's timeline); the web view's used login links
+    """
+ALTER TABLE upgrade_instances ADD COLUMN started_epoch REAL;
+CREATE TABLE IF NOT EXISTS login_tickets (
+    jti TEXT PRIMARY KEY,             -- a one-time login link's id, kept until it expires
+    expires REAL NOT NULL
+);
+""",
 ]
 LATEST = len(MIGRATIONS)
 

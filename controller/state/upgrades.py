@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from controller.core.clock import now_iso
 from controller.core.errors import ModelError
@@ -98,7 +98,7 @@ class UpgradeStore:
 
     def history(self, scale_set: str, now: datetime | None = None) -> list[Upgrade]:
         """The last 5 attempts of the last two months, newest first."""
-        since = ((now or datetime.now(timezone.utc)) - timedelta(days=HISTORY_DAYS)).isoformat(timespec="seconds")
+        since = ((now or datetime.now(UTC)) - timedelta(days=HISTORY_DAYS)).isoformat(timespec="seconds")
         rows = self.db.execute("SELECT * FROM rolling_upgrades WHERE scale_set=? AND start_time>=? "
                                "ORDER BY id DESC LIMIT ?", (scale_set, since, HISTORY_SIZE))
         return [_upgrade(r) for r in rows]
@@ -145,9 +145,10 @@ class UpgradeStore:
     def begin_instances(self, up: Upgrade, batch: int, swaps: dict[int, int]) -> None:
         """Record a whole batch in one transaction: instance id -> its journalled swap."""
         with transaction(self.db):
+            now = time.time()
             self.db.executemany("INSERT OR REPLACE INTO upgrade_instances (upgrade_id, instance_id, batch, state, "
-                                "swap_id) VALUES (?,?,?,?,?)",
-                                [(up.id, iid, batch, "InProgress", sid) for iid, sid in swaps.items()])
+                                "swap_id, started_epoch) VALUES (?,?,?,?,?,?)",
+                                [(up.id, iid, batch, "InProgress", sid, now) for iid, sid in swaps.items()])
 
     def set_instance(self, up: Upgrade, instance_id: int, state: str, error: str | None = None,
                      timings: dict | None = None) -> None:
@@ -170,4 +171,5 @@ class UpgradeStore:
         rows = self.db.execute("SELECT * FROM upgrade_instances WHERE upgrade_id=? ORDER BY batch, instance_id",
                                (up.id,))
         return [{"instanceId": r["instance_id"], "batch": r["batch"], "state": r["state"], "swapId": r["swap_id"],
-                 "error": r["error"], "timings": json.loads(r["timings"])} for r in rows]
+                 "error": r["error"], "timings": json.loads(r["timings"]), "started": r["started_epoch"]}
+                for r in rows]
