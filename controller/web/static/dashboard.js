@@ -7,6 +7,8 @@
   const notice = document.getElementById("notice");
   const HEALTH = {Healthy: ["ok", "Healthy", "OK"], Initializing: ["init", "Initializing", "INIT"],
                   Unhealthy: ["bad", "Unhealthy", "BAD"], Unknown: ["unk", "Unknown", "UNK"]};
+  const LANES = 12;  // instances of a batch drawn one lane each; a larger batch is drawn by its slowest
+  const sum = (row) => Object.values(row.timings).reduce((a, b) => a + b, 0) + (row.state === "InProgress" ? 1e9 : 0);
   const COMPACT = 150;  // instances: above this, smaller cells with short words (and the same meaning)
   const UPGRADE = {InProgress: ["upgrading", "upgrading"], Succeeded: ["upgraded", "upgraded"],
                    Failed: ["failed", "failed"], RolledBack: ["rolledback", "rolled back"],
@@ -220,24 +222,33 @@
       if (!byBatch.has(row.batch)) byBatch.set(row.batch, []);
       byBatch.get(row.batch).push(row);
     }
+    const lane = (row, label, title) => {
+      let x = row.startSeconds || 0, segs = "";
+      for (const part of ["swap", "boot", "health", "rollback"]) {
+        const w = row.timings[part];
+        if (w == null) continue;
+        segs += `<span class="seg seg-${part}" style="--x:${at(x)};--w:${at(w)}" title="${part} ${secs(w)}">${part} ${secs(w)}</span>`;
+        x += w;
+      }
+      if (row.state === "InProgress") {
+        segs += `<span class="seg seg-running" style="--x:${at(x)};--w:${at(Math.max(0, total - x))}">in progress</span>`;
+      }
+      const u = UPGRADE[row.state] || [row.state, row.state];
+      return `<div class="lane" data-instance="${esc(row.instanceId ?? "")}" title="${esc(title || "")}"><span class="lane-label">` +
+        `${esc(label)} <span class="state st-${esc(u[0])}">${esc(u[1])}</span></span><span class="track">${segs}</span></div>`;
+    };
     const lanes = [...byBatch.entries()].map(([batch, rows]) => {
       const rec = r.lab.batches.find((b) => b.batch === batch);
-      const head = `<div class="batch-head">Batch ${esc(batch)}${rec ? ` · ${secs(rec.wall)}` : " · in progress"}</div>`;
-      return head + rows.map((row) => {
-        let x = row.startSeconds || 0, segs = "";
-        for (const part of ["swap", "boot", "health", "rollback"]) {
-          const w = row.timings[part];
-          if (w == null) continue;
-          segs += `<span class="seg seg-${part}" style="--x:${at(x)};--w:${at(w)}" title="${part} ${secs(w)}">${part} ${secs(w)}</span>`;
-          x += w;
-        }
-        if (row.state === "InProgress") {
-          segs += `<span class="seg seg-running" style="--x:${at(x)};--w:${at(Math.max(0, total - x))}">in progress</span>`;
-        }
-        const u = UPGRADE[row.state] || [row.state, row.state];
-        return `<div class="lane" data-instance="${esc(row.instanceId)}"><span class="lane-label">#${esc(row.instanceId)} ` +
-          `<span class="state st-${esc(u[0])}">${esc(u[1])}</span></span><span class="track">${segs}</span></div>`;
-      }).join("");
+      const head = `<div class="batch-head">Batch ${esc(batch)}${rec ? ` · ${secs(rec.wall)}` : " · in progress"}` +
+        `${rows.length > LANES ? ` · ${rows.length} instances` : ""}</div>`;
+      if (rows.length <= LANES) return head + rows.map((row) => lane(row, `#${row.instanceId}`)).join("");
+      // a large batch: its slowest instance stands for it, and every instance that did not succeed has its own lane
+      const slowest = rows.reduce((a, b) => (sum(b) > sum(a) ? b : a));
+      const others = rows.filter((row) => row !== slowest && row.state !== "Succeeded" && row.state !== "InProgress");
+      const counts = Object.entries(rows.reduce((o, row) => ({...o, [row.state]: (o[row.state] || 0) + 1}), {}))
+        .map(([k, n]) => `${n} ${(UPGRADE[k] || [k, k])[1]}`).join(", ");
+      return head + lane(slowest, `slowest #${slowest.instanceId}`, counts) +
+        `<div class="batch-counts">${esc(counts)}</div>` + others.slice(0, LANES).map((row) => lane(row, `#${row.instanceId}`)).join("");
     }).join("");
     const gates = (r.thresholds || []).map((t) => {
       const v = pct(t.count, t.of);
@@ -280,11 +291,15 @@
       `${d.cells.length} of ${d.capacity} instances · model image ${d.image} · mode ${d.mode} · automatic OS upgrade ` +
       `${d.automaticOSUpgrade ? "on" : "off"}`;
     renderCells(d);
-    document.getElementById("rollout").innerHTML = renderRollout(d.rollout);
-    document.getElementById("operations").innerHTML = d.operations.length ? `<h2>Actions</h2><ul>${d.operations.map((o) =>
+    put("rollout", renderRollout(d.rollout));
+    put("operations", d.operations.length ? `<h2>Actions</h2><ul>${d.operations.map((o) =>
       `<li>${esc(o.kind)}: <span class="status s-${esc(o.status)}">${esc(o.status)}</span>` +
-      `${o.error ? ` (${esc(o.error.code)}) ${esc(o.error.message)}` : ""}</li>`).join("")}</ul>` : "";
-    document.getElementById("history").innerHTML = renderHistory(d.history);
+      `${o.error ? ` (${esc(o.error.code)}) ${esc(o.error.message)}` : ""}</li>`).join("")}</ul>` : "");
+    put("history", renderHistory(d.history));
+  }
+  function put(id, html) {  // a section is laid out again only when its HTML changed
+    const el = document.getElementById(id);
+    if (el._html !== html) { el._html = html; el.innerHTML = html; }
   }
 
   // -- render, and follow the server ----------------------------------------------------------
