@@ -63,3 +63,23 @@ def test_the_csrf_token_belongs_to_its_session(lab):
         with pytest.raises(LabError) as exc:
             session.check_csrf(lab, a, wrong)
         assert exc.value.status == 403 and exc.value.field == session.CSRF_HEADER
+
+
+def test_the_gates_leave_out_the_batch_in_flight_and_tell_after_the_end():
+    from types import SimpleNamespace
+
+    from controller.ops import upgrade_plan as plan
+    from controller.web.snapshot import _thresholds
+    up = SimpleNamespace(policy={"maxUnhealthyInstancePercent": 20, "maxUnhealthyUpgradedInstancePercent": 20},
+                         status="RollingForward", error_code=None)
+    rows = [{"instanceId": 0, "state": "Succeeded"}, {"instanceId": 1, "state": "InProgress"}]
+    health = {0: "Healthy", 1: "Unknown", 2: "Healthy", 3: "Healthy", 4: "Unhealthy"}
+    unhealthy, upgraded = _thresholds(up, rows, health, 5)
+    assert (unhealthy["count"], unhealthy["of"], unhealthy["exceeded"]) == (1, 5, False)  # 1 is being upgraded
+    assert (upgraded["count"], upgraded["of"], upgraded["exceeded"]) == (0, 1, False)
+    health[2] = "Unknown"
+    assert _thresholds(up, rows, health, 5)[0]["exceeded"]  # 2 of 5 outside the batch: more than 20 %
+    up.status, up.error_code = "Completed", None  # ended: today's share is shown, never as what stopped it
+    assert not _thresholds(up, rows, health, 5)[0]["exceeded"]
+    up.status, up.error_code = "Faulted", plan.DURING
+    assert _thresholds(up, rows, health, 5)[0]["exceeded"]

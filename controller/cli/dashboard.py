@@ -34,6 +34,6 @@ def cmd_dashboard(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("dashboard", help="print (and open) a one-time login link to the web view")
     p.add_argument("--no-browser", action="store_true", help="only print the link (on the last line)")
-    p.add_argument("--expires-in", default=f"PT{int(LOGIN_TTL)}S", metavar="DURATION",
+    p.add_argument("--expires-in", default=f"PT{int(LOGIN_TTL) // 60}M", metavar="DURATION",
                    help="how long the link can be used, once (ISO-8601, default %(default)s)")
     p.set_defaults(func=cmd_dashboard)

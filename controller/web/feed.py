@@ -107,7 +107,7 @@ class Feed:
                         await resp.write(b": keepalive\n\n")
                     continue
                 await resp.write(b"data: " + getter.result().encode() + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the viewer went away
             pass
         finally:
             closed.cancel()

@@ -74,13 +74,15 @@ def _thresholds(up, rows: list[dict], health: dict[int, str], total: int) -> lis
     """The two gates of section 1 of the spec against their limits: the whole set's unhealthy
     share (checked before every batch) and the upgraded instances' failed share."""
     policy = up.policy
-    bad = len(plan.unhealthy(health))
+    flying = {r["instanceId"] for r in rows if r["state"] == "InProgress"}  # the next check comes after them
+    bad = len(plan.unhealthy({iid: st for iid, st in health.items() if iid not in flying}))
     done = [r for r in rows if r["state"] != "InProgress"]
     failed = sum(r["state"] in plan.FAILED_STATES for r in done)
     limit = policy.get("maxUnhealthyInstancePercent", 20)
     active = up.status == ACTIVE  # once it ended, the share is today's, and only its end says what broke it
     return [
-        {"name": "unhealthy", "label": "Unhealthy instances" if active else "Unhealthy instances now", "count": bad,
+        {"name": "unhealthy", "label": ("Unhealthy instances outside the batch in flight" if flying else
+                                        "Unhealthy instances") if active else "Unhealthy instances now", "count": bad,
          "of": total, "limit": limit, "policy": "maxUnhealthyInstancePercent",
          "exceeded": plan.exceeds(bad, total, limit) if active else up.error_code in (plan.BEFORE, plan.DURING)},
         {"name": "upgradedUnhealthy", "label": "Upgraded instances not healthy", "count": failed, "of": len(done),
