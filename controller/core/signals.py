@@ -14,8 +14,9 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from controller.core.errors import Interrupted
 
@@ -79,6 +80,21 @@ def uninstall() -> None:
             signal.signal(sig, _S.previous[sig])
         signal.set_wakeup_fd(_S.previous["wakeup"])
         _S.previous = {}
+
+
+@contextmanager
+def cleaning_up() -> Iterator[None]:
+    """Work that must finish after a first signal (deleting what a run created): the stop
+    request and the watchdog's deadline are set aside while it runs, then armed again; a
+    second signal still ends the process at once."""
+    with _S.lock:
+        pending, _S.deadline = _S.signum if STOP.is_set() else 0, None
+        STOP.clear()
+    try:
+        yield
+    finally:
+        if pending:
+            trigger(pending)
 
 
 def reported() -> None:
