@@ -11,21 +11,27 @@ def _timings(t: dict) -> str:
     return ", ".join(f"{k} {v:.1f} s" for k, v in t.items() if v)
 
 
-async def watch(ctx: Context) -> None:
-    """Print what changed in the scale set's rolling upgrades, every `ctx.poll` seconds."""
-    store = UpgradeStore(ctx.lab.db)
-    said: dict[tuple, str] = {}
-    while True:
+class Progress:
+    """Says what changed in the scale set's rolling upgrades since it last looked."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store = UpgradeStore(ctx.lab.db)
+        self.said: dict[tuple, str] = {}
+
+    def look(self) -> None:
+        ctx, store, said = self.ctx, self.store, self.said
         for up in reversed(store.history(ctx.name)):
             key = ("up", up.id)
             if key not in said:
                 said[key] = "RollingForward"
                 ctx.say(f"  rolling upgrade {up.id} to {up.target['version']} started ({up.started_by})")
-            for r in store.instances(up):
+            rows = store.instances(up)
+            for r in rows:
                 bkey = ("batch", up.id, r["batch"])
                 if bkey not in said:
                     said[bkey] = ""
-                    ids = [x["instanceId"] for x in store.instances(up) if x["batch"] == r["batch"]]
+                    ids = [x["instanceId"] for x in rows if x["batch"] == r["batch"]]
                     ctx.say(f"  batch {r['batch']}: instances {ids} -> {up.target['version']}")
                 ikey = ("inst", up.id, r["instanceId"], r["batch"])
                 if r["state"] != "InProgress" and said.get(ikey) != r["state"]:
@@ -35,4 +41,9 @@ async def watch(ctx: Context) -> None:
             if up.status != "RollingForward" and said[key] != up.status:
                 said[key] = up.status
                 ctx.say(f"  rolling upgrade {up.id}: {up.status}" + (f" ({up.error_code})" if up.error_code else ""))
-        await asyncio.sleep(ctx.poll)
+
+    async def watch(self) -> None:
+        """look() every `poll` seconds, until cancelled."""
+        while True:
+            self.look()
+            await asyncio.sleep(self.ctx.poll)

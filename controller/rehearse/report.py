@@ -58,8 +58,8 @@ def _timeline(up: dict, events: list[dict]) -> str:
     lanes = ""
     for batch in sorted({r["batch"] for r in lab["instances"]}):
         rec = next((b for b in lab["batches"] if b["batch"] == batch), None)
-        lanes += f'<div class="batch-head" data-batch="{batch}">Batch {batch}' \
-                 f'{f" · {rec["wall"]:.1f} s" if rec else " · not finished"}</div>'
+        took = f" · {rec['wall']:.1f} s" if rec else " · not finished"
+        lanes += f'<div class="batch-head" data-batch="{batch}">Batch {batch}{took}</div>'
         for r in (r for r in lab["instances"] if r["batch"] == batch):
             x, segs = r["startSeconds"] or 0.0, ""
             for part in PARTS:

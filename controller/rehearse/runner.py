@@ -13,7 +13,7 @@ from typing import Callable
 
 from controller.core.errors import Interrupted, LabError
 from controller.rehearse.backend import Backend
-from controller.rehearse.progress import watch
+from controller.rehearse.progress import Progress
 from controller.rehearse.scenario import EXPECTATIONS, ImageSpec, Scenario, ScenarioError
 from controller.rehearse.scrub import scrub
 from controller.rehearse.steps import ACTIONS, Context, Unmet
@@ -81,9 +81,11 @@ class Rehearsal:
         await self.backend.start_controller()
         if self.on_controller:
             self.on_controller()
-        watcher = asyncio.create_task(watch(self.ctx))
+        progress = Progress(self.ctx)
+        watcher = asyncio.create_task(progress.watch())
         try:
             for step, res in zip(s.steps, self.steps, strict=True):
+                progress.look()  # what the last step set off, before the next one is said
                 self.say(f"step {step.index + 1}/{len(s.steps)}: {step.title}")
                 if step.kind == "create":
                     self.created_set = True
@@ -91,7 +93,11 @@ class Rehearsal:
                     return self._end(False)
         finally:
             watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            ended = (await asyncio.gather(watcher, return_exceptions=True))[0]
+            if isinstance(ended, Exception):  # the progress is lost, not the run
+                self.say(f"progress stopped: {type(ended).__name__}: {ended}")
+            else:
+                progress.look()  # what happened since its last look
         return self._end(True)
 
     def _end(self, passed: bool) -> bool:

@@ -113,8 +113,8 @@ class _Lines:
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 key = f"{path}.{k.value}" if path else str(k.value)
-                self.lines[key] = k.start_mark.line + 1
                 self._walk(v, key)
+                self.lines[key] = k.start_mark.line + 1  # a key's own line, not its value's
         elif isinstance(node, yaml.SequenceNode):
             for i, v in enumerate(node.value):
                 self._walk(v, f"{path}[{i}]")
@@ -229,6 +229,8 @@ def _model(c: _Checker, top: dict) -> dict:
     try:
         parse_model(_placeholder_urls(doc))
     except LabError as exc:
+        if key == "scaleSet" and exc.field.startswith("$"):  # the JSON path, in the file
+            raise c.fail("scaleSet" + exc.field[1:], exc.reason) from None
         raise c.fail(key, f"{exc.field}: {exc.reason}") from None
     return doc
 
