@@ -50,6 +50,10 @@ def rehearse(file: Path, junit: Path | None = None, report: Path | None = None, 
                 _say(f"JUnit XML: {write_junit(outcome, junit)}")
             if report:
                 _say(f"report: {write_report(outcome, report)}")
+    if outcome.runner:
+        _say(f"rehearse process: {outcome.runner['cpuSeconds']:.2f} s CPU in {outcome.runner['stepsWallSeconds']:.0f} s "
+             f"of steps ({outcome.runner['cpuPercent']} %: the runner and the commands it calls; "
+             "not the guests or the controller)")
     failed = [r for r in outcome.results if r.status in ("failed", "error")]
     wall = (outcome.ended or time.time()) - outcome.started
     if passed:

@@ -49,6 +49,7 @@ class Outcome:
     instances: list[dict] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     cleanup: list[str] = field(default_factory=list)
+    runner: dict = field(default_factory=dict)  # the runner's own CPU while the steps ran (its overhead)
 
     def to_json(self) -> dict:
         return scrub(asdict(self))
@@ -83,6 +84,7 @@ class Rehearsal:
             self.on_controller()
         progress = Progress(self.ctx)
         watcher = asyncio.create_task(progress.watch())
+        cpu0, wall0 = time.process_time(), time.monotonic()
         try:
             for step, res in zip(s.steps, self.steps, strict=True):
                 progress.look()  # what the last step set off, before the next one is said
@@ -98,6 +100,9 @@ class Rehearsal:
                 self.say(f"progress stopped: {type(ended).__name__}: {ended}")
             else:
                 progress.look()  # what happened since its last look
+            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            self.outcome.runner = {"cpuSeconds": round(cpu, 3), "stepsWallSeconds": round(wall, 3),
+                                   "cpuPercent": round(100 * cpu / wall, 2) if wall > 0 else 0.0}
         return self._end(True)
 
     def _end(self, passed: bool) -> bool:

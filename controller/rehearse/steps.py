@@ -281,37 +281,37 @@ async def run_command(ctx: Context, step: Step) -> str:
     return f"exit {res.exit_status}" + (f", output contains {want!r}" if want is not None else "")
 
 
-async def expect_health(ctx: Context, step: Step) -> str:
-    want = step.args["state"]
-
+async def _every(ctx: Context, step: Step, want: Any, read: Callable[[list[Instance]], Awaitable[dict]],
+                 what: str) -> None:
+    """Poll until `read` gives `want` for every instance the step names: Unmet says which did not."""
     async def check() -> str | None:
-        ids = {i.instance_id for i in ctx.instances(step.get("instanceIds"))}
-        states = {iid: st for iid, st in (await ctx.backend.health(ctx.name)).items() if iid in ids}
-        off = {iid: st for iid, st in states.items() if st != want}
-        return f"not {want}: {off}" if off else None
+        off = {iid: v for iid, v in (await read(ctx.instances(step.get("instanceIds")))).items() if v != want}
+        return f"{what}: {off}" if off else None
     await until(check, step.timeout, ctx.poll)
-    return f"{want}"
+
+
+async def expect_health(ctx: Context, step: Step) -> str:
+    async def read(insts: list[Instance]) -> dict:
+        states = await ctx.backend.health(ctx.name)
+        return {i.instance_id: states.get(i.instance_id) for i in insts}
+    await _every(ctx, step, step.args["state"], read, f"not {step.args['state']}")
+    return step.args["state"]
 
 
 async def expect_version(ctx: Context, step: Step) -> str:
-    want = step.args["version"]
-
-    async def check() -> str | None:
-        off = {i.instance_id: i.stamp.get("version") for i in ctx.instances(step.get("instanceIds"))
-               if i.stamp.get("version") != want or i.image["version"] != want}
-        return f"instances not running {want}: {off}" if off else None
-    await until(check, step.timeout, ctx.poll)
-    return f"every instance runs {want}"
+    async def read(insts: list[Instance]) -> dict:  # what the guest's image stamp says it runs
+        return {i.instance_id: i.stamp.get("version") for i in insts}
+    await _every(ctx, step, step.args["version"], read, f"instances not running {step.args['version']}")
+    return f"every instance runs {step.args['version']}"
 
 
 async def expect_model_applied(ctx: Context, step: Step) -> str:
     want = step.args["applied"]
 
-    async def check() -> str | None:
+    async def read(insts: list[Instance]) -> dict:
         ss = ctx.lab.models.get(ctx.name)
-        off = [i.instance_id for i in ctx.instances(step.get("instanceIds")) if latest_model_applied(ss, i) != want]
-        return f"latestModelApplied is not {str(want).lower()} on instances {off}" if off else None
-    await until(check, step.timeout, ctx.poll)
+        return {i.instance_id: latest_model_applied(ss, i) for i in insts}
+    await _every(ctx, step, want, read, f"latestModelApplied is not {str(want).lower()}")
     return f"latestModelApplied {str(want).lower()}"
 
 
