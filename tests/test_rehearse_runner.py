@@ -203,3 +203,50 @@ def test_secrets_are_scrubbed_from_text_and_documents():
     assert scrub({"x": [{"protectedSettings": {"k": "v"}, "ticket=abc": 1}]}) == \
         {"x": [{"protectedSettings": "<redacted>", "ticket=abc": 1}]}
     assert scrub("Authorization: Bearer eyJhbGciOi.x.y") == "Authorization: Bearer <redacted>"
+
+
+def test_ctrl_c_of_scaleset_rehearse_deletes_what_it_created(lab, tmp_path, qcow2_file):
+    """The real CLI and backend on libvirt's test driver: `create` blocks in its boot wait (no
+    guest ever boots there); SIGINT ends the run, then the scale set, its domain and disks, the
+    imported version and the controller process are gone; exit 130, one ERROR line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from controller.core.settings import LabPaths
+    from controller.ops.lab import Lab
+    folder = tmp_path / "s"
+    folder.mkdir()
+    shutil.copy(qcow2_file, folder / "disk.qcow2")
+    text = (HERE / "scenarios" / "fake-pass.yaml").read_text().replace("  - version: 3.0.0\n    import: disk.qcow2\n", "")
+    text = text.replace("  - version: 2.0.0\n    import: disk.qcow2\n", "  - version: 1.0.0\n    import: disk.qcow2\n")
+    text = text[:text.index("  - expectVersion")]
+    (folder / "s.yaml").write_text(text)
+    env = {**os.environ, "SCALESET_HOME": str(lab.home), "SCALESET_PORTS_DIR": str(tmp_path),
+           "SCALESET_LIBVIRT_URI": "test:///default", "SCALESET_API_PORT": "0", "PYTHONPATH": str(REPO)}
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "rehearse", str(folder / "s.yaml"), "--junit",
+                             str(tmp_path / "j.xml")], env=env, cwd=REPO, stdout=out.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "step 1/1: create" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+        time.sleep(1.5)  # inside the boot wait
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.read_text()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and [ln for ln in text.splitlines() if ln.startswith("ERROR:")] == \
+        ["ERROR: (OperationPreempted) interrupted by SIGINT; run scaleset repair to finish or undo what was "
+         "under way"], text
+    assert "deleted scale set web" in text and "deleted image version 1.0.0" in text
+    t = Lab(LabPaths(lab.home), "test:///default")
+    assert leftovers(t) == {"sets": [], "instances": 0, "disks": [], "versions": []}
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite.find("testcase[error]").get("name") == "01 create"

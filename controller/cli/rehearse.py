@@ -21,6 +21,7 @@ def _say(msg: str) -> None:
 
 def rehearse(file: Path, junit: Path | None = None, report: Path | None = None, keep: bool = False) -> int:
     scenario = load(file)  # a bad file ends here, before anything is built
+    signals.defer()  # Ctrl-C stops the run, then what it created is deleted (a second Ctrl-C: at once)
     lab = Lab.open()
     log = lab.paths.logs / f"rehearse-{scenario.name}.controller.log"
     log.unlink(missing_ok=True)
