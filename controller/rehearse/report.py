@@ -17,12 +17,13 @@ h1 .verdict { padding: .1em .5em; border-radius: 4px; color: #fff; }
 .PASSED { background: #2e7d32; } .FAILED { background: #c62828; }
 table { border-collapse: collapse; margin: .5em 0 1.5em; width: 100%; }
 td, th { border-bottom: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
+td:nth-child(2), td:last-child { overflow-wrap: anywhere; } .steps td:nth-child(3), .steps td:nth-child(4) { white-space: nowrap; }
 .st-passed { color: #2e7d32; } .st-failed, .st-error { color: #c62828; font-weight: bold; } .st-skipped { color: #888; }
-.timeline { position: relative; border-left: 1px solid #999; margin: .5em 0 1em 7em; }
+.timeline { position: relative; border-left: 1px solid #999; margin: .5em 0 1em 9em; }
 .axis { display: flex; justify-content: space-between; font-size: 11px; color: #666; }
-.batch-head { margin: .4em 0 .1em -7em; font-weight: bold; }
+.batch-head { margin: .4em 0 .1em -9em; font-weight: bold; }
 .lane { position: relative; height: 20px; margin: 2px 0; }
-.lane-label { position: absolute; left: -7em; width: 6.5em; font-size: 12px; white-space: nowrap; overflow: hidden; }
+.lane-label { position: absolute; left: -9em; width: 8.5em; font-size: 12px; white-space: nowrap; overflow: hidden; }
 .seg { position: absolute; top: 0; bottom: 0; min-width: 2px; color: #fff; font-size: 11px; overflow: hidden;
        white-space: nowrap; padding-left: 2px; box-sizing: border-box; }
 .seg-swap { background: #6a4fb3; } .seg-boot { background: #1565c0; } .seg-health { background: #2e7d32; }
