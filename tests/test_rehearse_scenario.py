@@ -118,3 +118,19 @@ def test_the_cli_says_one_line_and_builds_nothing(tmp_path, lab, capsys):
 def test_a_missing_file_is_named(tmp_path, lab, capsys):
     assert main(["rehearse", str(tmp_path / "nope.yaml")]) == 1
     assert capsys.readouterr().err.startswith(f"ERROR: (FileNotFound) {tmp_path / 'nope.yaml'}: ")
+
+
+def test_the_model_can_be_a_file_and_its_errors_name_it(tmp_path):
+    import json
+    doc = {"name": "web", "sku": {"capacity": 1}, "properties": {"virtualMachineProfile": {
+        "storageProfile": {"imageReference": {"publisher": "p", "offer": "o", "sku": "s", "version": "1.0.0"}},
+        "osProfile": {"computerNamePrefix": "web"}}}}
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    text = "name: t\nimages: [{version: 1.0.0}]\nscaleSetFile: model.json\nsteps: [{create: {}}]\n"
+    s = load(write(tmp_path, text))
+    assert (s.scale_set, s.publisher, s.sku) == ("web", "p", "s")
+    doc["sku"]["capacity"] = "two"
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ScenarioError) as err:
+        load(write(tmp_path, text))
+    assert err.value.field == "s.yaml:3 scaleSetFile" and err.value.reason.startswith("$.sku.capacity: ")

@@ -65,6 +65,9 @@ class ControllerProcess:
         self.port: int | None = None
 
     async def start(self) -> None:
+        if self.proc is None and recorded_port(self.paths) is not None:
+            raise LabError("controller", f"a `scaleset controller` already serves {self.paths.home}: stop it, or "
+                                         "rehearse in another SCALESET_HOME", "OperationNotAllowed")
         port = configured_port() if self.port is None else self.port
         if not free_port(port):  # a controller of another lab has it: any free port
             port = 0

@@ -76,12 +76,12 @@ class Rehearsal:
         if s.scale_set.lower() in {n.name.lower() for n in self.ctx.lab.models.list()}:
             raise ScenarioError("scaleSet.name", f"a scale set '{s.scale_set}' exists in this lab already "
                                                  "(delete it, or give the scenario another name)", "Conflict")
+        await self.backend.start_controller()  # first: the web view shows the builds' versions too
+        if self.on_controller:
+            self.on_controller()
         for im, res in zip(s.images, self.builds, strict=True):
             if not await self._attempt(res, lambda im=im: self._image(im)):
                 return self._end(False)
-        await self.backend.start_controller()
-        if self.on_controller:
-            self.on_controller()
         progress = Progress(self.ctx)
         watcher = asyncio.create_task(progress.watch())
         cpu0, wall0 = time.process_time(), time.monotonic()
