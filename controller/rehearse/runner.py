@@ -92,7 +92,9 @@ class Rehearsal:
                 if step.kind == "create":
                     self.created_set = True
                 if not await self._attempt(res, lambda step=step: ACTIONS[step.kind](self.ctx, step)):
+                    await self._final_health()
                     return self._end(False)
+            await self._final_health()
         finally:
             watcher.cancel()
             ended = (await asyncio.gather(watcher, return_exceptions=True))[0]
@@ -104,6 +106,14 @@ class Rehearsal:
             self.outcome.runner = {"cpuSeconds": round(cpu, 3), "stepsWallSeconds": round(wall, 3),
                                    "cpuPercent": round(100 * cpu / wall, 2) if wall > 0 else 0.0}
         return self._end(True)
+
+    async def _final_health(self) -> None:
+        """One last reading of every instance's health, for the report (best effort)."""
+        if self.created_set and self.ctx.lab.models.stored_name(self.scenario.scale_set):
+            try:
+                await self.backend.health(self.scenario.scale_set)
+            except (LabError, OSError) as exc:
+                self.say(f"last health reading failed: {exc}")
 
     def _end(self, passed: bool) -> bool:
         self.outcome.passed = passed
