@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.cli import files as cli_files
+from controller.ops import fileserver as files_mod
 from controller.cli.main import main
 from controller.core import files as core_files
 from controller.core.files import TMP_PREFIX, atomic_create, atomic_open, atomic_write
@@ -88,7 +88,7 @@ def test_files_put_on_a_full_disk_keeps_the_served_file_whole(lab, tmp_path, cap
     def half_then_full(fin, fout, length=0):
         fout.write(fin.read(1000))
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(cli_files.shutil, "copyfileobj", half_then_full)
+    monkeypatch.setattr(files_mod.shutil, "copyfileobj", half_then_full)
     code, err = put(capsys, src)
     assert code == 1 and err.startswith(f"ERROR: (InsufficientStorage) {lab.files / 'payload.sh'}: "), err
     assert (lab.files / "payload.sh").read_text() == "echo version one\n"

@@ -10,6 +10,7 @@ from controller.cli import api as cli_api
 from controller.cli import dashboard as cli_dashboard
 from controller.cli import files as cli_files
 from controller.cli import guard, inputs
+from controller.cli import rehearse as cli_rehearse
 from controller.cli import upgrade as cli_upgrade
 from controller.cli import vmss as cli_vmss
 from controller.core.errors import ImageError
@@ -140,6 +141,7 @@ def parser() -> argparse.ArgumentParser:
     cli_files.register(sub)
     cli_api.register(sub)
     cli_dashboard.register(sub)
+    cli_rehearse.register(sub)
     return top
 
 

@@ -14,8 +14,9 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from controller.core.errors import Interrupted
 
@@ -31,6 +32,7 @@ class _State:
     handled: int = 0  # signals the main-thread handler saw
     raising: bool = False  # a command runs: the handler raises Interrupted
     reported: bool = False  # the ERROR line was printed
+    deferred: bool = False  # the command cleans up after a first signal: no forced exit for it
     deadline: float | None = None
     pipe: tuple[int, int] | None = None
     previous: dict = field(default_factory=dict)
@@ -81,6 +83,28 @@ def uninstall() -> None:
         _S.previous = {}
 
 
+def defer() -> None:
+    """For a command that deletes what it made after the first signal (`scaleset rehearse`):
+    that signal stops its work but arms no forced exit; a second one still ends it at once.
+    The command then does its clean-up in `cleaning_up()`."""
+    _S.deferred = True
+
+
+@contextmanager
+def cleaning_up() -> Iterator[None]:
+    """Work that must finish after a first signal (deleting what a run created): the stop
+    request and the watchdog's deadline are set aside while it runs, then armed again."""
+    with _S.lock:
+        pending, _S.deadline = _S.signum if STOP.is_set() else 0, None
+        STOP.clear()
+    try:
+        yield
+    finally:
+        _S.deferred = False
+        if pending:
+            trigger(pending)
+
+
 def reported() -> None:
     """The ERROR line is out: the watchdog does not print it again."""
     _S.reported = True
@@ -89,14 +113,15 @@ def reported() -> None:
 def reset() -> None:
     """Forget a past signal (tests)."""
     STOP.clear()
-    _S.signum, _S.handled, _S.reported, _S.deadline = 0, 0, False, None
+    _S.signum, _S.handled, _S.reported, _S.deadline, _S.deferred = 0, 0, False, None, False
 
 
 def trigger(signum: int) -> None:
     """Ask everything to stop and arm the watchdog (idempotent)."""
     with _S.lock:
         if _S.deadline is None:
-            _S.signum, _S.deadline = signum, time.monotonic() + GRACE
+            _S.signum = _S.signum or signum
+            _S.deadline = None if _S.deferred else time.monotonic() + GRACE
             STOP.set()
     if _S.pipe is not None:
         try:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -15,8 +16,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from controller.core.errors import ModelError
-from controller.core.files import atomic_create
+from controller.core.errors import ModelError, from_os_error
+from controller.core.files import atomic_create, atomic_open
 from controller.core.settings import LabPaths
 from controller.virt.ports import PortAllocator
 
@@ -53,6 +54,22 @@ def served_file(paths: LabPaths, name: str, field: str = "--name") -> Path:
     if not regular:
         raise ModelError(field, f"no file '{name}' in {paths.files}", "NotFound")
     return path
+
+
+def put(paths: LabPaths, src: Path, name: str | None = None) -> str:
+    """Copy `src` to files/NAME in whole or not at all (a full disk never leaves a truncated
+    file to serve); NAME defaults to the file's name. Returns the name."""
+    if not src.is_file():
+        raise ModelError("--file", f"{src} is not a file")
+    name = check_name(name if name is not None else src.name, "--name" if name is not None else "--file")
+    dest = paths.files / name
+    paths.files.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        with src.open("rb") as f_in, atomic_open(dest, 0o600) as f_out:
+            shutil.copyfileobj(f_in, f_out, 1024 * 1024)
+    except OSError as exc:
+        raise from_os_error(exc, str(dest if exc.filename != str(src) else src)) from None
+    return name
 
 
 def port(paths: LabPaths) -> int:
