@@ -164,8 +164,7 @@ def set_action_targets(instances: list[Instance], wanted: list[str] | None,
     named = [str(i.instance_id) for i in chosen if i.protect_from_scale_set_actions]
     if named:
         raise ModelError(field_name, f"may not contain instances protected from scale-set actions: {', '.join(named)} "
-                                     "(act on the instance itself, or remove its protection first)",
-                         "OperationNotAllowed")
+                                     "(set their protectFromScaleSetActions to false first)", "OperationNotAllowed")
     return chosen
 
 
