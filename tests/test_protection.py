@@ -232,3 +232,14 @@ def test_bad_protection_flags_are_named_and_change_nothing(fset, capsys, argv, r
     code, out, err = cli(capsys, "update", "-n", "web", *argv)
     assert code == rc and out == "" and said in err and "Traceback" not in err
     assert not any(i.scale_in_protected for i in fset.instances.list("web"))
+
+
+def test_the_cli_names_what_a_set_action_skipped_or_refused(tlab, capsys, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SCALESET_LIBVIRT_URI", "test:///default")
+    protect(tlab, 1, actions=True)
+    rc, out, err = cli(capsys, "update-instances", "-n", "web", "--instance-ids", "*")
+    assert rc == 0 and [v["instanceId"] for v in json.loads(out)] == ["0", "2"]
+    assert err.strip() == "skipped instance(s) 1: protected from scale-set actions"
+    rc, out, err = cli(capsys, "reimage", "-n", "web", "--instance-ids", "2", "1")
+    assert rc == 1 and out == "" and err.startswith("ERROR: (OperationNotAllowed) --instance-ids: may not contain "
+                                                    "instances protected from scale-set actions: 1")
