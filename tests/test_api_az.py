@@ -91,3 +91,20 @@ def test_errors_are_azures(az):
     assert other.returncode == 3
     busy = az("vmss", "rolling-upgrade", "cancel", "-g", RG, "-n", "web")
     assert busy.returncode == 3 and "(NotFound)" in busy.stderr
+
+
+def test_update_instance_protection_as_az_does_it(az, api):
+    shown = az.json("vmss", "update", "-g", RG, "-n", "web", "--instance-id", "0",
+                    "--protect-from-scale-in", "true", "--protect-from-scale-set-actions", "true")
+    assert shown["protectionPolicy"] == {"protectFromScaleIn": True, "protectFromScaleSetActions": True}
+    az.json("vmss", "update", "-g", RG, "-n", "web", "--instance-id", "1", "--protect-from-scale-set-actions", "true")
+    az.json("vmss", "update", "-g", RG, "-n", "web", "--instance-id", "0", "--protect-from-scale-set-actions", "false")
+    vms = az.json("vmss", "list-instances", "-g", RG, "-n", "web")
+    assert [(v["protectionPolicy"]["protectFromScaleIn"], v["protectionPolicy"]["protectFromScaleSetActions"])
+            for v in vms] == [(True, False), (True, True), (False, False)]
+    stored = {i.instance_id: (i.protect_from_scale_in, i.protect_from_scale_set_actions)
+              for i in api.lab.instances.list("web")}
+    assert stored == {0: (True, False), 1: (True, True), 2: (False, False)}
+    bad = az("vmss", "update", "-g", RG, "-n", "web", "--instance-id", "1", "--protect-from-scale-in", "false")
+    assert bad.returncode == 1 and "(InvalidParameter)" in bad.stderr and "protectFromScaleIn" in bad.stderr
+    assert "Traceback" not in bad.stderr and api.lab.instances.get("web", 1).protect_from_scale_in

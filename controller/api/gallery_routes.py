@@ -160,17 +160,9 @@ def find_version(lab: Lab, img: Image, v: str) -> ImageVersion:
                                                 "found.", "ImageVersionNotFound")
 
 
-def _obj(value: Any, field: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ModelError(field, "must be a JSON object")
-    return value
-
-
 def publishing(props: dict) -> tuple[bool | None, list[str] | None]:
     """excludeFromLatest and targetRegions[].name of a request (None: not given)."""
-    prof = _obj(props.get("publishingProfile"), PUBLISHING)
+    prof = bodies.json_object(props.get("publishingProfile"), PUBLISHING)
     exclude = prof.get("excludeFromLatest")
     if exclude is not None and not isinstance(exclude, bool):
         raise ModelError(PUBLISHING + ".excludeFromLatest", "must be true or false")
@@ -182,7 +174,7 @@ def publishing(props: dict) -> tuple[bool | None, list[str] | None]:
     regions = []
     for n, t in enumerate(targets):
         field = f"{PUBLISHING}.targetRegions[{n}]"
-        name = _obj(t, field).get("name")
+        name = bodies.json_object(t, field).get("name")
         if not isinstance(name, str):
             raise ModelError(field + ".name", "is required: a region name")
         regions.append(check_name(field + ".name", name))
@@ -210,12 +202,12 @@ def local_file(value: Any, field: str) -> Path:
 
 def content(props: dict) -> tuple[Path | None, str | None, list[Path]]:
     """What a request would publish: (source, recipe, customize); (None, None, []) for nothing."""
-    storage = _obj(props.get("storageProfile"), "properties.storageProfile")
+    storage = bodies.json_object(props.get("storageProfile"), "properties.storageProfile")
     if storage.get("source") is not None:
         raise ModelError("properties.storageProfile.source", "the lab imports qcow2 files only: give " + URI)
-    disk = _obj(storage.get("osDiskImage"), "properties.storageProfile.osDiskImage")
-    uri = _obj(disk.get("source"), "properties.storageProfile.osDiskImage.source").get("uri")
-    lab = _obj(props.get("lab"), LAB)
+    disk = bodies.json_object(storage.get("osDiskImage"), "properties.storageProfile.osDiskImage")
+    uri = bodies.json_object(disk.get("source"), "properties.storageProfile.osDiskImage.source").get("uri")
+    lab = bodies.json_object(props.get("lab"), LAB)
     unknown = sorted(set(lab) - {"recipe", "customize", "offer"})
     if unknown:
         raise ModelError(f"{LAB}.{unknown[0][:40]}", "unknown field (known: recipe, customize, offer)")
@@ -260,7 +252,7 @@ def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | ImageVer
     check_name("galleryName", g)
     check_name("galleryImageName", i)
     parse_version(v, "galleryImageVersionName")
-    offer = _obj(props.get("lab"), LAB).get("offer")
+    offer = bodies.json_object(props.get("lab"), LAB).get("offer")
     if offer is not None and not isinstance(offer, str):
         raise ModelError(LAB + ".offer", "must be an offer name (a string)")
     try:
@@ -370,7 +362,7 @@ def register(router: Router, ctx: ApiContext) -> None:
 
     async def put_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
-        props = _obj(_obj(await bodies.read(request), "body").get("properties"), "properties")
+        props = bodies.json_object(bodies.json_object(await bodies.read(request), "body").get("properties"), "properties")
         new = await ctx.read(plan, p["g"], p["i"], p["v"], props)
         if isinstance(new, ImageVersion):  # an existing version: its publishingProfile was updated
             return responses.body(version_view(rg, new))
@@ -393,7 +385,7 @@ def register(router: Router, ctx: ApiContext) -> None:
 
     async def patch_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
-        props = _obj(_obj(await bodies.read(request), "body").get("properties"), "properties")
+        props = bodies.json_object(bodies.json_object(await bodies.read(request), "body").get("properties"), "properties")
 
         def write(lab: Lab) -> ImageVersion:
             iv = find_version(lab, find_image(lab, p["g"], p["i"]), p["v"])

@@ -1,10 +1,12 @@
-"""virtualMachineScaleSets/{name}/virtualMachines: list, get, instanceView, and the per-instance
-actions (start, powerOff, restart, reimage, runCommand)."""
+"""virtualMachineScaleSets/{name}/virtualMachines: list, get, PUT / PATCH (protectionPolicy),
+instanceView, and the per-instance actions (start, powerOff, restart, reimage, runCommand)."""
 from __future__ import annotations
+
+from functools import partial
 
 from aiohttp import web
 
-from controller.api import bodies, operations, responses
+from controller.api import bodies, operations, responses, vm_bodies
 from controller.api.context import ApiContext
 from controller.api.router import Router, cacheable
 from controller.api.scope import find_set, group
@@ -14,6 +16,7 @@ from controller.model.armid import group_of, vm_id
 from controller.model.instance import profile_digest, resolve_ids
 from controller.ops import commands, views
 from controller.ops.lab import Lab
+from controller.ops.protection import set_protection
 from controller.state.health import HealthStore
 
 VMS = ONE + "/virtualMachines"
@@ -60,6 +63,22 @@ def register(router: Router, ctx: ApiContext) -> None:
             return vm_resource(lab, ss, inst, HealthStore(lab.db).get(ss.name).get(inst.instance_id), expand)
         return responses.body(await ctx.read(item))
 
+    async def update_vm(request: web.Request, p: dict[str, str]) -> web.Response:
+        """PUT and PATCH: the protectionPolicy changes; the answer is an operation that has ended."""
+        body = await bodies.read(request)
+
+        def write(lab: Lab):
+            ss, inst = one(lab, p)
+            scale_in, set_actions = vm_bodies.protection_change(body, vm_resource(lab, ss, inst, None))
+            inst = set_protection(lab, ss.name, str(inst.instance_id), scale_in, set_actions, vm_bodies.FIELDS)
+            return ss, vm_resource(lab, ss, inst, HealthStore(lab.db).get(ss.name).get(inst.instance_id))
+        ss, view = await ctx.read(write)
+
+        async def done() -> dict:
+            return view
+        op = ctx.ops.start("update", view["id"], ss.location, done())
+        return responses.body(view, 200, operations.headers(request, op, location=False))
+
     async def instance_view(request: web.Request, p: dict[str, str]) -> web.Response:
         def view(lab: Lab) -> dict:  # read again from the guest, as the CLI does (a worker: it may wait)
             ss, inst = one(lab, p)
@@ -99,9 +118,11 @@ def register(router: Router, ctx: ApiContext) -> None:
 
     router.add("GET", VMS, list_vms)
     router.add("GET", VM, get_vm)
+    router.add("PUT", VM, update_vm)
+    router.add("PATCH", VM, update_vm)
     router.add("GET", VM + "/instanceView", instance_view)
     router.add("POST", VM + "/start", action("start", power("start")))
     router.add("POST", VM + "/powerOff", action("powerOff", power("stop")))
     router.add("POST", VM + "/restart", action("restart", power("restart")))
-    router.add("POST", VM + "/reimage", action("reimage", commands.reimage))
+    router.add("POST", VM + "/reimage", action("reimage", partial(commands.reimage, on_instance=True)))
     router.add("POST", VM + "/runCommand", run_command)

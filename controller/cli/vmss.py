@@ -23,6 +23,7 @@ from controller.ops import commands as ops
 from controller.ops import views
 from controller.ops.health import Monitor
 from controller.ops.lab import Lab
+from controller.ops.protection import set_protection
 from controller.ops.views import vm_health
 
 SHOW_COLUMNS = [("Name", "name"), ("Capacity", "sku.capacity"), ("Mode", "properties.upgradePolicy.mode"),
@@ -32,7 +33,8 @@ SHOW_COLUMNS = [("Name", "name"), ("Capacity", "sku.capacity"), ("Mode", "proper
 INSTANCE_COLUMNS = [("InstanceId", "instanceId"), ("Name", "name"), ("ComputerName", "osProfile.computerName"),
                     ("ProvisioningState", "provisioningState"), ("LatestModelApplied", "latestModelApplied"),
                     ("Image", "storageProfile.imageReference.exactVersion"), ("Health", "lab.health"),
-                    ("HealthSince", "lab.healthSince")]
+                    ("HealthSince", "lab.healthSince"), ("ProtectFromScaleIn", "protectionPolicy.protectFromScaleIn"),
+                    ("ProtectFromScaleSetActions", "protectionPolicy.protectFromScaleSetActions")]
 VIEW_COLUMNS = [("InstanceId", "instanceId"), ("ComputerName", "computerName"), ("UD", "platformUpdateDomain"),
                 ("FD", "platformFaultDomain"), ("Provisioning", "statuses.0"), ("Power", "statuses.1"),
                 ("RunningImage", "runningImage.version"), ("LatestModelApplied", "latestModelApplied"),
@@ -152,10 +154,37 @@ def cmd_create(args) -> int:
 
 
 def cmd_update(args) -> int:
+    """The model (--set), or with --instance-id the instance's protection (as az vmss update)."""
+    if args.instance_id is not None:
+        if args.set:
+            raise ModelError("--set", "with --instance-id the lab changes only the instance's protection "
+                                      "(--protect-from-scale-in, --protect-from-scale-set-actions)")
+        return cmd_instance_update(args)
+    if args.protect_from_scale_in is not None or args.protect_from_scale_set_actions is not None:
+        raise ModelError("--instance-id", "protection applies to an instance, not the model: name it with --instance-id")
+    if not args.set:
+        raise ModelError("--set", "give PATH=VALUE (or --instance-id with a --protect-from-... flag)")
     lab = _lab()
     ops.update_model(lab, args.name, args.set)
     out(args, _show(lab, args.name), SHOW_COLUMNS)
     return 0
+
+
+def cmd_instance_update(args) -> int:
+    """An instance's protectionPolicy; prints the instance as list-instances does."""
+    if args.protect_from_scale_in is None and args.protect_from_scale_set_actions is None:
+        raise ModelError("--protect-from-scale-in", "give it or --protect-from-scale-set-actions (true or false)")
+    lab = _lab()
+    inst = set_protection(lab, args.name, args.instance_id, args.protect_from_scale_in,
+                          args.protect_from_scale_set_actions)
+    out(args, _instances(lab, args.name, [inst])[0], INSTANCE_COLUMNS)
+    return 0
+
+
+def _protection_flags(p: argparse.ArgumentParser) -> None:
+    actions = "upgrades, reimage and update-instances of the set, and scale-in"
+    for flag, what in (("--protect-from-scale-in", "scale-in"), ("--protect-from-scale-set-actions", actions)):
+        p.add_argument(flag, type=boolean, metavar="true|false", help=f"protect the instance from {what}")
 
 
 def cmd_extension_set(args) -> int:
@@ -257,16 +286,30 @@ def cmd_power(args) -> int:
     return _report(args, lab, ops.power(lab, args.name, args.instance_ids, args.action))
 
 
+def _skipped(lab: Lab, name: str, ids, update_domain: int | None = None) -> None:
+    """Say which instances an action on the whole set left out (protected from scale-set actions)."""
+    if ids not in (None, [], ["*"]):
+        return
+    left = [str(i.instance_id) for i in lab.instances.list(lab.models.get(name).name)
+            if i.protect_from_scale_set_actions and update_domain in (None, i.update_domain)]
+    if left:
+        print(f"skipped instance(s) {', '.join(left)}: protected from scale-set actions", file=sys.stderr)
+
+
 def cmd_reimage(args) -> int:
     lab = _lab()
-    return _report(args, lab, ops.reimage(lab, args.name, args.instance_ids))
+    insts = ops.reimage(lab, args.name, args.instance_ids)
+    _skipped(lab, args.name, args.instance_ids)
+    return _report(args, lab, insts)
 
 
 def cmd_update_instances(args) -> int:
     lab = _lab()
     if not args.instance_ids and args.update_domain is None:
         raise ModelError("--instance-ids", "name instances ('*' for all) or an --update-domain")
-    return _report(args, lab, ops.update_instances(lab, args.name, args.instance_ids or None, args.update_domain))
+    insts = ops.update_instances(lab, args.name, args.instance_ids or None, args.update_domain)
+    _skipped(lab, args.name, args.instance_ids, args.update_domain)
+    return _report(args, lab, insts)
 
 
 def cmd_run_command(args) -> int:
@@ -314,9 +357,18 @@ def register(sub) -> None:
     p.add_argument("--model", metavar="FILE.json", help="the whole ARM-shaped scale-set document")
     p.set_defaults(func=cmd_create)
 
-    p = sub.add_parser("update", parents=[named], help="change the model: --set PATH=VALUE ...")
-    p.add_argument("--set", action="append", required=True, metavar="PATH=VALUE")
+    p = sub.add_parser("update", parents=[named], help="change the model (--set PATH=VALUE ...), or an "
+                                                       "instance's protection (--instance-id ID --protect-from-...)")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    p.add_argument("--instance-id", metavar="ID", help="the instance whose protection changes")
+    _protection_flags(p)
     p.set_defaults(func=cmd_update)
+
+    inst = sub.add_parser("instance", help="one instance").add_subparsers(dest="instance_cmd", required=True)
+    p = inst.add_parser("update", parents=[named], help="change an instance's protection (protectionPolicy)")
+    p.add_argument("--instance-id", required=True, metavar="ID")
+    _protection_flags(p)
+    p.set_defaults(func=cmd_instance_update)
 
     ext = sub.add_parser("extension", help="extensions of the model").add_subparsers(dest="ext_cmd", required=True)
     p = ext.add_parser("set", parents=[common], help="add or replace an extension in the model")

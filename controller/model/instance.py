@@ -1,5 +1,5 @@
 """An instance of a scale set, typed, and the pure rules about instances: names, domains,
-the profile an instance gets from the model, capacity planning, id selection.
+the profile an instance gets from the model, capacity planning, id selection, protection.
 
 Instance ids run 0..N-1; update and fault domains are assigned round-robin over 5.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,11 +65,20 @@ def guest_ports(ss: ScaleSet) -> list[int]:
     return ports
 
 
-def plan_capacity(existing: list[int], capacity: int) -> tuple[list[int], list[int]]:
-    """(ids to add, ids to remove): the lowest free ids are used, the highest removed first."""
+def plan_capacity(existing: list[int], capacity: int, protected: Collection[int] = ()) -> tuple[list[int], list[int]]:
+    """(ids to add, ids to remove): the lowest free ids are used, the highest removed first,
+    skipping `protected` ones (protected from scale-in); refused when they leave too few."""
     have = sorted(existing)
     if len(have) > capacity:
-        return [], sorted(have[capacity:], reverse=True)
+        removable = [i for i in reversed(have) if i not in protected]
+        excess = len(have) - capacity
+        if excess > len(removable):
+            kept = sorted(set(have) & set(protected))
+            raise ModelError("sku.capacity", f"cannot scale in to {capacity}: instances {', '.join(map(str, kept))} "
+                                             f"are protected from scale-in (the lowest capacity is "
+                                             f"{len(have) - len(removable)}); remove their protection first",
+                             "OperationNotAllowed")
+        return [], removable[:excess]
     add, i = [], 0
     while len(have) + len(add) < capacity:
         if i not in have:
@@ -100,6 +110,17 @@ class Instance:
     error: str | None = None
     created_at: str = ""
     updated_at: str = ""
+    protect_from_scale_in: bool = False            # protectionPolicy: the user's, set on the instance only
+    protect_from_scale_set_actions: bool = False
+
+    @property
+    def scale_in_protected(self) -> bool:
+        """Protection from scale-set actions includes protection from scale-in."""
+        return self.protect_from_scale_in or self.protect_from_scale_set_actions
+
+    def protection_policy(self) -> dict:
+        return {"protectFromScaleIn": self.scale_in_protected,
+                "protectFromScaleSetActions": self.protect_from_scale_set_actions}
 
     @property
     def image(self) -> dict:
@@ -126,3 +147,39 @@ def resolve_ids(instances: list[Instance], wanted: list[str] | None, field_name:
         if by_id[w] not in out:
             out.append(by_id[w])
     return out
+
+
+def unprotected(instances: list[Instance]) -> list[Instance]:
+    """The instances that actions on the scale set (upgrades, reimage, update-instances) apply to."""
+    return [i for i in instances if not i.protect_from_scale_set_actions]
+
+
+def set_action_targets(instances: list[Instance], wanted: list[str] | None,
+                       field_name: str = "--instance-ids") -> list[Instance]:
+    """The instances an action on the scale set applies to: all of them ('*' or None) but those
+    protected from scale-set actions; naming a protected one refuses the action (as Azure does)."""
+    chosen = resolve_ids(instances, wanted, field_name)
+    if wanted is None or wanted == ["*"]:
+        return unprotected(chosen)
+    named = [str(i.instance_id) for i in chosen if i.protect_from_scale_set_actions]
+    if named:
+        raise ModelError(field_name, f"may not contain instances protected from scale-set actions: {', '.join(named)} "
+                                     "(set their protectFromScaleSetActions to false first)", "OperationNotAllowed")
+    return chosen
+
+
+def merge_protection(inst: Instance, scale_in: object, set_actions: object,
+                     fields: tuple[str, str] = ("protectFromScaleIn", "protectFromScaleSetActions")) -> tuple[bool, bool]:
+    """The protection after a change (None: unchanged), as Azure checks it: booleans only, and
+    protectFromScaleIn cannot be false while protectFromScaleSetActions is true (absent, it
+    follows: protecting from scale-set actions protects from scale-in)."""
+    for value, name in ((scale_in, fields[0]), (set_actions, fields[1])):
+        if value is not None and not isinstance(value, bool):
+            raise ModelError(name, f"must be true or false, not {json.dumps(value)[:40]}")
+    actions = inst.protect_from_scale_set_actions if set_actions is None else set_actions
+    if scale_in is None:
+        scale_in = True if set_actions else inst.scale_in_protected
+    if actions and not scale_in:
+        raise ModelError(fields[0], f"cannot be false when {fields[1]} is true (protection from scale-set actions "
+                                    "includes scale-in)")
+    return bool(scale_in), bool(actions)

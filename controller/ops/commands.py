@@ -12,7 +12,13 @@ from pathlib import Path
 
 from controller.core.errors import ModelError
 from controller.core.txn import transaction
-from controller.model.instance import Instance, domain_name, plan_capacity, resolve_ids
+from controller.model.instance import (
+    Instance,
+    domain_name,
+    plan_capacity,
+    resolve_ids,
+    set_action_targets,
+)
 from controller.model.scaleset import ScaleSet, parse
 from controller.model.setpath import set_path
 from controller.ops.health import Monitor
@@ -121,12 +127,13 @@ def set_extension(lab: Lab, name: str, ext_name: str, properties: dict) -> Scale
 
 def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
     ss = prepare(lab, name)
+    existing = lab.instances.list(ss.name)
+    add, remove = plan_capacity([i.instance_id for i in existing], capacity,  # refused before any change
+                                {i.instance_id for i in existing if i.scale_in_protected})
     if capacity != ss.sku.capacity:
         def resize(doc: dict) -> None:
             doc["sku"]["capacity"] = capacity
         ss = change_model(lab, name, resize)
-    existing = lab.instances.list(ss.name)
-    add, remove = plan_capacity([i.instance_id for i in existing], capacity)
     for inst in existing:
         if inst.instance_id in remove:
             remove_instance(lab, inst)
@@ -150,6 +157,8 @@ def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
 def _swap(lab: Lab, ss: ScaleSet, targets: list[Instance], kind: str, to_model: bool) -> list[Instance]:
     """New OS disks for `targets`, all recorded in one transaction before any step: an instance
     another command works on refuses the whole command before anything is recorded."""
+    if not targets:  # e.g. every instance protected from scale-set actions
+        return []
     model_image = lab.resolve_image(ss, verify=True) if to_model else None
     verified: dict[tuple, Path] = {}
 
@@ -168,20 +177,23 @@ def _swap(lab: Lab, ss: ScaleSet, targets: list[Instance], kind: str, to_model: 
     return _run(bring_up_many(lab, jobs))
 
 
-def reimage(lab: Lab, name: str, ids: list[str] | None) -> list[Instance]:
-    """A fresh OS disk from each instance's current image; id, data disks, forwards kept."""
+def reimage(lab: Lab, name: str, ids: list[str] | None, on_instance: bool = False) -> list[Instance]:
+    """A fresh OS disk from each instance's current image; id, data disks, forwards kept.
+    An action on the set skips (or, named, refuses) protected instances; `on_instance` does not."""
     ss = prepare(lab, name)
-    return _swap(lab, ss, resolve_ids(lab.instances.list(ss.name), ids), "reimage", to_model=False)
+    pick = resolve_ids if on_instance else set_action_targets
+    return _swap(lab, ss, pick(lab.instances.list(ss.name), ids), "reimage", to_model=False)
 
 
 def update_instances(lab: Lab, name: str, ids: list[str] | None, update_domain: int | None = None) -> list[Instance]:
     """Manual upgrade: bring the named instances (or one update domain) to the latest model."""
     ss = prepare(lab, name)
-    insts = resolve_ids(lab.instances.list(ss.name), ids)
+    insts = set_action_targets(lab.instances.list(ss.name), ids)
     if update_domain is not None:
         insts = [i for i in insts if i.update_domain == update_domain]
         if not insts:
-            raise ModelError("--update-domain", f"no instance in update domain {update_domain}")
+            raise ModelError("--update-domain", f"no instance in update domain {update_domain} to update "
+                                                "(those protected from scale-set actions are left out)")
     return _swap(lab, ss, insts, "upgrade", to_model=True)
 
 

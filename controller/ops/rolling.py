@@ -96,8 +96,7 @@ class Orchestrator:
             live = self._sets.setdefault(ss.name, LiveSet(self.lab.instances, ss.name))
             insts = live.instances()
             touched = self.store.states(up)
-            pending = [i.instance_id for i in insts
-                       if i.image["version"] != up.target["version"] and i.instance_id not in touched]
+            pending = plan.pending(insts, up.target["version"], touched)
             if not pending:
                 self.store.finish(up, "Completed")
                 self.say("upgrade Completed")

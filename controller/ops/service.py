@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from controller.core.errors import LabError, ModelError
+from controller.model.instance import unprotected
 from controller.model.jsonmap import parse_duration
 from controller.model.scaleset import ScaleSet
 from controller.model.versions import parse_version
@@ -58,7 +59,8 @@ class Controller:
         except ModelError:
             return None
         newest = parse_version(latest.version)
-        behind = [i for i in self.lab.instances.list(ss.name) if parse_version(i.image["version"]) < newest]
+        behind = [i for i in unprotected(self.lab.instances.list(ss.name))  # protected ones start no upgrade
+                  if parse_version(i.image["version"]) < newest]
         if not behind:
             self.waiting.pop(ss.name, None)
             return None

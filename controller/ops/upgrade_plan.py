@@ -1,6 +1,9 @@
 """Rolling-upgrade rules, pure: batch sizes, batch choice, thresholds, rollback decisions."""
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from controller.model.instance import Instance, unprotected
 from controller.model.scaleset import AutomaticOSUpgradePolicy, RollingUpgradePolicy
 
 UNHEALTHY_STATES = ("Unhealthy", "Unknown")  # Initializing is waited for, not counted
@@ -19,6 +22,12 @@ def batch_size(total: int, percent: int) -> int:
 def exceeds(count: int, total: int, percent: int) -> bool:
     """More than `percent` % (integer arithmetic: 1 of 5 is 20 %, not more than 20 %)."""
     return total > 0 and count * 100 > percent * total
+
+
+def pending(insts: list[Instance], version: str, touched: Collection[int]) -> list[int]:
+    """Instances the upgrade still has to bring to `version`: not touched yet, not protected from
+    scale-set actions (those are skipped: an upgrade completes without them)."""
+    return [i.instance_id for i in unprotected(insts) if i.image["version"] != version and i.instance_id not in touched]
 
 
 def next_batch(pending: list[int], health: dict[int, str], size: int, prioritize_unhealthy: bool) -> list[int]:

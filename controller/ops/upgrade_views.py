@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from controller.model.armid import group_of, vmss_id
+from controller.ops import upgrade_plan as plan
 from controller.ops.lab import Lab
 from controller.ops.upgrade_plan import FAILED_STATES
 from controller.state.upgrades import Upgrade, UpgradeStore
@@ -14,8 +15,7 @@ TYPE = "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades"
 
 def progress(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
     touched = {r["instanceId"] for r in rows}
-    pending = [i for i in lab.instances.list(up.scale_set)
-               if i.image["version"] != up.target["version"] and i.instance_id not in touched]
+    pending = plan.pending(lab.instances.list(up.scale_set), up.target["version"], touched)
     return {"successfulInstanceCount": sum(r["state"] == "Succeeded" for r in rows),
             "failedInstanceCount": sum(r["state"] in FAILED_STATES for r in rows),
             "inProgressInstanceCount": sum(r["state"] == "InProgress" for r in rows),

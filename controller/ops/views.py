@@ -73,6 +73,7 @@ def instance(ss: ScaleSet, inst: Instance, health: Reading | None = None, digest
         "provisioningState": inst.provisioning_state,
         "osProfile": {"computerName": inst.computer_name, "adminUsername": vmp["osProfile"].get("adminUsername")},
         "storageProfile": vmp["storageProfile"],
+        "protectionPolicy": inst.protection_policy(),
         "lab": {"health": health.state if health else None, "healthSince": health.since if health else None,
                 "domain": inst.domain, "osDisk": inst.os_disk,
                 "forwards": {str(g): f"127.0.0.1:{h}" for g, h in sorted(inst.ports.items())}},

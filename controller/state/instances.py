@@ -14,7 +14,8 @@ from controller.state.profiles import keep_profiles, load_profile
 
 _COLS = ("scale_set", "instance_id", "domain", "computer_name", "update_domain", "fault_domain", "profile",
          "profile_digest", "os_disk", "seed", "ci_instance_id", "ports", "provisioning_state", "power_state",
-         "boot_id", "stamp", "extensions", "error", "created_at", "updated_at")
+         "boot_id", "stamp", "extensions", "error", "created_at", "updated_at", "protect_from_scale_in",
+         "protect_from_scale_set_actions")
 
 
 def _to_row(inst: Instance, profile_ref: str) -> tuple:
@@ -23,7 +24,7 @@ def _to_row(inst: Instance, profile_ref: str) -> tuple:
             inst.fault_domain, profile_ref, inst.profile_digest, inst.os_disk, inst.seed, inst.ci_instance_id,
             json.dumps({str(k): p for k, p in inst.ports.items()}), inst.provisioning_state, inst.power_state,
             inst.boot_id, json.dumps(inst.stamp), json.dumps(inst.extensions), inst.error, inst.created_at,
-            inst.updated_at)
+            inst.updated_at, int(inst.protect_from_scale_in), int(inst.protect_from_scale_set_actions))
 
 
 @lru_cache(maxsize=256)
@@ -33,8 +34,11 @@ def _shared(text: str):
 
 
 _IDX = {c: i for i, c in enumerate(_COLS)}
-_FIXED = ("scale_set", "instance_id", "domain", "computer_name", "update_domain", "fault_domain", "created_at")
-_MUTABLE = itemgetter(*(_IDX[c] for c in _COLS if c not in _FIXED))  # a save leaves the rest alone
+# a save leaves these alone; the protection is the user's: only set_protection() writes it, so
+# the VM work (an upgrade holding an older copy of the row) never undoes a change made meanwhile
+_FIXED = ("scale_set", "instance_id", "domain", "computer_name", "update_domain", "fault_domain", "created_at",
+          "protect_from_scale_in", "protect_from_scale_set_actions")
+_MUTABLE = itemgetter(*(_IDX[c] for c in _COLS if c not in _FIXED))
 _UPDATE = (f"UPDATE instances SET {','.join(f'{c}=?' for c in _COLS if c not in _FIXED)} "
            "WHERE scale_set=? AND instance_id=?")
 _SELECT = f"SELECT {','.join(_COLS)} FROM instances"
@@ -47,6 +51,8 @@ def _from_row(db: sqlite3.Connection, r: tuple) -> Instance:
     v[_IDX["ports"]] = {int(k): int(p) for k, p in json.loads(v[_IDX["ports"]]).items()}
     v[_IDX["stamp"]] = _shared(v[_IDX["stamp"]]) if v[_IDX["stamp"]] else {}
     v[_IDX["extensions"]] = json.loads(v[_IDX["extensions"]]) if v[_IDX["extensions"]] else []
+    v[_IDX["protect_from_scale_in"]] = bool(v[_IDX["protect_from_scale_in"]])
+    v[_IDX["protect_from_scale_set_actions"]] = bool(v[_IDX["protect_from_scale_set_actions"]])
     return Instance(*v)
 
 
@@ -99,6 +105,16 @@ class InstanceStore:
             self.db.execute(f"UPDATE instances SET provisioning_state=?, updated_at=? WHERE scale_set=? AND "
                             f"instance_id IN ({','.join('?' * len(ids))})", [provisioning_state, now_iso(),
                                                                              scale_set, *ids])
+
+    def set_protection(self, scale_set: str, instance_id: int, scale_in: bool, set_actions: bool) -> Instance:
+        """The instance's protectionPolicy (one statement; the rest of the row untouched)."""
+        with transaction(self.db):
+            cur = self.db.execute("UPDATE instances SET protect_from_scale_in=?, protect_from_scale_set_actions=?, "
+                                  "updated_at=? WHERE scale_set=? AND instance_id=?",
+                                  (int(scale_in), int(set_actions), now_iso(), scale_set, instance_id))
+        if cur.rowcount != 1:
+            self.get(scale_set, instance_id)  # NotFound, named
+        return self.get(scale_set, instance_id)
 
     def delete(self, scale_set: str, instance_id: int) -> None:
         with transaction(self.db):

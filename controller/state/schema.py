@@ -134,6 +134,11 @@ CREATE TABLE IF NOT EXISTS login_tickets (
     expires REAL NOT NULL
 );
 """,
+    # 3: an instance's protectionPolicy (set by the user on the instance, never by the model)
+    """
+ALTER TABLE instances ADD COLUMN protect_from_scale_in INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN protect_from_scale_set_actions INTEGER NOT NULL DEFAULT 0;
+""",
 ]
 LATEST = len(MIGRATIONS)
 

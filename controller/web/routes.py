@@ -197,7 +197,7 @@ def register(router: Router, ctx: ApiContext) -> None:
     async def reimage(p: dict[str, str], body: dict) -> dict:
         await ctx.read(lambda lab: resolve_ids(lab.instances.list(lab.models.get(p["name"]).name), [p["iid"]],
                                                "instanceId"))
-        return await operation(p, "reimage", lambda lab, name: commands.reimage(lab, name, [p["iid"]]))
+        return await operation(p, "reimage", lambda lab, name: commands.reimage(lab, name, [p["iid"]], on_instance=True))
 
     async def exclude(p: dict[str, str], body: dict) -> dict:
         value = body.get("excludeFromLatest")

@@ -67,7 +67,8 @@ def _cell(ss: ScaleSet, inst: Instance, digest: str, power: str | None, health, 
             "health": health.state if health else None, "healthDetail": health.detail if health else None,
             "healthSince": health.since if health else None,
             "latestModelApplied": latest_model_applied(ss, inst, digest), "upgrade": upgrade_state,
-            "error": inst.error}
+            "error": inst.error, "protected": "scale-set actions" if inst.protect_from_scale_set_actions else
+            "scale-in" if inst.scale_in_protected else None}
 
 
 def _thresholds(up, rows: list[dict], health: dict[int, str], total: int) -> list[dict]:

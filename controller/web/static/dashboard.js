@@ -98,7 +98,8 @@
     const u = UPGRADE[c.upgrade] && c.upgrade !== "Succeeded" ? UPGRADE[c.upgrade] : null;
     const busy = !u && ["Creating", "Updating", "Deleting"].includes(c.provisioning);
     const flags = [c.power !== "running" ? c.power : "", u ? u[1] : "", busy ? c.provisioning.toLowerCase() : "",
-                   c.latestModelApplied ? "" : "old model", c.provisioning === "Failed" ? "failed" : ""].filter(Boolean);
+                   c.latestModelApplied ? "" : "old model", c.provisioning === "Failed" ? "failed" : "",
+                   c.protected ? "protected" : ""].filter(Boolean);
     return {cls: `cell h-${h[0]} ${u ? `u-${u[0]}` : busy ? "u-upgrading" : ""} ${c.power !== "running" ? "off" : ""} ` +
                  `${c.latestModelApplied ? "" : "stale"} ${c.provisioning === "Failed" ? "prov-failed" : ""}`,
             html: `<b>${esc(c.id)}</b><span class="v">${esc(c.version)}</span><span class="h">${esc(h[compact ? 2 : 1])}</span>` +
@@ -106,7 +107,8 @@
             label: `instance ${c.id}, update domain ${c.ud}, image ${c.version}` +
                    `${c.running && c.running !== c.version ? ` (running ${c.running})` : ""}, ${c.power}, ` +
                    `health ${c.health || "unknown"}${u ? `, ${u[1]}` : ""}, ` +
-                   `latest model ${c.latestModelApplied ? "applied" : "not applied"}`};
+                   `latest model ${c.latestModelApplied ? "applied" : "not applied"}` +
+                   `${c.protected ? `, protected from ${c.protected}` : ""}`};
   }
   function renderShell(d) {
     const rows = [];
