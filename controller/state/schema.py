@@ -134,6 +134,11 @@ CREATE TABLE IF NOT EXISTS login_tickets (
     expires REAL NOT NULL
 );
 """,
+    # 4: MaxSurge: the new instance that replaces an upgraded one, and how far the replacement got
+    """
+ALTER TABLE upgrade_instances ADD COLUMN surge_id INTEGER;
+ALTER TABLE upgrade_instances ADD COLUMN surge_phase TEXT;  -- creating | retiring (old goes) | discarding (new goes)
+""",
 ]
 LATEST = len(MIGRATIONS)
 
