@@ -164,3 +164,16 @@ def test_a_kill_at_any_step_loses_no_instance_and_leaves_no_duplicate(flab, qcow
         assert sorted(p.name for p in inst.dir.glob("os-*")) == [Path(inst.os_disk).name]
     assert leftovers(flab, d) == (set(), set())
     assert flab.db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted')").fetchone()[0] == 0
+
+
+def test_scale_does_not_count_replacements_in_flight(flab, qcow2_file):
+    from controller.ops import commands
+    d = FakeDriver(kill_at="health", kill_nth=1)
+    make_scale_set(flab, surge_model(), d, "1.0.0")
+    publish(flab, "2.0.0", qcow2_file)
+    up = start_upgrade(flab, flab.models.get("web"), "Platform")
+    with pytest.raises(Killed):
+        asyncio.run(Orchestrator(flab, d, poll_interval=0).run(up))
+    assert UpgradeStore(flab.db).surging("web") == {5}
+    commands.scale(flab, "web", 5)
+    assert [i.instance_id for i in flab.instances.list("web")] == [0, 1, 2, 3, 4, 5]  # 5 is not an extra one

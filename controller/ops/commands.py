@@ -125,7 +125,8 @@ def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
         def resize(doc: dict) -> None:
             doc["sku"]["capacity"] = capacity
         ss = change_model(lab, name, resize)
-    existing = lab.instances.list(ss.name)
+    surging = UpgradeStore(lab.db).surging(ss.name)  # MaxSurge replacements in flight are not counted
+    existing = [i for i in lab.instances.list(ss.name) if i.instance_id not in surging]
     add, remove = plan_capacity([i.instance_id for i in existing], capacity)
     for inst in existing:
         if inst.instance_id in remove:

@@ -159,6 +159,13 @@ class UpgradeStore:
             self.db.execute("UPDATE upgrade_instances SET surge_phase=?, error=COALESCE(?, error) WHERE upgrade_id=? "
                             "AND instance_id=?", (phase, error, up.id, instance_id))
 
+    def surging(self, scale_set: str) -> set[int]:
+        """Ids of the MaxSurge replacements an upgrade of the set is creating right now."""
+        rows = self.db.execute("SELECT ui.surge_id FROM upgrade_instances ui JOIN rolling_upgrades ru ON "
+                               "ru.id = ui.upgrade_id WHERE ru.scale_set=? AND ru.status=? AND ui.state='InProgress' "
+                               "AND ui.surge_id IS NOT NULL", (scale_set, ACTIVE))
+        return {r[0] for r in rows}
+
     def surge_ids(self, scale_set: str) -> set[int]:
         """Every instance id a MaxSurge replacement of the set was given (never handed out twice)."""
         rows = self.db.execute("SELECT ui.surge_id FROM upgrade_instances ui JOIN rolling_upgrades ru ON "
