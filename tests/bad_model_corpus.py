@@ -123,7 +123,7 @@ MODEL = [
     ("properties.upgradePolicy.rollingUpgradePolicy.pauseTimeBetweenBatches", "PT٣S", None),
     ("properties.upgradePolicy.rollingUpgradePolicy.pauseTimeBetweenBatches", "P" + "9" * 5000 + "D", None),
     ("properties.upgradePolicy.rollingUpgradePolicy.prioritizeUnhealthyInstances", "yes", None),
-    ("properties.upgradePolicy.rollingUpgradePolicy.maxSurge", True, None),
+    ("properties.upgradePolicy.rollingUpgradePolicy.maxSurge", "true", None),
     ("properties.upgradePolicy.rollingUpgradePolicy.batchSize", 3, None),
     ("properties.upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade", "true", None),
     ("properties.upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade", 1, None),

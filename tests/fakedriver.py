@@ -4,6 +4,7 @@ after it runs)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 import uuid
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ class FakeDriver:
         self.on_step = None  # optional hook(step, inst)
         self.cpu = 0.0  # process time of the fake's own work (the VM side's, not the controller's)
         self.record = None  # optional HealthStore.record: readings recorded as LibvirtDriver records them
+        self.room: int | None = None  # MaxSurge: how many more guests the host holds (None: no limit)
 
     @contextmanager
     def _vm_side(self):
@@ -55,6 +57,10 @@ class FakeDriver:
             for p in (inst.os_disk, inst.seed):
                 Path(p).parent.mkdir(parents=True, exist_ok=True)
                 Path(p).write_bytes(b"disk")
+            for d in inst.profile["vm"]["storageProfile"].get("dataDisks", []):  # as vm.ensure_data_disks
+                disk = inst.dir / f"data-lun{d['lun']}.qcow2"
+                if not disk.exists():
+                    disk.write_bytes(b"empty")
 
     async def switch(self, inst: Instance) -> None:
         self._step("switch", inst)
@@ -74,6 +80,17 @@ class FakeDriver:
             exts = inst.profile["vm"].get("extensionProfile", {}).get("extensions", [])
             return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}),
                              [{"name": e["name"], "provisioningState": "Succeeded"} for e in exts])
+
+    async def remove(self, inst: Instance) -> None:
+        self._step("remove", inst)
+        with self._vm_side():
+            self.attached_disks.pop(inst.domain, None)
+            shutil.rmtree(inst.dir, ignore_errors=True)
+
+    def surge_refusal(self, ss, count: int) -> str | None:
+        if self.room is None or count <= self.room:
+            return None
+        return f"the fake host holds {self.room} more"
 
     def state_of(self, inst: Instance) -> str:
         disk = self.attached_disks.get(inst.domain)

@@ -150,8 +150,6 @@ def _upgrade_policy(ss: ScaleSet) -> None:
                          f"{rp.maxBatchInstancePercent} exceeds maxUnhealthyInstancePercent "
                          f"({rp.maxUnhealthyInstancePercent})")
     parse_duration(rp.pauseTimeBetweenBatches, f"{path}.pauseTimeBetweenBatches", MAX_DURATION)
-    if rp.maxSurge:
-        raise ModelError(f"{path}.maxSurge", "is not supported by the lab: upgrades replace instances in place")
     auto = up.automaticOSUpgradePolicy
     if auto.enableAutomaticOSUpgrade:
         ap = "$.properties.upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade"

@@ -127,7 +127,8 @@ def set_extension(lab: Lab, name: str, ext_name: str, properties: dict) -> Scale
 
 def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
     ss = prepare(lab, name)
-    existing = lab.instances.list(ss.name)
+    surging = UpgradeStore(lab.db).surging(ss.name)  # MaxSurge replacements in flight are not counted
+    existing = [i for i in lab.instances.list(ss.name) if i.instance_id not in surging]
     add, remove = plan_capacity([i.instance_id for i in existing], capacity,  # refused before any change
                                 {i.instance_id for i in existing if i.scale_in_protected})
     if capacity != ss.sku.capacity:

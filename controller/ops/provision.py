@@ -201,7 +201,7 @@ async def finish_orphan(lab: Lab, swap: Swap, inst: Instance) -> Instance:
     lab.journal.claim(swap)
     attached = attached_os_disk(lab.hv, inst.domain)
     new = new_side(inst, swap)
-    if swap.kind == "create" or attached == swap.new_os_disk:
+    if swap.kind in ("create", "surge") or attached == swap.new_os_disk:
         image = lab.image(new.image)
         return await bring_up(lab, swap, new, image.path)
     old = old_side(inst, swap)
@@ -241,8 +241,8 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     done = []
     upgrading = UpgradeStore(lab.db).active(ss.name) is not None
     for swap in lab.journal.orphans(ss.name):
-        if swap.kind == "rolling" and upgrading:
-            continue  # the rolling upgrade resumes its own instances (rolling.py)
+        if swap.kind in ("rolling", "surge") and upgrading:
+            continue  # the rolling upgrade resumes its own instances (rolling.py, surge.py)
         done.append(await settle_orphan(lab, swap))
     rows = {i.domain: i for i in lab.instances.list(ss.name)}
     busy = lab.journal.busy(ss.name)

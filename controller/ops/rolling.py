@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from controller.core.procs import process_tag
@@ -19,7 +18,9 @@ from controller.model.jsonmap import from_json, parse_duration, to_json
 from controller.model.scaleset import RollingUpgradePolicy, ScaleSet
 from controller.ops import upgrade_plan as plan
 from controller.ops.lab import Lab
+from controller.ops.outcome import Outcome
 from controller.ops.provision import apply_booted, target_of
+from controller.ops.surge import Surge
 from controller.state.db import GroupCommit
 from controller.state.health import Reading
 from controller.state.instances import LiveSet
@@ -43,15 +44,8 @@ class Driver(Protocol):
     async def wait_booted(self, inst: Instance, timeout: float) -> Booted: ...
     async def health(self, ss: ScaleSet, inst: Instance) -> Reading: ...
     async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]: ...
-
-
-@dataclass
-class Outcome:
-    instance_id: int
-    state: str  # Succeeded | Failed | RolledBack | RollbackFailed
-    timings: dict
-    unsettled: tuple[Swap, Instance] | None = None  # Failed, rollback deferred to the end of the batch
-    saved: Instance | None = None  # the instance as last written to its row (None: read it again)
+    async def remove(self, inst: Instance) -> None: ...  # domain, disks, leases (MaxSurge)
+    def surge_refusal(self, ss: ScaleSet, count: int) -> str | None: ...  # why `count` more guests do not fit
 
 
 def start_upgrade(lab: Lab, ss: ScaleSet, started_by: str, owned: bool = True) -> Upgrade:
@@ -75,6 +69,8 @@ class Orchestrator:
         self._verified: set[int] = set()
         self._model: dict = {}  # the model, parsed once while it does not change
         self._sets: dict[str, LiveSet] = {}
+        self.surge = Surge(self)
+        self._mode: dict = {}  # how the batch in flight goes: {"mode": "MaxSurge" | "InPlace", "fallback": why}
 
     # -- the upgrade -----------------------------------------------------------------------------
     async def run(self, up: Upgrade) -> Upgrade:
@@ -84,7 +80,9 @@ class Orchestrator:
         if inflight:  # a killed controller left a batch in flight: settle it first
             self.say(f"resuming batch {inflight[0]['batch']}: instances {[r['instanceId'] for r in inflight]}")
             ss = self.lab.models.get(up.scale_set)
-            outcomes = await asyncio.gather(*(self._resume(up, ss, r["swapId"]) for r in inflight))
+            self._mode = {"mode": "MaxSurge" if inflight[0]["replacedBy"] is not None else "InPlace"}
+            outcomes = await asyncio.gather(*(self.surge.resume(up, ss, r) if r["replacedBy"] is not None
+                                              else self._resume(up, ss, r["swapId"]) for r in inflight))
             if await self._end_batch(up, policy, list(outcomes), 0.0):
                 return up
         while True:
@@ -113,10 +111,11 @@ class Orchestrator:
             outcomes: list[Outcome] = []
             try:
                 chosen = set(batch)
-                outcomes = await self._batch(up, ss, [i for i in insts if i.instance_id in chosen])
+                outcomes = await self._batch(up, ss, [i for i in insts if i.instance_id in chosen], policy)
                 stop = await self._end_batch(up, policy, outcomes, time.monotonic() - t0)
             finally:
-                live.changed(batch, {o.instance_id: o.saved for o in outcomes if o.saved is not None})
+                added = [o.replaced_by for o in outcomes if o.replaced_by is not None]
+                live.changed(batch + added, {o.instance_id: o.saved for o in outcomes if o.saved is not None})
             if stop:
                 return up
             pause = parse_duration(policy.pauseTimeBetweenBatches, "pauseTimeBetweenBatches")
@@ -127,10 +126,19 @@ class Orchestrator:
                 up.batch_times[-1]["pause"] = round(time.monotonic() - t_pause, 3)
                 self.store.batch_done(up)
 
-    async def _batch(self, up: Upgrade, ss: ScaleSet, insts: list[Instance]) -> list[Outcome]:
+    async def _batch(self, up: Upgrade, ss: ScaleSet, insts: list[Instance],
+                     policy: RollingUpgradePolicy) -> list[Outcome]:
         number = up.batches_done + 1
         image = self.lab.image(up.target, verify=up.id not in self._verified)  # sha256 once per upgrade
         self._verified.add(up.id)
+        self._mode = {"mode": "InPlace"}
+        if policy.maxSurge:
+            refusal = self.driver.surge_refusal(ss, len(insts))
+            if refusal is None:
+                self._mode = {"mode": "MaxSurge"}
+                return await self.surge.batch(up, ss, insts, image)
+            self._mode["fallback"] = f"MaxSurge: no room for {len(insts)} more instances: {refusal}"
+            self.say(f"batch {number}: {self._mode['fallback']}; upgrading in place")
         applied = (applied_profile(ss, image.version), profile_digest(ss))
         news = [target_of(self.lab, ss, inst, True, image, applied) for inst in insts]
         with transaction(self.lab.db):  # the whole batch is recorded before any step is taken
@@ -147,7 +155,7 @@ class Orchestrator:
         """Record the batch; stop (True) when too many upgraded instances ended unhealthy."""
         slowest = max((sum(o.timings.values()) for o in outcomes), default=0.0)  # swap+boot+health(+rollback)
         self.store.batch_done(up, {"batch": up.batches_done + 1, "wall": round(wall, 3), "slowest": round(slowest, 3),
-                                   "instances": [o.instance_id for o in outcomes]})
+                                   "instances": [o.instance_id for o in outcomes], **self._mode})
         done = [st for st in self.store.states(up).values() if st != "InProgress"]
         unsettled = [o for o in outcomes if o.unsettled]
         failed = sum(st in plan.FAILED_STATES for st in done) + len(unsettled)

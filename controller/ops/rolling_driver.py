@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from controller.model.scaleset import ScaleSet
 from controller.ops import commands, provision
 from controller.ops.health import Monitor
 from controller.ops.lab import Lab
+from controller.ops.upgrade_plan import surge_refusal
 from controller.state.health import HealthStore, Reading
+from controller.state.journal import remove_files
 from controller.virt.hypervisor import attached_os_disk
 from controller.virt.vm import Booted
 
@@ -54,3 +57,12 @@ class LibvirtDriver:
     async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]:
         readings = await commands.read_health(self.lab, ss, self._monitor(ss), insts)
         return {iid: r.state for iid, r in readings.items()}
+
+    async def remove(self, inst: Instance) -> None:
+        await asyncio.to_thread(provision.purge_domain, self.lab, inst.domain)
+        remove_files(inst.os_disk, inst.seed)
+
+    def surge_refusal(self, ss: ScaleSet, count: int) -> str | None:
+        limit = os.environ.get("SCALESET_MAX_GUESTS")
+        return surge_refusal(count, ss.properties.labSettings.memoryMiB, self.lab.hv.active_count(),
+                             int(limit) if limit and limit.isdigit() else None, self.lab.hv.available_mib())

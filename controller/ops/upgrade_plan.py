@@ -60,6 +60,21 @@ def upgraded_breach(failed: int, upgraded: int, policy: RollingUpgradePolicy) ->
     return None
 
 
+SURGE_RESERVE_MIB = 1024  # memory the host keeps for itself when MaxSurge adds guests
+
+
+def surge_refusal(wanted: int, guest_mib: int, running: int, max_guests: int | None,
+                  available_mib: int | None) -> str | None:
+    """Why the host cannot hold `wanted` more guests of `guest_mib` MiB (None: it can). The lab's
+    limits: SCALESET_MAX_GUESTS running guests, and the host's memory less a reserve."""
+    if max_guests is not None and running + wanted > max_guests:
+        return f"{running} guests run, {wanted} more would pass SCALESET_MAX_GUESTS={max_guests}"
+    if available_mib is not None and available_mib - SURGE_RESERVE_MIB < wanted * guest_mib:
+        return (f"{wanted} more guests need {wanted * guest_mib} MiB; the host has {available_mib} MiB available "
+                f"and keeps {SURGE_RESERVE_MIB} MiB free")
+    return None
+
+
 def automatic_rollback(started_by: str, auto: AutomaticOSUpgradePolicy) -> bool:
     """An instance that is not healthy in time gets its old OS disk back, unless the upgrade was
     started by hand (no automatic rollback for a manual trigger) or rollback is disabled."""

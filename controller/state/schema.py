@@ -139,6 +139,11 @@ CREATE TABLE IF NOT EXISTS login_tickets (
 ALTER TABLE instances ADD COLUMN protect_from_scale_in INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE instances ADD COLUMN protect_from_scale_set_actions INTEGER NOT NULL DEFAULT 0;
 """,
+    # 4: MaxSurge: the new instance that replaces an upgraded one, and how far the replacement got
+    """
+ALTER TABLE upgrade_instances ADD COLUMN surge_id INTEGER;
+ALTER TABLE upgrade_instances ADD COLUMN surge_phase TEXT;  -- creating | retiring (old goes) | discarding (new goes)
+""",
 ]
 LATEST = len(MIGRATIONS)
 

@@ -142,13 +142,35 @@ class UpgradeStore:
                             (up.batches_done, json.dumps(up.batch_times), up.id))
 
     # -- instances ---------------------------------------------------------------------------
-    def begin_instances(self, up: Upgrade, batch: int, swaps: dict[int, int]) -> None:
-        """Record a whole batch in one transaction: instance id -> its journalled swap."""
+    def begin_instances(self, up: Upgrade, batch: int, swaps: dict[int, int],
+                        surge: dict[int, int] | None = None) -> None:
+        """Record a whole batch (inside the caller's transaction, if any): instance id -> its
+        journalled swap; with MaxSurge, `surge` maps it to the new instance that replaces it."""
+        surge = surge or {}
         with transaction(self.db):
             now = time.time()
             self.db.executemany("INSERT OR REPLACE INTO upgrade_instances (upgrade_id, instance_id, batch, state, "
-                                "swap_id, started_epoch) VALUES (?,?,?,?,?,?)",
-                                [(up.id, iid, batch, "InProgress", sid, now) for iid, sid in swaps.items()])
+                                "swap_id, started_epoch, surge_id, surge_phase) VALUES (?,?,?,?,?,?,?,?)",
+                                [(up.id, iid, batch, "InProgress", sid, now, surge.get(iid),
+                                  "creating" if iid in surge else None) for iid, sid in swaps.items()])
+
+    def set_surge_phase(self, up: Upgrade, instance_id: int, phase: str, error: str | None = None) -> None:
+        with transaction(self.db):
+            self.db.execute("UPDATE upgrade_instances SET surge_phase=?, error=COALESCE(?, error) WHERE upgrade_id=? "
+                            "AND instance_id=?", (phase, error, up.id, instance_id))
+
+    def surging(self, scale_set: str) -> set[int]:
+        """Ids of the MaxSurge replacements an upgrade of the set is creating right now."""
+        rows = self.db.execute("SELECT ui.surge_id FROM upgrade_instances ui JOIN rolling_upgrades ru ON "
+                               "ru.id = ui.upgrade_id WHERE ru.scale_set=? AND ru.status=? AND ui.state='InProgress' "
+                               "AND ui.surge_id IS NOT NULL", (scale_set, ACTIVE))
+        return {r[0] for r in rows}
+
+    def surge_ids(self, scale_set: str) -> set[int]:
+        """Every instance id a MaxSurge replacement of the set was given (never handed out twice)."""
+        rows = self.db.execute("SELECT ui.surge_id FROM upgrade_instances ui JOIN rolling_upgrades ru ON "
+                               "ru.id = ui.upgrade_id WHERE ru.scale_set=? AND ui.surge_id IS NOT NULL", (scale_set,))
+        return {r[0] for r in rows}
 
     def set_instance(self, up: Upgrade, instance_id: int, state: str, error: str | None = None,
                      timings: dict | None = None) -> None:
@@ -171,5 +193,6 @@ class UpgradeStore:
         rows = self.db.execute("SELECT * FROM upgrade_instances WHERE upgrade_id=? ORDER BY batch, instance_id",
                                (up.id,))
         return [{"instanceId": r["instance_id"], "batch": r["batch"], "state": r["state"], "swapId": r["swap_id"],
-                 "error": r["error"], "timings": json.loads(r["timings"]), "started": r["started_epoch"]}
+                 "error": r["error"], "timings": json.loads(r["timings"]), "started": r["started_epoch"],
+                 "replacedBy": r["surge_id"], "surgePhase": r["surge_phase"]}
                 for r in rows]

@@ -157,6 +157,18 @@ class Hypervisor:
         """Which of these domains are running."""
         return {n for n, st in self.states(names, active_only=True).items() if st == "running"}
 
+    def active_count(self) -> int:
+        """How many guests run on this host (every domain, not only the lab's)."""
+        return len(self.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+
+    def available_mib(self) -> int | None:
+        """The host's free memory plus its page cache, in MiB (None: the driver does not say)."""
+        try:
+            stats = self.conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS)
+        except libvirt.libvirtError:
+            return None
+        return sum(stats.get(k, 0) for k in ("free", "buffers", "cached")) // 1024
+
     def lab_domains(self, home: str) -> list[Domain]:
         """Domains this lab (identified by its home directory) created."""
         out = []

@@ -242,15 +242,17 @@
     const lanes = [...byBatch.entries()].map(([batch, rows]) => {
       const rec = r.lab.batches.find((b) => b.batch === batch);
       const head = `<div class="batch-head">Batch ${esc(batch)}${rec ? ` · ${secs(rec.wall)}` : " · in progress"}` +
-        `${rows.length > LANES ? ` · ${rows.length} instances` : ""}</div>`;
-      if (rows.length <= LANES) return head + rows.map((row) => lane(row, `#${row.instanceId}`)).join("");
+        `${rows.length > LANES ? ` · ${rows.length} instances` : ""}${rec && rec.mode === "MaxSurge" ? " · MaxSurge" : ""}` +
+        `${rec && rec.fallback ? ` · in place (${esc(rec.fallback)})` : ""}</div>`;
+      const name = (row) => `#${row.instanceId}${row.replacedBy != null ? ` → #${row.replacedBy}` : ""}`;  // MaxSurge
+      if (rows.length <= LANES) return head + rows.map((row) => lane(row, name(row))).join("");
       // a large batch: its slowest instance stands for it, and every instance that did not succeed has its own lane
       const slowest = rows.reduce((a, b) => (sum(b) > sum(a) ? b : a));
       const others = rows.filter((row) => row !== slowest && row.state !== "Succeeded" && row.state !== "InProgress");
       const counts = Object.entries(rows.reduce((o, row) => ({...o, [row.state]: (o[row.state] || 0) + 1}), {}))
         .map(([k, n]) => `${n} ${(UPGRADE[k] || [k, k])[1]}`).join(", ");
-      return head + lane(slowest, `slowest #${slowest.instanceId}`, counts) +
-        `<div class="batch-counts">${esc(counts)}</div>` + others.slice(0, LANES).map((row) => lane(row, `#${row.instanceId}`)).join("");
+      return head + lane(slowest, `slowest ${name(slowest)}`, counts) +
+        `<div class="batch-counts">${esc(counts)}</div>` + others.slice(0, LANES).map((row) => lane(row, name(row))).join("");
     }).join("");
     const gates = (r.thresholds || []).map((t) => {
       const v = pct(t.count, t.of);
