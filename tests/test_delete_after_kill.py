@@ -97,7 +97,8 @@ def mark_dead(lab) -> int:
 def assert_nothing_left(lab, name: str = "web") -> None:
     home = str(lab.paths.home)
     assert [d.name for d in lab.hv.lab_domains(home)] == []
-    assert [d.name() for d in lab.hv.conn.listAllDomains() if name + "_" in d.name()] == []
+    prefix = domain_name(lab.paths.home, name, 0)[:-1]  # this lab's (test:///default is shared by the process)
+    assert [d.name() for d in lab.hv.conn.listAllDomains() if d.name().startswith(prefix)] == []
     assert sorted(p.name for p in lab.paths.disks.iterdir()) == []
     for table, column in SET_TABLES:
         assert lab.db.execute(f"SELECT COUNT(*) FROM {table} WHERE {column}=?", (name,)).fetchone()[0] == 0, table
