@@ -19,7 +19,7 @@ from controller.core.errors import ImageError
 from . import bootdisk
 from .aptsources import host_sources
 from .gallery import Gallery, ImageVersion
-from .recipe import Recipe, load
+from .recipe import Recipe, choose
 
 STAMP_PATH = "etc/scaleset-lab/image.json"
 Log = Callable[[str], None]
@@ -120,11 +120,14 @@ def write_stamp(root: Path, publisher: str, offer: str, sku: str, version: str, 
 def build(gallery: Gallery, publisher: str, offer: str, sku: str, version: str,
           customize: list[Path] | None = None, recipe_name: str | None = None,
           target_regions: list[str] | None = None, log: Log = print,
-          exclude_from_latest: bool = False) -> ImageVersion:
-    """Build and publish one image version; on any failure nothing is published."""
+          exclude_from_latest: bool = False, recipe_field: str = "--recipe") -> ImageVersion:
+    """Build and publish one image version; on any failure nothing is published. The recipe is
+    `recipe_name` (errors name `recipe_field`), else the one named like the SKU, else the default."""
     t0 = time.monotonic()
     gallery.check_new(publisher, offer, sku, version)
-    recipe = load(recipe_name or sku)
+    choice = choose(sku, recipe_name, recipe_field)
+    recipe = choice.recipe
+    log(choice.line())
     scripts = [Path(s) for s in customize or []]
     for i, s in enumerate(scripts):
         if not s.is_file() or not os.access(s, os.R_OK):

@@ -72,6 +72,24 @@ def create_overlay(base: Path, overlay: Path, size_bytes: int | None = None) -> 
         raise ImageError("osDisk", f"cannot create overlay {overlay}: {res.stderr.strip()}", "DiskCreationFailed")
 
 
+def virtual_size(path: Path) -> int:
+    """The disk size a guest sees, in bytes."""
+    res = _qemu_img("info", "--output=json", "-U", str(path))
+    if res.returncode != 0:
+        raise ImageError("disk", f"cannot read {path}: {res.stderr.strip()}", "DiskCreationFailed")
+    return int(json.loads(res.stdout)["virtual-size"])
+
+
+def grow(path: Path, size_bytes: int) -> bool:
+    """Make the qcow2 at least `size_bytes` big (never smaller); True if it grew. Not while a guest has it open."""
+    if virtual_size(path) >= size_bytes:
+        return False
+    res = _qemu_img("resize", "-q", "-f", "qcow2", str(path), str(size_bytes))
+    if res.returncode != 0:
+        raise ImageError("disk", f"cannot grow {path}: {res.stderr.strip()}", "DiskCreationFailed")
+    return True
+
+
 def create_blank(path: Path, size_gb: int) -> None:
     """An empty qcow2 of `size_gb` GiB, created under a temporary name then renamed: whole or absent."""
     tmp = path.with_name(f".{path.name}.tmp")

@@ -1,4 +1,5 @@
-"""Recipes: what goes into an image version of a SKU (images/recipes/<sku>.toml + overlay)."""
+"""Recipes: what goes into an image version of a SKU (images/recipes/<name>.toml + overlay), and
+which recipe a build uses: `--recipe`, else the one named like the SKU, else the lab's default."""
 from __future__ import annotations
 
 import hashlib
@@ -14,10 +15,11 @@ RECIPES_DIR = Path(__file__).with_name("recipes")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")  # as a SKU name: no '/', no '..', no newline
 # Bumped when the build steps change in a way that changes the package-set tarball.
 BUILDER_REVISION = "1"
+DEFAULT = "debian-12"  # the lab's default recipe
 
 _FIELDS = {
     "description", "suite", "architecture", "variant", "disk_size_gb", "packages",
-    "path_exclude", "path_include", "mask_units", "enable_units", "kernel_cmdline", "commands",
+    "path_exclude", "path_include", "mask_units", "enable_units", "kernel_cmdline", "commands", "skus",
 }
 
 
@@ -38,6 +40,7 @@ class Recipe:
     enable_units: tuple[str, ...] = ()
     commands: tuple[str, ...] = ()
     overlay: Path | None = None
+    skus: tuple[str, ...] = ()  # Azure SKU names it stands for besides its own name (e.g. "12")
     content_hash: str = field(default="", compare=False)
 
 
@@ -45,8 +48,9 @@ def available(recipes_dir: Path = RECIPES_DIR) -> list[str]:
     return sorted(p.stem for p in recipes_dir.glob("*.toml"))
 
 
-# Used per version (grub.cfg, disk size), not by the package set: not part of its cache key.
-_PER_VERSION = {"kernel_cmdline", "disk_size_gb", "description"}
+# Used per version (grub.cfg, disk size) or only to pick the recipe, not by the package set:
+# not part of its cache key.
+_PER_VERSION = {"kernel_cmdline", "disk_size_gb", "description", "skus"}
 
 
 def _hash(body: dict, overlay: Path | None) -> str:
@@ -61,16 +65,20 @@ def _hash(body: dict, overlay: Path | None) -> str:
     return h.hexdigest()
 
 
-def load(name: str, recipes_dir: Path = RECIPES_DIR) -> Recipe:
-    """Load a recipe by name; errors name the field and the reason."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+def _is_name(name: object) -> bool:
+    return isinstance(name, str) and bool(_NAME.fullmatch(name)) and ".." not in name
+
+
+def load(name: str, recipes_dir: Path = RECIPES_DIR, field: str = "sku") -> Recipe:
+    """Load a recipe by name; errors name `field` (for a name that is not a recipe) or the recipe's field."""
+    if not _is_name(name):
         shown = (name if name.isprintable() else repr(name)[1:-1])[:80] if isinstance(name, str) else "?"
-        raise ImageError("sku", f"'{shown}' is not a recipe name: 1-80 letters, digits, '.', '-' or '_'",
+        raise ImageError(field, f"'{shown}' is not a recipe name: 1-80 letters, digits, '.', '-' or '_'",
                          "UnknownRecipe")
     path = recipes_dir / f"{name}.toml"
     if not path.is_file():
         known = ", ".join(available(recipes_dir)) or "none"
-        raise ImageError("sku", f"no recipe '{name}' (known recipes: {known})", "UnknownRecipe")
+        raise ImageError(field, f"no recipe '{name}' (known recipes: {known})", "UnknownRecipe")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -87,6 +95,10 @@ def load(name: str, recipes_dir: Path = RECIPES_DIR) -> Recipe:
     size = body.get("disk_size_gb", 3)
     if not isinstance(size, int) or not 1 <= size <= 1024:
         raise ImageError(f"recipe {name}.disk_size_gb", "must be an integer from 1 to 1024", "InvalidRecipe")
+    skus = body.get("skus", [])
+    if not isinstance(skus, list) or not all(_is_name(x) for x in skus):
+        raise ImageError(f"recipe {name}.skus", "must be a list of SKU names (1-80 letters, digits, '.', '-' "
+                                                "or '_')", "InvalidRecipe")
     overlay = recipes_dir / name
     overlay = overlay if overlay.is_dir() else None
     return Recipe(
@@ -105,5 +117,47 @@ def load(name: str, recipes_dir: Path = RECIPES_DIR) -> Recipe:
         enable_units=tuple(body.get("enable_units", ())),
         commands=tuple(body.get("commands", ())),
         overlay=overlay,
+        skus=tuple(skus),
         content_hash=_hash(body, overlay),
     )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The recipe a build uses and why."""
+    recipe: Recipe
+    why: str
+
+    def line(self) -> str:
+        """One line for the build's output: `recipe: images/recipes/debian-12.toml (named like --sku 12)`."""
+        path = self.recipe.path
+        shown = path.relative_to(RECIPES_DIR.parents[1]) if path.is_relative_to(RECIPES_DIR.parents[1]) else path
+        return f"recipe: {shown} ({self.why})"
+
+
+def _declared(path: Path) -> list[str]:
+    """A recipe's `skus`, read without loading it (a broken recipe declares nothing here)."""
+    try:
+        skus = tomllib.loads(path.read_text()).get("recipe", {}).get("skus", [])
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return []
+    return [s for s in skus if isinstance(s, str)] if isinstance(skus, list) else []
+
+
+def choose(sku: str, name: str | None = None, field: str = "--recipe",
+           recipes_dir: Path = RECIPES_DIR) -> Choice:
+    """`name` if given (errors name `field`); else the recipe named like `sku` (its file name, or a
+    recipe listing it in `skus`; case-insensitive, as Azure's SKUs); else the lab's default."""
+    if name is not None:
+        return Choice(load(name, recipes_dir, field), f"given by {field}")
+    names = available(recipes_dir)
+    same = [n for n in names if n.lower() == sku.lower()]
+    if same:
+        return Choice(load(same[0], recipes_dir), f"named like --sku {sku}")
+    declaring = [n for n in names if sku.lower() in (s.lower() for s in _declared(recipes_dir / f"{n}.toml"))]
+    if len(declaring) > 1:
+        raise ImageError("sku", f"recipes {' and '.join(declaring[:2])} both list '{sku}' in their skus: "
+                                "give --recipe", "AmbiguousRecipe")
+    if declaring:
+        return Choice(load(declaring[0], recipes_dir), f"its skus list --sku {sku}")
+    return Choice(load(DEFAULT, recipes_dir), f"the lab's default: no recipe is named like --sku {sku}")

@@ -105,6 +105,7 @@ MODEL = [
     ("sku.capacity", 1.5, None), ("sku.capacity", True, None), ("sku.capacity", None, None),
     ("sku.capacity", 10**30, None), ("sku.name", "a b", None), ("sku.name", "x\n", None), ("sku.name", "", None),
     ("sku.tier", "Premium", None), ("sku.tier", 5, None), ("sku.size", 1, None),
+    ("sku.tier", "Basic", None),  # the lab has one tier
     ("properties", DELETE, None), ("properties", [], None), ("properties.colour", "blue", None),
     ("properties.provisioningState", 7, None),
     ("properties.upgradePolicy.mode", "Sometimes", None), ("properties.upgradePolicy.mode", "Rolling\n", None),

@@ -13,6 +13,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import models as m
 
 from controller.api import gallery_routes
+from controller.core.errors import ImageError
 from controller.model.armid import DEFAULT_RESOURCE_GROUP as RG
 from controller.model.armid import SUBSCRIPTION_ID
 from tests.fakedriver import make_scale_set
@@ -234,10 +235,24 @@ def test_a_build_with_a_missing_recipe_is_refused_with_400(api, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("no build may start")
     monkeypatch.setattr(gallery_routes, "build", never)
-    for props in ({"lab": {"recipe": "no-such-recipe", "customize": []}}, {"lab": {"customize": []}}):
-        r = raw(api, "PUT", f"galleries/{G}/images/no-recipe-sku/versions/1.0.0",
-                json={"location": "local", "properties": {**props, "lab": {**props["lab"], "offer": "debian"}}})
-        assert r.status_code == 400, r.text
-        err = r.json()["error"]
-        assert err["code"] == "UnknownRecipe" and err["target"] == "properties.lab.recipe"
+    r = raw(api, "PUT", f"galleries/{G}/images/no-recipe-sku/versions/1.0.0",
+            json={"location": "local", "properties": {"lab": {"recipe": "no-such-recipe", "offer": "debian"}}})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "UnknownRecipe" and err["target"] == "properties.lab.recipe"
     assert len(api.lab.gallery.list()) == 1
+
+
+def test_a_build_without_a_recipe_leaves_the_choice_to_the_builder(api, monkeypatch):
+    """As `image build` without --recipe: the recipe named like the sku, else the lab's default."""
+    calls = []
+
+    def stopped(*args, **kwargs):
+        calls.append((args[3], kwargs["recipe_name"], kwargs["recipe_field"]))
+        raise ImageError("build", "stopped by the test")
+    monkeypatch.setattr(gallery_routes, "build", stopped)
+    r = raw(api, "PUT", "galleries/Debian/images/12/versions/1.0.0",
+            json={"location": "local", "properties": {"lab": {"customize": [], "offer": "debian-12"}}})
+    op = finished(api, r)
+    assert op["status"] == "Failed" and "stopped by the test" in op["error"]["message"]
+    assert calls == [("12", None, "properties.lab.recipe")]

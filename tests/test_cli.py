@@ -33,9 +33,39 @@ def test_errors_name_the_field_and_exit_nonzero(lab, capsys, qcow2_file):
     code, out, err = run(capsys, "image", "import", *ref, "--version", "1.0", "--file", str(qcow2_file))
     assert code == 1 and out == ""
     assert err.startswith("ERROR: (InvalidImageVersion) version: '1.0' is malformed")
-    code, _, err = run(capsys, "image", "build", "--publisher", "p", "--offer", "o", "--sku", "nope",
-                       "--version", "1.0.0")
-    assert code == 1 and "(UnknownRecipe) sku: no recipe 'nope'" in err
+    code, _, err = run(capsys, "image", "build", "--publisher", "p", "--offer", "o", "--sku", "12",
+                       "--version", "1.0.0", "--recipe", "nope")
+    assert code == 1 and err.startswith("ERROR: (UnknownRecipe) --recipe: no recipe 'nope' (known recipes: debian-12")
+
+
+@pytest.fixture
+def no_build(monkeypatch):
+    """Stops `image build` at the root check, after the recipe is chosen and said: no image is built."""
+    from controller.core.errors import ImageError
+    from images import builder
+
+    def stop() -> None:
+        raise ImageError("build", "stopped by the test")
+    monkeypatch.setattr(builder, "_require_root", stop)
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--publisher", "Debian", "--offer", "debian-12", "--sku", "12"],
+     "recipe: images/recipes/debian-12.toml (its skus list --sku 12)"),
+    (["--publisher", "Debian", "--offer", "debian-12", "--sku", "12-Gen2"],
+     "recipe: images/recipes/debian-12.toml (its skus list --sku 12-Gen2)"),
+    (["--publisher", "p", "--offer", "o", "--sku", "debian-12"],
+     "recipe: images/recipes/debian-12.toml (named like --sku debian-12)"),
+    (["--publisher", "p", "--offer", "o", "--sku", "custom", "--recipe", "debian-12"],
+     "recipe: images/recipes/debian-12.toml (given by --recipe)"),
+    (["--publisher", "p", "--offer", "o", "--sku", "trixie"],
+     "recipe: images/recipes/debian-12.toml (the lab's default: no recipe is named like --sku trixie)"),
+])
+def test_image_build_says_which_recipe_and_why(lab, capsys, no_build, args, line):
+    code, out, err = run(capsys, "image", "build", *args, "--version", "1.0.0")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [line, "ERROR: (InvalidParameter) build: stopped by the test"]
+    assert run(capsys, "image", "list")[1].strip() == "[]"
 
 
 def test_bad_boolean_is_a_usage_error(lab):

@@ -103,3 +103,15 @@ def test_states_of_many_domains_in_one_listing():
             if hv.lookup(n):
                 hv.lookup(n).undefine()
         hv.close()
+
+
+def test_host_caching_becomes_the_disk_cache_mode():
+    from controller.virt.domain_xml import cache_mode
+    assert [cache_mode(c) for c in ("ReadWrite", "ReadOnly", "None", "readwrite")] == \
+        ["writeback", "writethrough", "none", "writeback"]
+    assert cache_mode("None", direct_io=False) == "writethrough"  # tmpfs has no O_DIRECT
+    s = spec()
+    s.disks[0] = Disk(s.disks[0].path, "vda", cache="writeback")
+    s.disks[1] = Disk(s.disks[1].path, "vdb", serial="lun-0", cache="none")
+    drivers = [d.find("driver").get("cache") for d in ET.fromstring(render(s)).iter("disk")]
+    assert drivers == ["writeback", "none", None]

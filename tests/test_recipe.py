@@ -40,6 +40,51 @@ def test_hash_follows_package_content_not_per_version_settings(tmp_path):
     assert recipe.load("debian-12", d).content_hash != with_curl
 
 
+def test_the_recipe_is_the_flag_else_named_like_the_sku_else_the_default(tmp_path):
+    d = _copy(tmp_path)
+    (d / "trixie.toml").write_text((d / "debian-12.toml").read_text().replace("bookworm", "trixie")
+                                   .replace('skus = ["12", "12-gen2"]', 'skus = ["13"]'))
+    picks = {(sku, name): (c.recipe.name, c.why) for sku, name in
+             [("12", None), ("12-GEN2", None), ("Debian-12", None), ("13", None), ("trixie", None),
+              ("11", None), ("12", "trixie")]
+             for c in [recipe.choose(sku, name, recipes_dir=d)]}
+    assert picks == {
+        ("12", None): ("debian-12", "its skus list --sku 12"),
+        ("12-GEN2", None): ("debian-12", "its skus list --sku 12-GEN2"),  # SKUs ignore case, as in Azure
+        ("Debian-12", None): ("debian-12", "named like --sku Debian-12"),
+        ("13", None): ("trixie", "its skus list --sku 13"),
+        ("trixie", None): ("trixie", "named like --sku trixie"),
+        ("11", None): (recipe.DEFAULT, "the lab's default: no recipe is named like --sku 11"),
+        ("12", "trixie"): ("trixie", "given by --recipe"),
+    }
+    assert recipe.choose("12").line() == "recipe: images/recipes/debian-12.toml (its skus list --sku 12)"
+
+
+def test_a_missing_recipe_names_the_flag_and_two_claims_on_a_sku_are_refused(tmp_path):
+    for name in ("nope", "../debian-12", "debian-12\n"):
+        with pytest.raises(ImageError) as err:
+            recipe.choose("12", name, field="--recipe")
+        assert (err.value.field, err.value.code) == ("--recipe", "UnknownRecipe")
+    d = _copy(tmp_path)
+    shutil.copy(d / "debian-12.toml", d / "bookworm.toml")
+    with pytest.raises(ImageError) as err:
+        recipe.choose("12", recipes_dir=d)
+    assert err.value.code == "AmbiguousRecipe" and "bookworm and debian-12" in err.value.reason
+    assert recipe.choose("12", "bookworm", recipes_dir=d).recipe.name == "bookworm"
+
+
+def test_skus_do_not_change_the_package_set_and_are_checked(tmp_path):
+    d = _copy(tmp_path)
+    toml = d / "debian-12.toml"
+    base = recipe.load("debian-12", d)
+    assert base.skus == ("12", "12-gen2")
+    toml.write_text(toml.read_text().replace('skus = ["12", "12-gen2"]', 'skus = ["12"]'))
+    assert recipe.load("debian-12", d).content_hash == base.content_hash  # no rebuild of the cached package set
+    toml.write_text(toml.read_text().replace('skus = ["12"]', 'skus = ["../12"]'))
+    with pytest.raises(ImageError, match="skus"):
+        recipe.load("debian-12", d)
+
+
 def test_bad_recipe_fields(tmp_path):
     d = _copy(tmp_path)
     toml = d / "debian-12.toml"

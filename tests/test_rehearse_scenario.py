@@ -97,6 +97,8 @@ def test_a_bad_step_is_named_with_its_line(tmp_path, steps, field, reason):
     ("  - version: 1.0.0\n", "  - version: '1.0'\n", "s.yaml:3 images[0].version", "malformed"),
     ("  - version: 1.0.0\n", "  - version: 1.0\n", "s.yaml:3 images[0].version", "must be a string"),
     ("  - version: 1.0.0\n", "  - {}\n", "s.yaml:3 images[0]", "'version' is required"),
+    ("  - version: 1.0.0\n", "  - {version: 1.0.0, recipe: nope}\n", "s.yaml:3 images[0].recipe",
+     "is not a recipe (known recipes: debian-12"),
     ("  osProfile: {computerNamePrefix: web}", "  osProfile: {computerNamePrefix: web}\n  zz: [", "s.yaml:", "not YAML"),
 ])
 def test_a_bad_model_or_image_is_named(tmp_path, old, new, field, reason):

@@ -115,3 +115,35 @@ def test_set_path_index_on_the_last_segment_replaces_the_item():
     doc = copy.deepcopy(BASE)
     set_path(doc, 'properties.virtualMachineProfile.storageProfile.dataDisks[1]={"lun": 9, "diskSizeGB": 4}')
     assert doc["properties"]["virtualMachineProfile"]["storageProfile"]["dataDisks"][1] == {"lun": 9, "diskSizeGB": 4}
+
+
+def test_read_only_fields_are_the_labs_whatever_a_write_says(store):
+    """As ARM ignores read-only properties on a PUT: uniqueId is made once, the id (the set's
+    resource group) stays, provisioningState is never stored (it is computed from the instances)."""
+    doc = copy.deepcopy(BASE)
+    doc["properties"] |= {"uniqueId": "mine", "provisioningState": "Failed"}
+    made = store.create(doc)
+    unique = made.properties.uniqueId
+    assert len(unique) == 36 and unique != "mine" and made.properties.provisioningState is None
+    other = {**made.to_json(), "id": "/subscriptions/x/resourceGroups/other/providers/Microsoft.Compute/"
+                                      "virtualMachineScaleSets/web"}
+    other["properties"] |= {"uniqueId": "changed", "provisioningState": "Deleting"}
+    store.replace(other, 1)
+    again = store.get("web")
+    assert (again.properties.uniqueId, again.id, again.properties.provisioningState) == (unique, made.id, None)
+
+
+def test_a_data_disk_grows_but_never_shrinks(store):
+    doc = copy.deepcopy(BASE)
+    doc["properties"]["virtualMachineProfile"]["storageProfile"]["dataDisks"] = [{"lun": 0, "diskSizeGB": 2}]
+    store.create(doc)
+    grown = store.get("web").to_json()
+    set_path(grown, "properties.virtualMachineProfile.storageProfile.dataDisks[0].diskSizeGB=3")
+    store.replace(grown, 1)
+    set_path(grown, "properties.virtualMachineProfile.storageProfile.dataDisks[0].diskSizeGB=1")
+    with pytest.raises(ModelError) as err:
+        store.replace(grown, 2)
+    assert err.value.field == "$.properties.virtualMachineProfile.storageProfile.dataDisks[0].diskSizeGB"
+    assert err.value.code == "OperationNotAllowed" and "cannot shrink" in err.value.reason
+    set_path(grown, "properties.virtualMachineProfile.storageProfile.dataDisks[0].lun=1")  # a new LUN may be small
+    assert store.replace(grown, 2).properties.virtualMachineProfile.storageProfile.dataDisks[0].diskSizeGB == 1

@@ -67,6 +67,22 @@ def app_model(name: str, count: int, prefix: str, version: str, upgrade_policy: 
 
 
 @contextmanager
+def created(doc: dict):
+    """A scale set made with `ops.create` (its create time printed), deleted at the end: yields its Lab."""
+    from controller.ops import commands as ops
+    from controller.ops.lab import Lab
+    lab = Lab.open()
+    t0 = time.monotonic()
+    ops.create(lab, doc)
+    print(f"\ncreate of {doc['name']} ({doc['sku']['capacity']} instances): {time.monotonic() - t0:.1f} s")
+    try:
+        yield lab
+    finally:
+        ops.delete(lab, doc["name"])
+        lab.close()
+
+
+@contextmanager
 def controller_process(log: Path, paths: LabPaths, *args: str):
     """`scaleset controller --interval 1 --api-port 0 ARGS` as a process, its output in `log`;
     yields its API port once it listens, and prints the log's tail when it ends."""

@@ -10,7 +10,8 @@ carry the request's group. A version shows once it is published, never half-made
 
 A PUT of a new version (a long-running operation) imports a self-contained qcow2
 (`properties.storageProfile.osDiskImage.source.uri`: an absolute path or a file:// URL) or builds
-one (`properties.lab.recipe`, default the sku; `properties.lab.customize`: script paths), as
+one (`properties.lab.recipe`, default the recipe named like the sku, else the lab's default;
+`properties.lab.customize`: script paths), as
 `scaleset image import|build` do; the first version of a new image definition names its offer in
 `properties.lab.offer` (there is no PUT of galleries or image definitions). A PUT of an existing
 version, and a PATCH, change only excludeFromLatest and targetRegions (`az sig image-version update`).
@@ -37,7 +38,7 @@ from controller.model.versions import parse_version
 from controller.ops.lab import Lab
 from images.builder import build
 from images.gallery import DEFAULT_REGION, ImageVersion, check_name
-from images.recipe import load as load_recipe
+from images.recipe import choose as choose_recipe
 
 log = logging.getLogger("scaleset.api")
 GALLERIES = "subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/galleries"
@@ -48,7 +49,8 @@ URI = "properties.storageProfile.osDiskImage.source.uri"
 PUBLISHING = "properties.publishingProfile"
 LAB = "properties.lab"
 # An ImageError's field (the CLI's flag) as the JSON path of the request.
-_FIELDS = {"file": URI, "version": "galleryImageVersionName", "sku": LAB + ".recipe", "build": LAB}
+_FIELDS = {"file": URI, "version": "galleryImageVersionName", "sku": LAB + ".recipe", "build": LAB,
+           "--recipe": LAB + ".recipe"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class Image:
 
 @dataclass(frozen=True)
 class NewVersion:
-    """A validated request to create a version: import `source`, or build `recipe` + `customize`."""
+    """A validated request to create a version: import `source`, or build `recipe` (None: the one
+    named like the sku, or the default) + `customize`."""
     image: Image
     version: str
     source: Path | None
@@ -275,8 +278,9 @@ def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | ImageVer
     if source is None and recipe is None:
         raise ModelError(URI, f"is required: a qcow2 file to import, or {LAB}.recipe/customize to build one")
     if recipe is not None:
+        recipe = recipe or None  # none given: the builder picks the one named like the sku, or the default
         try:
-            recipe = load_recipe(recipe or img.sku).name
+            choose_recipe(img.sku, recipe, LAB + ".recipe")
         except ImageError as exc:
             raise ModelError(LAB + ".recipe", exc.reason, exc.code) from None
     try:
@@ -296,7 +300,7 @@ def create(lab: Lab, rg: str, new: NewVersion) -> dict:
         else:
             iv = build(lab.gallery, img.publisher, img.offer, img.sku, new.version, customize=new.customize,
                        recipe_name=new.recipe, target_regions=new.regions, log=lambda line: log.info("build: %s", line),
-                       exclude_from_latest=new.exclude)
+                       exclude_from_latest=new.exclude, recipe_field=LAB + ".recipe")
     except ImageError as exc:
         raise _refield(exc) from None
     return version_view(rg, iv)

@@ -108,7 +108,8 @@ def parser() -> argparse.ArgumentParser:
     _image_ref(p)
     p.add_argument("--customize", action="append", type=Path, default=[], metavar="SCRIPT",
                    help="shell script run inside the image root after packages (repeatable)")
-    p.add_argument("--recipe", help="recipe name (default: the SKU)")
+    p.add_argument("--recipe", help="recipe name (default: the recipe named like --sku, or listing it in "
+                                    "its skus, else debian-12)")
     p.add_argument("--target-regions", nargs="+", type=_region, metavar="REGION")
     p.set_defaults(func=cmd_image_build)
 

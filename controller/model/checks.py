@@ -174,8 +174,9 @@ def _resource(ss: ScaleSet) -> None:
         if value is not None and len(value) > 1024:
             raise ModelError(path, "is longer than 1024 characters")
     _name(_GALLERY_NAME, ss.sku.name, "$.sku.name", "is not a size name: 1-80 letters, digits, '.', '-' or '_'")
-    if ss.sku.tier is not None:
-        _one_of(ss.sku.tier, ("Standard", "Basic"), "$.sku.tier")
+    if ss.sku.tier is not None and ss.sku.tier.lower() != "standard":
+        raise ModelError("$.sku.tier", f"'{shown(ss.sku.tier)}': the lab has one tier, Standard (Basic sizes "
+                                       "have no load balancing or autoscale in Azure either)")
     _range(ss.sku.capacity, 0, 1000, "$.sku.capacity")
 
 

@@ -13,6 +13,7 @@ from controller.state.instances import InstanceStore
 from controller.state.journal import SwapJournal
 from controller.state.scalesets import ScaleSetStore
 from controller.virt import accel as accel_mod
+from controller.virt import vm
 from controller.virt.hypervisor import Hypervisor
 from images.gallery import Gallery, ImageVersion
 
@@ -61,12 +62,17 @@ class Lab:
 
     def resolve_image(self, ss: ScaleSet, verify: bool = False) -> ImageVersion:
         """The image version the model asks for in the scale set's region (ModelError if none)."""
-        ref = ss.properties.virtualMachineProfile.storageProfile.imageReference
+        storage = ss.properties.virtualMachineProfile.storageProfile
+        ref, size = storage.imageReference, storage.osDisk.diskSizeGB
         try:
             iv = self.gallery.resolve(ref.publisher, ref.offer, ref.sku, ref.version, ss.location)
-            return self.gallery.verify(iv) if verify else iv
+            iv = self.gallery.verify(iv) if verify else iv
         except ImageError as exc:
             raise ModelError(IMAGE_REF, exc.reason, exc.code) from None
+        if size is not None and size * vm.GIB < iv.virtual_size_bytes:
+            raise ModelError(vm.OS_DISK_SIZE, f"{size} GB is smaller than image {iv.version} "
+                                              f"({iv.virtual_size_bytes / vm.GIB:g} GB)")
+        return iv
 
     def image(self, ref: dict, verify: bool = False) -> ImageVersion:
         try:

@@ -95,15 +95,17 @@ def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: Ima
 # -- steps run in threads (no database) ------------------------------------------------------
 def write_disks(lab: Lab, inst: Instance, image_path: Path) -> None:
     """The new OS disk and seed (and data disks the instance lacks); existing files are kept."""
-    vm.ensure_data_disks(inst.dir, vm.typed_profile(inst))
+    profile = vm.typed_profile(inst)
+    vm.ensure_data_disks(inst.dir, profile)
     if not Path(inst.os_disk).exists():
-        vm.create_os_disk(Path(inst.os_disk), image_path)
+        vm.create_os_disk(Path(inst.os_disk), image_path, profile.storageProfile.osDisk.diskSizeGB)
     if not Path(inst.seed).exists():
         vm.write_instance_seed(lab.paths, inst, inst.ci_instance_id)
 
 
 def switch(lab: Lab, inst: Instance) -> float:
-    """Power off, define the domain on `inst`'s OS disk and seed, start; returns the start time."""
+    """Power off, grow data disks the profile made bigger, define the domain on `inst`'s OS disk
+    and seed, start; returns the start time."""
     if attached_os_disk(lab.hv, inst.domain) != inst.os_disk:
         vm.hostkeys(lab.paths, inst).forget()  # another OS disk, other host keys: the lab re-pins
     dom = lab.hv.lookup(inst.domain)
@@ -111,6 +113,7 @@ def switch(lab: Lab, inst: Instance) -> float:
         dom.destroy()
         if dom.uuid() != vm.domain_uuid(inst):  # defined by an older lab version: same name, other uuid
             dom.undefine()
+    vm.grow_data_disks(inst.dir, vm.typed_profile(inst))
     _, started = vm.boot(lab.hv, lab.paths, vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed),
                                                            lab.accel), inst)
     return started

@@ -18,6 +18,7 @@ from controller.core.errors import LabError
 from controller.model.jsonmap import parse_duration
 from controller.model.scaleset import parse as parse_model
 from controller.model.versions import parse_version
+from images import recipe as recipes
 
 DEFAULT_TIMEOUT = "PT10M"
 STATUSES = ("Completed", "Faulted", "Cancelled")
@@ -270,6 +271,8 @@ def _image(c: _Checker, value: Any, key: str, held: set[str]) -> ImageSpec:
                                                                              f"{key}.customize", list))]
     source = c.file(img["import"], f"{key}.import") if "import" in img else None
     recipe = c.typed(img["recipe"], f"{key}.recipe", str) if "recipe" in img else None
+    if recipe is not None and recipe not in recipes.available():
+        raise c.fail(f"{key}.recipe", f"is not a recipe (known recipes: {', '.join(recipes.available())})")
     return ImageSpec(version, scripts, source, recipe, held=version in held)
 
 

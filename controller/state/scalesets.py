@@ -7,8 +7,10 @@ set only (StateCorrupt): listings skip it and name it, and `delete()` still remo
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
+import uuid
 
 from controller.core.clock import now_iso
 from controller.core.errors import LabError, ModelError
@@ -23,6 +25,11 @@ _SET_TABLES = (("health", "scale_set"), ("disk_swaps", "scale_set"), ("instances
 
 def _not_found(name: str) -> ModelError:
     return ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
+
+
+def _lost_race(name: str, generation: int | None) -> ModelError:
+    return ModelError("name", f"scale set '{name}' was changed by another command since generation "
+                              f"{generation} was read", "ConcurrentUpdate")
 
 
 def corrupt(name: str, reason: str) -> ModelError:
@@ -43,12 +50,34 @@ def _parse_stored(name: str, text: str) -> ScaleSet:
     raise corrupt(name, reason)
 
 
+def _settled(ss: ScaleSet, stored: ScaleSet | None) -> ScaleSet:
+    """The read-only fields as the lab sets them, whatever the document says (ARM ignores read-only
+    properties on a PUT): `uniqueId` made once at creation, the `id` (its resource group is where the
+    set lives) fixed at creation, no stored `provisioningState` (computed from the instances)."""
+    unique = (stored.properties.uniqueId if stored else None) or str(uuid.uuid4())
+    props = dataclasses.replace(ss.properties, uniqueId=unique, provisioningState=None)
+    ss = dataclasses.replace(ss, properties=props, id=stored.id if stored else ss.id)
+    if stored:
+        _no_shrinking(ss, stored)
+    return ss
+
+
+def _no_shrinking(ss: ScaleSet, stored: ScaleSet) -> None:
+    """A data disk grows (qcow2 resize, at the instance's next new OS disk) but never shrinks, as in Azure."""
+    was = {d.lun: d.diskSizeGB for d in stored.properties.virtualMachineProfile.storageProfile.dataDisks}
+    for i, d in enumerate(ss.properties.virtualMachineProfile.storageProfile.dataDisks):
+        if d.diskSizeGB < was.get(d.lun, 0):
+            raise ModelError(f"$.properties.virtualMachineProfile.storageProfile.dataDisks[{i}].diskSizeGB",
+                             f"{d.diskSizeGB} is smaller than LUN {d.lun}'s {was[d.lun]} GB: a disk cannot "
+                             "shrink (remove the LUN and add a new one)", "OperationNotAllowed")
+
+
 class ScaleSetStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
     def create(self, document: dict) -> ScaleSet:
-        ss = parse(document)
+        ss = _settled(parse(document), None)
         with transaction(self.db):
             if self.db.execute("SELECT 1 FROM scale_sets WHERE name=?", (ss.name,)).fetchone():
                 raise ModelError("$.name", f"scale set '{ss.name}' already exists", "Conflict")
@@ -107,16 +136,26 @@ class ScaleSetStore:
         one the document was based on; if another write came in between, ConcurrentUpdate
         (None writes unconditionally: only for a caller that owns the lab, like a test)."""
         ss = parse(document)
-        q, args = "UPDATE scale_sets SET model=?, generation=generation+1, updated_at=? WHERE name=?", \
-            [json.dumps(ss.to_json()), now_iso(), ss.name]
-        if generation is not None:
-            q, args = q + " AND generation=?", args + [generation]
         with transaction(self.db):
+            row = self.db.execute("SELECT name, model, generation FROM scale_sets WHERE name=?",
+                                  (ss.name,)).fetchone()
+            if row is None:
+                raise _not_found(ss.name)
+            if generation is not None and int(row["generation"]) != generation:
+                raise _lost_race(ss.name, generation)
+            try:
+                stored = _parse_stored(row["name"], row["model"])
+            except LabError:  # a damaged model is replaced whole
+                stored = None
+            ss = _settled(ss, stored)
+            q, args = "UPDATE scale_sets SET model=?, generation=generation+1, updated_at=? WHERE name=?", \
+                [json.dumps(ss.to_json()), now_iso(), ss.name]
+            if generation is not None:
+                q, args = q + " AND generation=?", args + [generation]
             if self.db.execute(q, args).rowcount == 0:
                 if self.stored_name(ss.name) is None:
                     raise _not_found(ss.name)
-                raise ModelError("name", f"scale set '{ss.name}' was changed by another command since generation "
-                                         f"{generation} was read", "ConcurrentUpdate")
+                raise _lost_race(ss.name, generation)
         return ss
 
     def delete(self, name: str) -> None:

@@ -16,6 +16,26 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefi
 _env.filters["q"] = lambda v: json.dumps(v if isinstance(v, (int, float, bool)) else str(v))
 
 
+# bootcmd (every boot, before the other modules) when osDisk.diskSizeGB asks for more than the
+# image: the root partition (vda1, the lab's MBR layout) is grown to the disk's end, then its ext4
+# (online). The image has no growpart (cloud-guest-utils): Python and util-linux do it.
+GROW_ROOT = r"""
+import os, struct, subprocess
+root = subprocess.run(["findmnt", "-no", "SOURCE", "/"], capture_output=True, text=True).stdout.strip()
+fd = os.open("/dev/vda", os.O_RDWR)
+mbr = bytearray(os.pread(fd, 512, 0))
+start, count = struct.unpack_from("<II", mbr, 454)
+sectors = min(os.lseek(fd, 0, os.SEEK_END) // 512, 2**32 - 1) - start
+if root == "/dev/vda1" and mbr[510:512] == b"\x55\xaa" and sectors > count:
+    struct.pack_into("<I", mbr, 458, sectors)
+    os.pwrite(fd, bytes(mbr), 0)
+    os.fsync(fd)
+    subprocess.run(["resizepart", "/dev/vda", "1", str(sectors)], check=True)
+    subprocess.run(["resize2fs", "/dev/vda1"], check=True)
+os.close(fd)
+"""
+
+
 @dataclass
 class SeedSpec:
     instance_id: str
@@ -27,12 +47,14 @@ class SeedSpec:
     write_files: list[dict] = field(default_factory=list)
     custom_data: bytes | None = None  # the model's customData, decoded: handed to cloud-init as is
     cloud_configs: list[str] = field(default_factory=list)  # CloudConfig extensions' documents
+    grow_root: bool = False  # osDisk.diskSizeGB is set: grow the root partition to the disk
 
 
 def render(spec: SeedSpec) -> dict[str, str]:
     ctx = dict(instance_id=spec.instance_id, hostname=spec.hostname, admin_user=spec.admin_user,
                ssh_keys=spec.ssh_keys, mac=spec.mac, runcmd=spec.runcmd,
-               write_files=[{"encoding": None, **f} for f in spec.write_files])
+               write_files=[{"encoding": None, **f} for f in spec.write_files],
+               bootcmd=[["python3", "-c", GROW_ROOT]] if spec.grow_root else [])
     docs = {name: _env.get_template(f"{name}.j2").render(**ctx)
             for name in ("user-data", "meta-data", "network-config")}
     if spec.custom_data or spec.cloud_configs:

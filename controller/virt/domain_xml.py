@@ -12,6 +12,10 @@ import jinja2
 TEMPLATES = Path(__file__).resolve().parents[2] / "lab" / "templates"
 METADATA_NS = "https://scaleset-lab.dev/xmlns/instance/1"
 NIC_SLOT = "0x10"  # a PCI slot libvirt leaves free on the 'pc' machine
+# The model's host caching as libvirt's disk cache mode: ReadWrite caches reads and writes in the
+# host's page cache, ReadOnly reads only (writes reach the file before they complete), None neither
+# (O_DIRECT; where the filesystem has no O_DIRECT, as tmpfs, writethrough is the nearest).
+CACHE_MODES = {"readwrite": "writeback", "readonly": "writethrough", "none": "none"}
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,7 @@ class Disk:
     format: str = "qcow2"
     serial: str | None = None
     readonly: bool = False
+    cache: str | None = None  # libvirt's cache mode (CACHE_MODES); None: libvirt's default
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,19 @@ def netdev_arg(forwards: list[Forward]) -> str:
     return ",".join(parts)
 
 
+def cache_mode(caching: str, direct_io: bool = True) -> str:
+    """libvirt's cache mode for the model's `caching` (validated: None, ReadOnly or ReadWrite)."""
+    mode = CACHE_MODES[caching.lower()]
+    return mode if mode != "none" or direct_io else "writethrough"
+
+
 def render(spec: DomainSpec) -> str:
     return _env.get_template("domain.xml.j2").render(
         name=spec.name, title=spec.title or spec.name, home=str(spec.home), scale_set=spec.scale_set,
         instance_id=spec.instance_id, metadata_ns=METADATA_NS, memory_mib=int(spec.memory_mib),
         vcpus=int(spec.vcpus), domain_type=spec.domain_type, run_as=spec.run_as,
         disks=[{"path": str(d.path), "target": d.target, "format": d.format, "serial": d.serial,
-                "readonly": d.readonly} for d in spec.disks],
+                "readonly": d.readonly, "cache": d.cache} for d in spec.disks],
         console_log=str(spec.console_log), forwards=spec.forwards, netdev=netdev_arg(spec.forwards),
         mac=spec.mac, nic_slot=NIC_SLOT, uuid=spec.uuid, network=spec.network,
         nat_network=spec.nat_network,

@@ -6,13 +6,16 @@ the lab: only the guest writes to them.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import os
 import random
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.core.errors import ModelError
 from controller.core.settings import LabPaths
 from controller.model import extensions as ext_mod
 from controller.model.instance import Instance
@@ -20,7 +23,7 @@ from controller.model.jsonmap import from_json
 from controller.model.scaleset import CLOUD_CONFIG, VirtualMachineProfile
 from controller.virt import accel as accel_mod
 from controller.virt import cloudinit
-from controller.virt.domain_xml import Disk, DomainSpec, Forward, render
+from controller.virt.domain_xml import Disk, DomainSpec, Forward, cache_mode, render
 from controller.virt.hypervisor import Domain, Hypervisor
 from controller.virt.readiness import Readiness, run_as_owner, wait_ready
 from controller.virt.seed import write_seed
@@ -72,6 +75,8 @@ def ensure_data_disks(inst_dir: Path, profile: VirtualMachineProfile) -> None:
             qcow2.create_blank(path, d.diskSizeGB)
 
 
+GIB = 1 << 30
+OS_DISK_SIZE = "$.properties.virtualMachineProfile.storageProfile.osDisk.diskSizeGB"
 _NAMES = random.Random(secrets.randbits(64))  # names need to be unique, not secret: no syscall each
 
 
@@ -84,10 +89,26 @@ def os_disk_path(inst_dir: Path) -> Path:
     return inst_dir / os_disk_name()
 
 
-def create_os_disk(disk: Path, image_path: Path) -> None:
-    """A qcow2 overlay on the image version: no copy, milliseconds whatever the image size."""
+def create_os_disk(disk: Path, image_path: Path, size_gb: int | None = None) -> None:
+    """A qcow2 overlay on the image version: no copy, milliseconds whatever the image size;
+    `size_gb` (osDisk.diskSizeGB) makes it bigger than the image (the guest grows its root at boot)."""
     disk.parent.mkdir(parents=True, exist_ok=True)
-    qcow2.create_overlay(image_path, disk)
+    size = None
+    if size_gb is not None:
+        base = qcow2.virtual_size(image_path)
+        if size_gb * GIB < base:
+            raise ModelError(OS_DISK_SIZE, f"{size_gb} GB is smaller than the image ({base / GIB:g} GB)")
+        size = size_gb * GIB if size_gb * GIB > base else None
+    qcow2.create_overlay(image_path, disk, size)
+
+
+def grow_data_disks(inst_dir: Path, profile: VirtualMachineProfile) -> None:
+    """Data disks the profile makes bigger grow (never shrink); the guest's filesystem on them is its
+    own to grow, as in Azure. Only while the domain is off (qemu holds a lock on its disks)."""
+    for d in profile.storageProfile.dataDisks:
+        path = data_disk_path(inst_dir, d.lun)
+        if path.exists():
+            qcow2.grow(path, d.diskSizeGB * GIB)
 
 
 def seed_name(ci_instance_id: str) -> str:
@@ -129,7 +150,7 @@ def write_instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) ->
     docs = cloudinit.render(cloudinit.SeedSpec(
         instance_id=ci_instance_id, hostname=inst.computer_name, admin_user=osp.adminUsername,
         ssh_keys=keys, mac=mac_of(inst), runcmd=runcmd, write_files=write_files, custom_data=custom,
-        cloud_configs=cloud_configs))
+        cloud_configs=cloud_configs, grow_root=profile.storageProfile.osDisk.diskSizeGB is not None))
     return write_seed(seed_path(paths, inst, ci_instance_id), docs["user-data"], docs["meta-data"], docs["network-config"])
 
 
@@ -145,6 +166,20 @@ def domain_uuid(inst: Instance) -> str:
     return _bare_spec(inst).uuid
 
 
+@functools.cache
+def direct_io(directory: Path) -> bool:
+    """Whether files in `directory` open with O_DIRECT (libvirt's cache='none'); tmpfs says no."""
+    probe = directory / f".direct-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(probe, os.O_CREAT | os.O_RDWR | getattr(os, "O_DIRECT", 0), 0o600))
+        return hasattr(os, "O_DIRECT")
+    except OSError:
+        return False
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 def _target(i: int) -> str:
     letters = "abcdefghijklmnopqrstuvwxyz"
     return "vd" + (letters[i] if i < 26 else letters[i // 26 - 1] + letters[i % 26])
@@ -152,10 +187,12 @@ def _target(i: int) -> str:
 
 def domain_xml(paths: LabPaths, inst: Instance, os_disk: Path, seed: Path, accel: accel_mod.Accel) -> str:
     profile = typed_profile(inst)
-    disks = [Disk(os_disk, "vda")]
-    for i, d in enumerate(sorted(profile.storageProfile.dataDisks, key=lambda d: d.lun)):
+    storage = profile.storageProfile
+    direct = direct_io(paths.disks)
+    disks = [Disk(os_disk, "vda", cache=cache_mode(storage.osDisk.caching, direct))]
+    for i, d in enumerate(sorted(storage.dataDisks, key=lambda d: d.lun)):
         disks.append(Disk(data_disk_path(instance_dir(paths, inst.domain), d.lun), _target(i + 1),
-                          serial=f"lun-{d.lun}"))
+                          serial=f"lun-{d.lun}", cache=cache_mode(d.caching, direct)))
     disks.append(Disk(seed, _target(len(disks)), format="raw", readonly=True))
     spec = DomainSpec(
         name=inst.domain, home=paths.home, disks=disks, console_log=console_log(paths, inst),
