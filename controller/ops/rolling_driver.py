@@ -9,8 +9,9 @@ import aiohttp
 
 from controller.core.clock import now_iso
 from controller.model.instance import Instance
+from controller.model.modeldiff import Change
 from controller.model.scaleset import ScaleSet
-from controller.ops import commands, provision
+from controller.ops import commands, extupdate, provision
 from controller.ops.health import Monitor
 from controller.ops.lab import Lab
 from controller.state.health import HealthStore, Reading
@@ -54,3 +55,7 @@ class LibvirtDriver:
     async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]:
         readings = await commands.read_health(self.lab, ss, self._monitor(ss), insts)
         return {iid: r.state for iid, r in readings.items()}
+
+    async def update_extensions(self, inst: Instance, change: Change, timeout: float) -> Booted:
+        """An extension-only change in the running guest (extupdate.py): no new disk, no reboot."""
+        return await asyncio.to_thread(extupdate.run, self.lab, inst, change, timeout)

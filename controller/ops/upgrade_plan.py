@@ -1,7 +1,12 @@
 """Rolling-upgrade rules, pure: batch sizes, batch choice, thresholds, rollback decisions."""
 from __future__ import annotations
 
-from controller.model.scaleset import AutomaticOSUpgradePolicy, RollingUpgradePolicy
+from controller.model.instance import Instance, profile_digest
+from controller.model.scaleset import (
+    AutomaticOSUpgradePolicy,
+    RollingUpgradePolicy,
+    ScaleSet,
+)
 
 UNHEALTHY_STATES = ("Unhealthy", "Unknown")  # Initializing is waited for, not counted
 FAILED_STATES = ("Failed", "RolledBack", "RollbackFailed")  # an upgraded instance that did not succeed
@@ -55,3 +60,16 @@ def automatic_rollback(started_by: str, auto: AutomaticOSUpgradePolicy) -> bool:
     """An instance that is not healthy in time gets its old OS disk back, unless the upgrade was
     started by hand (no automatic rollback for a manual trigger) or rollback is disabled."""
     return started_by == "Platform" and not auto.disableAutomaticRollback
+
+
+def model_digest(ss: ScaleSet) -> str | None:
+    """In mode Rolling a rolling upgrade also brings instances to the latest model (Azure rolls
+    out model changes in that mode): the model's digest then, else None (the image alone)."""
+    return profile_digest(ss) if ss.properties.upgradePolicy.mode == "Rolling" else None
+
+
+def pending(insts: list[Instance], version: str, touched: dict[int, str], digest: str | None) -> list[int]:
+    """Instances the upgrade has still to do: not on `version` (or, with `digest`, not on the
+    latest model) and not yet touched by this upgrade."""
+    return [i.instance_id for i in insts if i.instance_id not in touched
+            and (i.image["version"] != version or (digest is not None and i.profile_digest != digest))]
