@@ -221,7 +221,8 @@ class Orchestrator:
         timings = {"extensions": 0.0, "health": 0.0}  # no swap, no boot
         iid = new.instance_id
         try:
-            apply_booted(new, await self.driver.update_extensions(new, extupdate.change_of(swap, new.extensions), wait))
+            change = extupdate.change_of(swap, new.extensions)  # the runs get what a boot would, a minute at least
+            apply_booted(new, await self.driver.update_extensions(new, change, max(60.0, wait)))
         except Exception as exc:  # noqa: BLE001 - a failed instance is an outcome, not a crash
             why = f"{type(exc).__name__}: {exc}"[:300]
             old = old_side(new, swap)
