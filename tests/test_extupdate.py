@@ -297,22 +297,23 @@ def statuses(base):
     return {p.stem: json.loads(p.read_text()) for p in (base / "status").glob("*.json")}
 
 
-def test_the_runner_applies_an_update_file_removes_and_counts_prerequisites_by_status(guest, tmp_path):  # noqa: F811
-    guest = runner.BASE  # the fixture's folders (tests/test_extensions.py)
+@pytest.mark.usefixtures("guest")
+def test_the_runner_applies_an_update_file_removes_and_counts_prerequisites_by_status(tmp_path):
+    base = runner.BASE  # the fixture's folders (tests/test_extensions.py)
     exts = parse(model_doc([cs("a", f"echo a >> {tmp_path}/log"), cs("b", f"echo b >> {tmp_path}/log", ["a"]),
                            cs("gone", "true")])).properties.virtualMachineProfile.extensionProfile.extensions
-    (guest / "config.json").write_text(json.dumps(ext_mod.runner_config(exts)))
-    assert runner.main([]) == 0 and (guest / "gone").is_dir()
-    update = guest / "update.json"
+    (base / "config.json").write_text(json.dumps(ext_mod.runner_config(exts)))
+    assert runner.main([]) == 0 and (base / "gone").is_dir()
+    update = base / "update.json"
     update.write_text(json.dumps(ext_mod.runner_config(exts, only=["b"],
                                                        removed=[{"name": "gone", "type": "CustomScript"}])))
     assert runner.main([str(update)]) == 0
     assert (tmp_path / "log").read_text().split() == ["a", "b", "b"]  # b ran again after a, which succeeded before
-    assert sorted(statuses(guest)) == ["a", "b"] and not (guest / "gone").exists() and not update.exists()
-    (guest / "status" / "a.json").write_text(json.dumps({"name": "a", "provisioningState": "Failed"}))
+    assert sorted(statuses(base)) == ["a", "b"] and not (base / "gone").exists() and not update.exists()
+    (base / "status" / "a.json").write_text(json.dumps({"name": "a", "provisioningState": "Failed"}))
     update.write_text(json.dumps(ext_mod.runner_config(exts, only=["b"])))
     assert runner.main([str(update)]) == 1
-    assert "prerequisite a did not succeed" in statuses(guest)["b"]["message"]
+    assert "prerequisite a did not succeed" in statuses(base)["b"]["message"]
 
 
 def test_the_update_travels_on_stdin_and_reads_back_as_the_readiness_wait(monkeypatch):
@@ -343,3 +344,23 @@ def test_the_update_travels_on_stdin_and_reads_back_as_the_readiness_wait(monkey
     assert calls[0][0] == "sudo sh -s" and secret.encode() not in calls[0][0].encode()
     assert booted.readiness.boot_id == "boot-1" and booted.readiness.cloud_init_status == "done"
     assert booted.extensions == [{"name": "a", "provisioningState": "Succeeded"}]
+
+
+@pytest.mark.usefixtures("guest")
+def test_the_health_agent_restarts_on_new_settings_and_stops_when_its_extension_goes(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "systemctl", lambda *c: calls.extend(" ".join(a) for a in c))
+    monkeypatch.setattr(runner, "HEALTH_SETTINGS", tmp_path / "health.json")
+    monkeypatch.setattr(runner, "AGENT_UNIT", tmp_path / "scaleset-health-agent.service")
+    health = {"name": "health", "properties": {**HEALTH, "settings": {"protocol": "tcp", "port": 8080}}}
+    exts = parse(model_doc([health])).properties.virtualMachineProfile.extensionProfile.extensions
+    update = runner.BASE / "update.json"
+    update.write_text(json.dumps(ext_mod.runner_config(exts, only=["health"])))
+    assert runner.main([str(update)]) == 0
+    assert json.loads(runner.HEALTH_SETTINGS.read_text()) == {"protocol": "tcp", "port": 8080}
+    assert calls[-1] == "restart scaleset-health-agent.service"  # a running agent reads its settings again
+    update.write_text(json.dumps(ext_mod.runner_config([], removed=[{"name": "health",
+                                                                     "type": "ApplicationHealthLinux"}])))
+    assert runner.main([str(update)]) == 0
+    assert "disable --now scaleset-health-agent.service" in calls
+    assert not runner.HEALTH_SETTINGS.exists() and not runner.AGENT_UNIT.exists() and statuses(runner.BASE) == {}
