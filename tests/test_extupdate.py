@@ -3,6 +3,7 @@ upgrades on it (no new OS disk, no reboot), a failed extension, a kill half-way,
 import asyncio
 import copy
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -324,6 +325,9 @@ def test_the_update_travels_on_stdin_and_reads_back_as_the_readiness_wait(monkey
     script = guestext.update_script(config, agent=False).decode()
     assert secret not in script and "umask 077" in script and "/opt/scaleset-lab/agent" not in script
     assert "/opt/scaleset-lab/agent/server.py" in guestext.update_script(config, agent=True).decode()
+    assert subprocess.run(["sh", "-n"], check=False, input=script.encode()).returncode == 0
+    cut = script[: len(script) // 2]  # a connection lost half-way: sh refuses the whole group, runs nothing
+    assert subprocess.run(["sh", "-n"], check=False, input=cut.encode(), capture_output=True).returncode != 0
     calls = []
 
     class Client:

@@ -1,6 +1,7 @@
 """An extension-only model change applied in the running guest, over SSH: no new OS disk, no reboot.
 
-One round trip: `sudo sh -s` reads a script on stdin that writes the current runner (and the
+One round trip: `sudo sh -s` reads a script on stdin (one brace group: parsed whole before any of
+it runs, so a connection lost half-way runs nothing) that writes the current runner (and the
 health agent's files when the health extension runs), writes the update's config (0600; it may
 hold protectedSettings: they travel on stdin, never on a command line), runs the runner on it
 (output to a 0600 log file, never to the console), then prints what the readiness wait prints:
@@ -45,7 +46,7 @@ def update_script(config: dict, agent: bool) -> bytes:
     parts.append(_put(UPDATE_CONFIG, json.dumps(config).encode(), "0600"))
     parts.append(f"python3 {ext_mod.GUEST_RUNNER} {UPDATE_CONFIG} >> {UPDATE_LOG} 2>&1\n")
     parts.append(f"{READINESS_PROBE}; echo {EXTRA_SEP}; {ext_mod.READ_STATUSES}\n")
-    return "".join(parts).encode()
+    return ("{\n" + "".join(parts) + "}\n").encode()  # one group: sh runs nothing of a script cut short
 
 
 def parse_update(stdout: str, started: float) -> Booted:
