@@ -2,12 +2,19 @@
 
 Shipped in the NoCloud seed and started by cloud-init (runcmd). Standard library only.
 Reads CONFIG (written 0600 by cloud-init), writes one status file per extension to
-STATUS_DIR as it goes, and exits 1 when any extension failed (cloud-init then reports the
-error too). Script output goes to files only, never to the console: it may carry secrets.
+STATUS_DIR as it goes, and exits 1 when any extension failed (the statuses say which; the
+seed's runcmd does not make it a cloud-init error). Script output goes to files only, never
+to the console: it may carry secrets.
+
+`runner.py UPDATE.json` applies an extension-only model change in the running guest (sent
+over SSH by the controller, controller/virt/guestext.py): it removes the extensions listed
+in `removed`, runs those in `extensions` (a prerequisite that is not in the file counts by
+its status file), then deletes UPDATE.json. One run at a time (a lock file).
 """
 from __future__ import annotations
 
 import base64
+import fcntl
 import gzip
 import json
 import os
@@ -127,11 +134,33 @@ def install_health_agent(ext: dict) -> tuple[bool, str]:
     HEALTH_SETTINGS.parent.mkdir(parents=True, exist_ok=True)
     HEALTH_SETTINGS.write_text(json.dumps(ext.get("settings") or {}))
     AGENT_UNIT.write_text(UNIT_TEXT)
-    for argv in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", AGENT_UNIT.name]):
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            return False, f"{' '.join(argv)} failed: {proc.stderr.strip()[-300:]}"
+    problem = systemctl(["daemon-reload"], ["enable", AGENT_UNIT.name], ["restart", AGENT_UNIT.name])
+    if problem:  # restart: new settings are read by a new agent process
+        return False, problem
     return True, f"health agent running, view on port {AGENT_PORT}"
+
+
+def systemctl(*calls: list[str]) -> str | None:
+    """Run `systemctl ARGS` for each call in turn; the first failure's message, or None."""
+    for args in calls:
+        proc = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            return f"systemctl {' '.join(args)} failed: {proc.stderr.strip()[-300:]}"
+    return None
+
+
+def remove_one(name: str, ext_type: str) -> None:
+    """An extension gone from the model: its status and work folder (its output) go; the
+    health agent is stopped and disabled, with its settings, so nothing answers on its port."""
+    if ext_type == HEALTH:
+        systemctl(["disable", "--now", AGENT_UNIT.name])
+        for path in (AGENT_UNIT, HEALTH_SETTINGS):
+            path.unlink(missing_ok=True)
+        systemctl(["daemon-reload"])
+    (STATUS_DIR / f"{name}.json").unlink(missing_ok=True)
+    workdir = BASE / name
+    if workdir.is_dir() and workdir.parent == BASE:
+        subprocess.run(["rm", "-rf", "--", str(workdir)], check=False)
 
 
 def run_one(ext: dict, timeout: float) -> bool:
@@ -157,12 +186,30 @@ def run_one(ext: dict, timeout: float) -> bool:
     return ok
 
 
-def main() -> int:
-    cfg = json.loads(CONFIG.read_text())
+def succeeded_before(name: str) -> bool:
+    try:
+        return json.loads((STATUS_DIR / f"{name}.json").read_text()).get("provisioningState") == "Succeeded"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    path = Path(argv[0]) if argv else CONFIG
+    BASE.mkdir(parents=True, exist_ok=True)
+    with open(BASE / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # an update killed half-way may still run: wait for it
+        return run_config(path)
+
+
+def run_config(path: Path) -> int:
+    cfg = json.loads(path.read_text())
     timeout = float(cfg.get("timeoutSeconds", 600))
+    for gone in cfg.get("removed") or []:
+        remove_one(gone["name"], gone["type"])
     result: dict[str, bool] = {}
     for ext in cfg["extensions"]:  # already in dependency order
-        failed = [d for d in ext.get("provisionAfterExtensions") or [] if not result.get(d)]
+        failed = [d for d in ext.get("provisionAfterExtensions") or []
+                  if not (result[d] if d in result else succeeded_before(d))]
         if failed:
             result[ext["name"]] = False
             write_status(ext, provisioningState="Failed", startTime=None, endTime=now(), exitCode=None,
@@ -171,7 +218,10 @@ def main() -> int:
             result[ext["name"]] = run_one(ext, timeout)
         print(f"scaleset-lab extension {ext['name']}: {'Succeeded' if result[ext['name']] else 'Failed'}",
               flush=True)
-    forget_secrets(cfg)
+    if path == CONFIG:
+        forget_secrets(cfg)
+    else:  # an update's file is needed once
+        path.unlink(missing_ok=True)
     return 0 if all(result.values()) else 1
 
 
@@ -187,4 +237,4 @@ def forget_secrets(cfg: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -25,8 +25,11 @@ class Killed(BaseException):
 
 
 class FakeDriver:
-    def __init__(self, bad_versions=(), boot_fails_versions=(), kill_at: str | None = None, kill_nth: int = 1):
+    def __init__(self, bad_versions=(), boot_fails_versions=(), kill_at: str | None = None, kill_nth: int = 1,
+                 failing_extensions=()):
         self.bad_versions, self.boot_fails_versions = set(bad_versions), set(boot_fails_versions)
+        self.failing_extensions = set(failing_extensions)  # names whose in-place run fails
+        self.ran_in_place: list[tuple[int, list[str], list[str]]] = []  # (instance, run, removed)
         self.kill_at, self.kill_nth = kill_at, kill_nth
         self.attached_disks: dict[str, str] = {}
         self.steps: list[tuple[str, int]] = []
@@ -92,6 +95,20 @@ class FakeDriver:
             return None
         return f"the fake host holds {self.room} more"
 
+    async def update_extensions(self, inst: Instance, change, timeout: float) -> vm.Booted:
+        """The runner in the guest, scripted: the same boot id (no reboot), statuses as it writes them."""
+        self._step("extensions", inst)
+        await asyncio.sleep(0)
+        with self._vm_side():
+            self.ran_in_place.append((inst.instance_id, list(change.run), [r["name"] for r in change.removed]))
+            gone = {r["name"] for r in change.removed}
+            old = {s["name"]: s for s in inst.extensions if s["name"] not in gone}
+            for name in change.run:
+                old[name] = {"name": name, "message": "ran in place", "provisioningState":
+                             "Failed" if name in self.failing_extensions else "Succeeded"}
+            return vm.Booted(Readiness("done", inst.boot_id or "boot-0", {"version": inst.image["version"]}, {}),
+                             [old[n] for n in sorted(old)])
+
     def state_of(self, inst: Instance) -> str:
         disk = self.attached_disks.get(inst.domain)
         if disk != inst.os_disk:
@@ -125,7 +142,9 @@ def make_scale_set(lab: Lab, doc: dict, driver: FakeDriver, version: str) -> lis
     out = []
     for iid in range(ss.sku.capacity):
         inst = plan_instance(lab, ss, iid, image)
-        inst.provisioning_state = "Succeeded"
+        inst.provisioning_state, inst.boot_id = "Succeeded", f"boot-{iid}"
+        inst.extensions = [{"name": e.name, "provisioningState": "Succeeded"}
+                           for e in ss.properties.virtualMachineProfile.extensionProfile.extensions]
         for p in (inst.os_disk, inst.seed, str(inst.dir / "data-lun0.qcow2")):
             Path(p).parent.mkdir(parents=True, exist_ok=True)
             Path(p).write_bytes(b"data" if "data" in p else b"disk")

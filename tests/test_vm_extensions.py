@@ -1,9 +1,12 @@
 """VM tier: extensions in dependency order, and the expired-credential story of the documents:
 a payload URL's token expires, a new version's first batch fails its extension and the upgrade
-stops; a new token in the model and `update-instances '*'` repair every instance."""
+stops; a new token in the model and `update-instances '*'` repair every instance. Then an
+extension's settings change applied in place: no new OS disk, no reboot."""
 import asyncio
+import hashlib
 import json
 import os
+import secrets
 import threading
 import time
 
@@ -16,6 +19,7 @@ from controller.ops.lab import Lab
 from controller.ops.rolling import Orchestrator, start_upgrade
 from controller.ops.rolling_driver import LibvirtDriver
 from controller.ops.upgrade_plan import UPGRADED
+from controller.virt import guestext
 from tests.vmfixtures import O, P
 
 pytestmark = [
@@ -130,3 +134,37 @@ def test_expired_token_fails_the_first_batch_and_update_instances_repairs(lab, g
     logs = "".join(p.read_text(errors="replace") for p in (lab.paths.home / "logs").glob("*"))
     for text in (printed.out, printed.err, logs):
         assert secret_sig not in text and "sig=" not in text
+
+
+def test_an_extension_change_is_applied_in_place_without_a_reboot(lab, capsys):
+    secret = f"in-place-{secrets.token_hex(8)}"
+    before = {i.instance_id: i for i in lab.instances.list(NAME)}
+    first = {i: sh(lab, i, "cat /var/tmp/ext-first") for i in before}
+    boot_ids = {i: sh(lab, i, "cat /proc/sys/kernel/random/boot_id").strip() for i in before}
+    script = f"echo {secret} | sha256sum | cut -c1-16 > /var/tmp/in-place; echo in-place-ran"
+    assert cli(["extension", "set", "--vmss-name", NAME, "--name", "CustomScript", "--publisher", CS["publisher"],
+                "--extension-instance-name", "third", "--provision-after-extensions", "second",
+                "--settings", '{"timestamp": 2}', "--protected-settings", json.dumps({"commandToExecute": script})]) == 0
+    t0 = time.monotonic()
+    assert cli(["update-instances", "-n", NAME, "--instance-ids", "*"]) == 0
+    print(f"in-place update of {len(before)} instances: {time.monotonic() - t0:.1f} s")
+    ss = lab.models.get(NAME)
+    want = hashlib.sha256(f"{secret}\n".encode()).hexdigest()[:16]
+    for inst in lab.instances.list(NAME):
+        i = inst.instance_id
+        assert inst.provisioning_state == "Succeeded", inst.error
+        assert (inst.os_disk, inst.seed) == (before[i].os_disk, before[i].seed)  # no new OS disk
+        assert inst.boot_id == boot_ids[i] == sh(lab, i, "cat /proc/sys/kernel/random/boot_id").strip()
+        assert sh(lab, i, "cat /var/tmp/in-place").strip() == want  # the new settings ran
+        assert sh(lab, i, "cat /var/tmp/ext-first") == first[i]  # an unchanged extension did not run again
+        assert views.latest_model_applied(ss, inst)
+        third = {e["name"]: e for e in views.instance_view(ss, inst, "running")["extensions"]}["third"]
+        assert third["statuses"][0]["code"] == "ProvisioningState/succeeded"
+        assert "in-place-ran" in third["statuses"][0]["message"]
+    guest_files = sh(lab, 0, f"ls {guestext.UPDATE_CONFIG} 2>&1; cat {guestext.UPDATE_LOG}")
+    assert "No such file" in guest_files and secret not in guest_files  # the update's config is gone
+    assert cli(["show", "-n", NAME]) == 0 and cli(["get-instance-view", "-n", NAME, "--instance-id", "*"]) == 0
+    printed = capsys.readouterr()
+    logs = "".join(p.read_text(errors="replace") for p in (lab.paths.home / "logs").glob("*"))
+    for text in (printed.out, printed.err, logs):
+        assert secret not in text

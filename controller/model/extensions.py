@@ -39,14 +39,16 @@ def ordered(exts: list[Extension]) -> list[Extension]:
     return [by_name[n] for n in done]
 
 
-def runner_config(exts: list[Extension], timeout_seconds: int = 600) -> dict:
-    """The runner's config.json (it carries protectedSettings: written 0600, seed only)."""
-    return {"timeoutSeconds": timeout_seconds, "extensions": [
+def runner_config(exts: list[Extension], timeout_seconds: int = 600, only: list[str] | None = None,
+                  removed: list[dict] | None = None) -> dict:
+    """The runner's config (it carries protectedSettings: 0600 in the seed, or stdin over SSH);
+    `only`: the names to run (an in-place update), `removed`: {"name", "type"} to remove."""
+    return {"timeoutSeconds": timeout_seconds, "removed": removed or [], "extensions": [
         {"name": e.name, "publisher": e.properties.publisher, "type": e.properties.type,
          "typeHandlerVersion": e.properties.typeHandlerVersion, "settings": e.properties.settings,
          "protectedSettings": e.properties.protectedSettings or {},
          "provisionAfterExtensions": e.properties.provisionAfterExtensions}
-        for e in ordered(exts)]}
+        for e in ordered(exts) if only is None or e.name in only]}
 
 
 READ_STATUSES = (f"sudo sh -c 'for f in {GUEST_STATUS}/*.json; do [ -e \"$f\" ] && cat \"$f\" && echo; done; true'")

@@ -53,7 +53,7 @@ def applied_profile(ss: ScaleSet, version: str) -> dict:
     vm["storageProfile"]["imageReference"]["version"] = version
     ls = ss.properties.labSettings
     return {"vm": vm, "requestedVersion": requested, "vcpus": ls.vcpus, "memoryMiB": ls.memoryMiB,
-            "network": ls.network}
+            "network": ls.network, "sku": ss.sku.name}
 
 
 def guest_ports(ss: ScaleSet) -> list[int]:
@@ -96,7 +96,7 @@ class Instance:
     update_domain: int
     fault_domain: int
     profile: dict           # applied model: {"vm": profile, image version resolved; "requestedVersion",
-                            #                 "vcpus", "memoryMiB", "network"}
+                            #                 "vcpus", "memoryMiB", "network", "sku"}
     profile_digest: str
     os_disk: str
     seed: str

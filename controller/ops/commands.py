@@ -14,13 +14,16 @@ from controller.core.errors import ModelError
 from controller.core.txn import transaction
 from controller.model.instance import (
     Instance,
+    applied_profile,
     domain_name,
     plan_capacity,
+    profile_digest,
     resolve_ids,
     set_action_targets,
 )
 from controller.model.scaleset import ScaleSet, parse
 from controller.model.setpath import set_path
+from controller.ops import extupdate
 from controller.ops.health import Monitor
 from controller.ops.lab import Lab
 from controller.ops.provision import (
@@ -170,7 +173,9 @@ def _swap(lab: Lab, ss: ScaleSet, targets: list[Instance], kind: str, to_model: 
         return verified[key]
 
     paths = [model_image.path if model_image else image_of(inst) for inst in targets]
-    news = [target_of(lab, ss, inst, to_model, model_image) for inst in targets]
+    applied = (applied_profile(ss, model_image.version), profile_digest(ss)) if model_image else None
+    news = [(applied and extupdate.in_place_target(inst, applied))  # an extension-only change: in place
+            or target_of(lab, ss, inst, to_model, model_image, applied) for inst in targets]
     with transaction(lab.db):
         swaps = lab.journal.begin_many(kind, list(zip(targets, news, strict=True)))
         lab.instances.set_state(ss.name, [i.instance_id for i in targets], "Updating")
@@ -187,7 +192,8 @@ def reimage(lab: Lab, name: str, ids: list[str] | None, on_instance: bool = Fals
 
 
 def update_instances(lab: Lab, name: str, ids: list[str] | None, update_domain: int | None = None) -> list[Instance]:
-    """Manual upgrade: bring the named instances (or one update domain) to the latest model."""
+    """Manual upgrade: bring the named instances (or one update domain) to the latest model: an
+    extension-only difference in place (extupdate.py), any other on a new OS disk."""
     ss = prepare(lab, name)
     insts = set_action_targets(lab.instances.list(ss.name), ids)
     if update_domain is not None:

@@ -25,6 +25,7 @@ from controller.model.instance import (
     profile_digest,
 )
 from controller.model.scaleset import ScaleSet
+from controller.ops import extupdate
 from controller.ops.lab import Lab
 from controller.state.health import HealthStore
 from controller.state.journal import (
@@ -143,7 +144,10 @@ def apply_booted(inst: Instance, booted: vm.Booted) -> Instance:
 # -- one new OS disk, end to end ----------------------------------------------------------------
 async def bring_up(lab: Lab, swap: Swap, new: Instance, image_path: Path, timeout: float = BOOT_TIMEOUT) -> Instance:
     """Write the new disk, switch the domain to it, wait for cloud-init, settle on it.
-    A disk that never boots leaves the instance Failed on it (no automatic rollback here)."""
+    A disk that never boots leaves the instance Failed on it (no automatic rollback here).
+    An in-place swap re-runs the changed extensions instead (update_in_place)."""
+    if swap.in_place:
+        return await update_in_place(lab, swap, new, timeout)
     try:
         await asyncio.to_thread(write_disks, lab, new, image_path)
         started = await asyncio.to_thread(switch, lab, new)
@@ -164,6 +168,22 @@ async def bring_up(lab: Lab, swap: Swap, new: Instance, image_path: Path, timeou
             settle_old(lab.db, lab.journal, swap, old, new.error)
             return old
     settle_new(lab.db, lab.journal, swap, new)
+    return new
+
+
+async def update_in_place(lab: Lab, swap: Swap, new: Instance, timeout: float = BOOT_TIMEOUT) -> Instance:
+    """An extension-only change (extupdate.py): settled on the model with the statuses the guest
+    reports (a failed extension: Failed, as at first boot); a guest that cannot be reached keeps
+    its old profile, Failed, and the next update-instances tries again."""
+    try:
+        change = extupdate.change_of(swap, new.extensions)
+        booted = await asyncio.to_thread(extupdate.run, lab, new, change, timeout)
+    except Exception as exc:  # noqa: BLE001 - any failure is the instance's state, not a crash
+        old = old_side(new, swap)
+        old.provisioning_state, old.error = "Failed", f"extensions not updated in place: {type(exc).__name__}: {exc}"
+        settle_old(lab.db, lab.journal, swap, old, old.error)
+        return old
+    settle_new(lab.db, lab.journal, swap, apply_booted(new, booted))
     return new
 
 
@@ -204,7 +224,7 @@ async def finish_orphan(lab: Lab, swap: Swap, inst: Instance) -> Instance:
     lab.journal.claim(swap)
     attached = attached_os_disk(lab.hv, inst.domain)
     new = new_side(inst, swap)
-    if swap.kind in ("create", "surge") or attached == swap.new_os_disk:
+    if swap.kind in ("create", "surge") or swap.in_place or attached == swap.new_os_disk:
         image = lab.image(new.image)
         return await bring_up(lab, swap, new, image.path)
     old = old_side(inst, swap)
@@ -236,7 +256,8 @@ async def settle_orphan(lab: Lab, swap: Swap) -> str:
         done = await finish_orphan(lab, swap, inst)
     except LabError as exc:
         return f"{what} could not be finished: {exc}"
-    return f"{what} {'completed' if done.os_disk == swap.new_os_disk else 'undone'}"
+    finished = (done.os_disk, done.profile_digest) == (swap.new_os_disk, swap.new_digest)
+    return f"{what} {'completed' if finished else 'undone'}"
 
 
 async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:

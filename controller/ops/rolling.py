@@ -15,7 +15,9 @@ from controller.core.procs import process_tag
 from controller.core.txn import transaction
 from controller.model.instance import Instance, applied_profile, profile_digest
 from controller.model.jsonmap import from_json, parse_duration, to_json
+from controller.model.modeldiff import Change
 from controller.model.scaleset import RollingUpgradePolicy, ScaleSet
+from controller.ops import extupdate
 from controller.ops import upgrade_plan as plan
 from controller.ops.lab import Lab
 from controller.ops.outcome import Outcome
@@ -46,6 +48,7 @@ class Driver(Protocol):
     async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]: ...
     async def remove(self, inst: Instance) -> None: ...  # domain, disks, leases (MaxSurge)
     def surge_refusal(self, ss: ScaleSet, count: int) -> str | None: ...  # why `count` more guests do not fit
+    async def update_extensions(self, inst: Instance, change: Change, timeout: float) -> Booted: ...
 
 
 def start_upgrade(lab: Lab, ss: ScaleSet, started_by: str, owned: bool = True) -> Upgrade:
@@ -93,8 +96,7 @@ class Orchestrator:
             ss = self.lab.models.get(up.scale_set, self._model)
             live = self._sets.setdefault(ss.name, LiveSet(self.lab.instances, ss.name))
             insts = live.instances()
-            touched = self.store.states(up)
-            pending = plan.pending(insts, up.target["version"], touched)
+            pending = plan.pending(insts, up.target["version"], self.store.states(up), plan.model_digest(ss))
             if not pending:
                 self.store.finish(up, "Completed")
                 self.say("upgrade Completed")
@@ -132,15 +134,17 @@ class Orchestrator:
         image = self.lab.image(up.target, verify=up.id not in self._verified)  # sha256 once per upgrade
         self._verified.add(up.id)
         self._mode = {"mode": "InPlace"}
-        if policy.maxSurge:
+        applied = (applied_profile(ss, image.version), profile_digest(ss))
+        in_place = [extupdate.in_place_target(inst, applied) for inst in insts]  # extension-only changes
+        if policy.maxSurge and None in in_place:  # no new instances for what changes in the running guests
             refusal = self.driver.surge_refusal(ss, len(insts))
             if refusal is None:
                 self._mode = {"mode": "MaxSurge"}
                 return await self.surge.batch(up, ss, insts, image)
             self._mode["fallback"] = f"MaxSurge: no room for {len(insts)} more instances: {refusal}"
             self.say(f"batch {number}: {self._mode['fallback']}; upgrading in place")
-        applied = (applied_profile(ss, image.version), profile_digest(ss))
-        news = [target_of(self.lab, ss, inst, True, image, applied) for inst in insts]
+        news = [target or target_of(self.lab, ss, inst, True, image, applied)
+                for inst, target in zip(insts, in_place, strict=True)]
         with transaction(self.lab.db):  # the whole batch is recorded before any step is taken
             swaps = self.lab.journal.begin_many("rolling", list(zip(insts, news, strict=True)))
             self.lab.instances.set_state(ss.name, [i.instance_id for i in insts], "Updating")
@@ -179,6 +183,8 @@ class Orchestrator:
                            switched: bool = False, wait: float | None = None) -> Outcome:
         if wait is None:
             wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
+        if swap.in_place:
+            return await self._in_place(up, ss, swap, new, wait)
         t0 = time.monotonic()
         deadline = t0 + wait
         timings = {"swap": 0.0, "boot": 0.0, "health": 0.0}
@@ -214,6 +220,42 @@ class Orchestrator:
             self.store.set_instance(up, iid, state, why, timings)
             return Outcome(iid, state, timings, saved=saved)
         return Outcome(iid, "Failed", timings, unsettled=(swap, new))  # settled at the end of the batch
+
+    async def _in_place(self, up: Upgrade, ss: ScaleSet, swap: Swap, new: Instance, wait: float) -> Outcome:
+        """An extension-only change (extupdate.py): the changed extensions re-run in the running
+        guest, then the health wait. There is no old OS disk to roll back to: a failed extension
+        or an unhealthy instance stays Failed on the model (a failed upgraded instance); a guest
+        that cannot be reached keeps its old profile, Failed."""
+        t0 = time.monotonic()
+        timings = {"extensions": 0.0, "health": 0.0}  # no swap, no boot
+        iid = new.instance_id
+        try:
+            change = extupdate.change_of(swap, new.extensions)  # the runs get what a boot would, a minute at least
+            apply_booted(new, await self.driver.update_extensions(new, change, max(60.0, wait)))
+        except Exception as exc:  # noqa: BLE001 - a failed instance is an outcome, not a crash
+            why = f"{type(exc).__name__}: {exc}"[:300]
+            old = old_side(new, swap)
+            old.provisioning_state, old.error = "Failed", f"extensions not updated in place: {why}"
+            settle_old(self.lab.db, self.lab.journal, swap, old, old.error)
+            timings["extensions"] = round(time.monotonic() - t0, 3)
+            self.store.set_instance(up, iid, "Failed", why, timings)
+            self.say(f"instance {iid}: extensions not updated in place ({why})")
+            return Outcome(iid, "Failed", timings, saved=old)
+        t1 = time.monotonic()
+        healthy, why = False, new.error or ""
+        if new.provisioning_state == "Succeeded":
+            healthy, why = await self._wait_healthy(ss, new, t0 + wait)
+            if not healthy:
+                new.provisioning_state, new.error = "Failed", f"not healthy within {int(wait)} s: {why}"
+        timings = {"extensions": round(t1 - t0, 3), "health": round(time.monotonic() - t1, 3)}
+        if healthy:
+            await self.commits.write(self._settle_many, (up, swap, new, timings))
+        else:
+            settle_new(self.lab.db, self.lab.journal, swap, new)
+            self.store.set_instance(up, iid, "Failed", why, timings)
+        self.say(f"instance {iid}: {'Succeeded' if healthy else 'Failed'} in place (extensions "
+                 f"{timings['extensions']:.1f} s, health {timings['health']:.1f} s)")
+        return Outcome(iid, "Succeeded" if healthy else "Failed", timings, saved=new)
 
     def _settle_many(self, items: list[tuple[Upgrade, Swap, Instance, dict]]) -> None:
         """Healthy instances that finished together: on their new disks, Succeeded (one commit)."""

@@ -10,8 +10,9 @@ import aiohttp
 
 from controller.core.clock import now_iso
 from controller.model.instance import Instance
+from controller.model.modeldiff import Change
 from controller.model.scaleset import ScaleSet
-from controller.ops import commands, provision
+from controller.ops import commands, extupdate, provision
 from controller.ops.health import Monitor
 from controller.ops.lab import Lab
 from controller.ops.upgrade_plan import surge_refusal
@@ -66,3 +67,7 @@ class LibvirtDriver:
         limit = os.environ.get("SCALESET_MAX_GUESTS")
         return surge_refusal(count, ss.properties.labSettings.memoryMiB, self.lab.hv.active_count(),
                              int(limit) if limit and limit.isdigit() else None, self.lab.hv.available_mib())
+
+    async def update_extensions(self, inst: Instance, change: Change, timeout: float) -> Booted:
+        """An extension-only change in the running guest (extupdate.py): no new disk, no reboot."""
+        return await asyncio.to_thread(extupdate.run, self.lab, inst, change, timeout)

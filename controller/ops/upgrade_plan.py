@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from controller.model.instance import Instance, unprotected
-from controller.model.scaleset import AutomaticOSUpgradePolicy, RollingUpgradePolicy
+from controller.model.instance import Instance, profile_digest, unprotected
+from controller.model.scaleset import (
+    AutomaticOSUpgradePolicy,
+    RollingUpgradePolicy,
+    ScaleSet,
+)
 
 UNHEALTHY_STATES = ("Unhealthy", "Unknown")  # Initializing is waited for, not counted
 FAILED_STATES = ("Failed", "RolledBack", "RollbackFailed")  # an upgraded instance that did not succeed
@@ -22,12 +26,6 @@ def batch_size(total: int, percent: int) -> int:
 def exceeds(count: int, total: int, percent: int) -> bool:
     """More than `percent` % (integer arithmetic: 1 of 5 is 20 %, not more than 20 %)."""
     return total > 0 and count * 100 > percent * total
-
-
-def pending(insts: list[Instance], version: str, touched: Collection[int]) -> list[int]:
-    """Instances the upgrade still has to bring to `version`: not touched yet, not protected from
-    scale-set actions (those are skipped: an upgrade completes without them)."""
-    return [i.instance_id for i in unprotected(insts) if i.image["version"] != version and i.instance_id not in touched]
 
 
 def next_batch(pending: list[int], health: dict[int, str], size: int, prioritize_unhealthy: bool) -> list[int]:
@@ -79,3 +77,17 @@ def automatic_rollback(started_by: str, auto: AutomaticOSUpgradePolicy) -> bool:
     """An instance that is not healthy in time gets its old OS disk back, unless the upgrade was
     started by hand (no automatic rollback for a manual trigger) or rollback is disabled."""
     return started_by == "Platform" and not auto.disableAutomaticRollback
+
+
+def model_digest(ss: ScaleSet) -> str | None:
+    """In mode Rolling a rolling upgrade also brings instances to the latest model (Azure rolls
+    out model changes in that mode): the model's digest then, else None (the image alone)."""
+    return profile_digest(ss) if ss.properties.upgradePolicy.mode == "Rolling" else None
+
+
+def pending(insts: list[Instance], version: str, touched: Collection[int], digest: str | None = None) -> list[int]:
+    """Instances the upgrade has still to do: not on `version` (or, with `digest`, not on the
+    latest model), not yet touched by this upgrade, and not protected from scale-set actions
+    (those are skipped: an upgrade completes without them)."""
+    return [i.instance_id for i in unprotected(insts) if i.instance_id not in touched
+            and (i.image["version"] != version or (digest is not None and i.profile_digest != digest))]

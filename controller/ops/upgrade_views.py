@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import time
 
+from controller.core.errors import ModelError
 from controller.model.armid import group_of, vmss_id
-from controller.ops import upgrade_plan as plan
 from controller.ops.lab import Lab
-from controller.ops.upgrade_plan import FAILED_STATES
+from controller.ops.upgrade_plan import FAILED_STATES, model_digest
+from controller.ops.upgrade_plan import pending as plan_pending
 from controller.state.upgrades import Upgrade, UpgradeStore
 
 TYPE = "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades"
 
 
 def progress(lab: Lab, up: Upgrade, rows: list[dict]) -> dict:
-    touched = {r["instanceId"] for r in rows}
-    pending = plan.pending(lab.instances.list(up.scale_set), up.target["version"], touched)
+    touched = {r["instanceId"]: r["state"] for r in rows}
+    try:
+        digest = model_digest(lab.models.get(up.scale_set))
+    except ModelError:  # a model that does not read: the image alone
+        digest = None
+    pending = plan_pending(lab.instances.list(up.scale_set), up.target["version"], touched, digest)
     return {"successfulInstanceCount": sum(r["state"] == "Succeeded" for r in rows),
             "failedInstanceCount": sum(r["state"] in FAILED_STATES for r in rows),
             "inProgressInstanceCount": sum(r["state"] == "InProgress" for r in rows),

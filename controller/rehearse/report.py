@@ -10,7 +10,7 @@ from pathlib import Path
 from controller.core.files import atomic_write
 from controller.rehearse.runner import Outcome
 
-PARTS = ("swap", "boot", "health", "rollback")
+PARTS = ("swap", "boot", "extensions", "health", "rollback")
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
 h1 .verdict { padding: .1em .5em; border-radius: 4px; color: #fff; }
@@ -26,7 +26,7 @@ td:nth-child(2), td:last-child { overflow-wrap: anywhere; } .steps td:nth-child(
 .lane-label { position: absolute; left: -9em; width: 8.5em; font-size: 12px; white-space: nowrap; overflow: hidden; }
 .seg { position: absolute; top: 0; bottom: 0; min-width: 2px; color: #fff; font-size: 11px; overflow: hidden;
        white-space: nowrap; padding-left: 2px; box-sizing: border-box; }
-.seg-swap { background: #6a4fb3; } .seg-boot { background: #1565c0; } .seg-health { background: #2e7d32; }
+.seg-swap { background: #6a4fb3; } .seg-boot { background: #1565c0; } .seg-extensions { background: #00838f; } .seg-health { background: #2e7d32; }
 .seg-rollback { background: #c62828; }
 .event { position: absolute; top: 0; bottom: 0; border-left: 2px dashed #e65100; }
 .event span { position: absolute; top: -1.3em; left: 2px; font-size: 11px; color: #e65100; white-space: nowrap; }

@@ -6,6 +6,9 @@
     done      the new disk booted and the instance row points at it; old disk deleted
     aborted   the swap was undone (or rolled back); new disk deleted, old disk in place
 
+An extension-only update in place (ops/extupdate.py) is journalled the same way, with the same
+disk and seed on both sides: `prepared`, then `done` (or `aborted`: the old profile kept).
+
 The old OS disk is deleted only once its instance is settled on the new one, so a
 killed process leaves either the old disk or the new one attached, and `repair()` finishes
 the job. Data disks are never opened: only the domain definition names them.
@@ -44,6 +47,11 @@ class Swap:
     new_digest: str
     owner: str
     error: str | None = None
+
+    @property
+    def in_place(self) -> bool:
+        """An extension-only update (ops/extupdate.py): the instance keeps its OS disk and seed."""
+        return self.new_os_disk == self.old_os_disk
 
 
 def _swap(db: sqlite3.Connection, r: sqlite3.Row) -> Swap:
@@ -130,7 +138,7 @@ class SwapJournal:
         rows = self.db.execute(
             "SELECT old_os_disk, old_seed FROM disk_swaps WHERE scale_set=? AND phase='done' AND "
             "old_os_disk IS NOT new_os_disk UNION ALL SELECT new_os_disk, new_seed FROM disk_swaps "
-            "WHERE scale_set=? AND phase='aborted'", (scale_set, scale_set))
+            "WHERE scale_set=? AND phase='aborted' AND old_os_disk IS NOT new_os_disk", (scale_set, scale_set))
         return [p for r in rows for p in r if p]
 
     def take_over(self, scale_set: str) -> None:
@@ -202,4 +210,5 @@ def settle_old(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: I
     with transaction(db):
         InstanceStore(db).save(inst)
         journal.set_phase(swap, "aborted", error)
-    remove_files(swap.new_os_disk, swap.new_seed)
+    if not swap.in_place:  # in place, the "new" disk is the one the instance keeps
+        remove_files(swap.new_os_disk, swap.new_seed)

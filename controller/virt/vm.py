@@ -140,7 +140,7 @@ def write_instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) ->
             {"path": ext_mod.GUEST_CONFIG, "permissions": "0600", "encoding": "b64",
              "content": base64.b64encode(json.dumps(config).encode()).decode()},
         ]
-        runcmd = [f"python3 {ext_mod.GUEST_RUNNER}"]
+        runcmd = [f"python3 {ext_mod.GUEST_RUNNER} || true"]  # a failed extension is its status, not cloud-init's
         if any(e.properties.type == "ApplicationHealthLinux" for e in exts):
             write_files += [{"path": f"{ext_mod.GUEST_AGENT_HOME}/agent/{f.name}", "permissions": "0644",
                              "content": f.read_text()} for f in ext_mod.agent_sources()]

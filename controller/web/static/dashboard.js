@@ -226,7 +226,7 @@
     }
     const lane = (row, label, title) => {
       let x = row.startSeconds || 0, segs = "";
-      for (const part of ["swap", "boot", "health", "rollback"]) {
+      for (const part of ["swap", "boot", "extensions", "health", "rollback"]) {
         const w = row.timings[part];
         if (w == null) continue;
         segs += `<span class="seg seg-${part}" style="--x:${at(x)};--w:${at(w)}" title="${part} ${secs(w)}">${part} ${secs(w)}</span>`;
@@ -272,7 +272,7 @@
       `<div class="gates">${gates}</div><div class="timeline" id="timeline"><div class="axis" aria-hidden="true">` +
       `${[0, 0.25, 0.5, 0.75, 1].map((f) => `<span>${(f * total).toFixed(1)} s</span>`).join("")}</div>` +
       `${lanes || "<p>No batch yet.</p>"}</div>` +
-      `<ul class="legend"><li class="seg-swap">swap</li><li class="seg-boot">boot</li><li class="seg-health">health</li>` +
+      `<ul class="legend"><li class="seg-swap">swap</li><li class="seg-boot">boot</li><li class="seg-extensions">extensions (in place)</li><li class="seg-health">health</li>` +
       `<li class="seg-rollback">rollback</li><li class="seg-running">in progress</li></ul>`;
   }
   function renderHistory(items) {
