@@ -23,7 +23,8 @@ def model(capacity=5, **policy) -> dict:
     auto = {k: policy.pop(k) for k in list(policy) if k in ("enableAutomaticOSUpgrade", "disableAutomaticRollback")}
     return {"name": "web", "sku": {"capacity": capacity}, "properties": {
         "upgradePolicy": {"mode": "Automatic", "rollingUpgradePolicy": policy,
-                          "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True, **auto}},
+                          "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True, "useRollingUpgradePolicy": True,
+                                                       **auto}},
         "labSettings": {"healthWaitTimeout": "PT0S", "autoUpgradeDelay": "PT30S"},
         "virtualMachineProfile": {
             "storageProfile": {"imageReference": {"publisher": P, "offer": O, "sku": S, "version": "latest"},

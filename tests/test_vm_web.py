@@ -27,7 +27,7 @@ ARTIFACTS = Path(os.environ.get("SCALESET_ARTIFACTS", REPO / "artifacts")) / "we
 @pytest.fixture(scope="module")
 def served(vm_lab, v1, v2, tmp_path_factory):
     lab = Lab.open()
-    ops.create(lab, app_model(NAME, COUNT, "web", v1.version, {"mode": "Rolling"}, {"healthWaitTimeout": "PT3M"}))
+    ops.create(lab, app_model(NAME, COUNT, "web", v1.version, {"mode": "Manual"}, {"healthWaitTimeout": "PT3M"}))
     try:
         with controller_process(tmp_path_factory.mktemp("controller") / "controller.log", lab.paths):
             link = subprocess.run([sys.executable, "-m", "controller.cli", "dashboard", "--no-browser"], cwd=REPO,

@@ -51,13 +51,16 @@ class Driver(Protocol):
     async def update_extensions(self, inst: Instance, change: Change, timeout: float) -> Booted: ...
 
 
-def start_upgrade(lab: Lab, ss: ScaleSet, started_by: str, owned: bool = True) -> Upgrade:
-    """Record a new attempt towards the newest version the model allows (one at a time)."""
+def start_upgrade(lab: Lab, ss: ScaleSet, started_by: str, owned: bool = True,
+                  model_change: bool = False) -> Upgrade:
+    """Record a new attempt towards the newest version the model allows (one at a time);
+    `model_change`: the controller applies a changed model (modes Automatic and Rolling)."""
     image = lab.resolve_image(ss, verify=True)
     ref = ss.properties.virtualMachineProfile.storageProfile.imageReference
     target = {"publisher": ref.publisher, "offer": ref.offer, "sku": ref.sku, "version": image.version}
     up_policy = ss.properties.upgradePolicy
-    return UpgradeStore(lab.db).start(ss.name, started_by, target, to_json(up_policy.rollingUpgradePolicy),
+    policy = plan.upgrade_policy(ss, started_by, model_change)
+    return UpgradeStore(lab.db).start(ss.name, started_by, target, to_json(policy),
                                       plan.automatic_rollback(started_by, up_policy.automaticOSUpgradePolicy),
                                       owner=process_tag() if owned else None)
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from controller.core.errors import LabError, ModelError
-from controller.model.instance import unprotected
+from controller.model.instance import profile_digest, unprotected
 from controller.model.jsonmap import parse_duration
 from controller.model.scaleset import ScaleSet
 from controller.model.versions import parse_version
@@ -46,6 +46,7 @@ class Controller:
         self.broken: dict[str, str] = {}  # scale sets whose model does not read -> why (said once)
         self.watched: dict[str, float] = {}  # scale set -> when a viewer last asked for live health
         self.health_polls: dict[str, tuple[float, asyncio.Task]] = {}
+        self.models_applied: dict[str, str] = {}  # scale set -> the model digest last rolled out by itself
 
     def due_version(self, ss: ScaleSet) -> str | None:
         """The version an automatic upgrade should start for now, if any."""
@@ -82,6 +83,21 @@ class Controller:
             self.waiting.pop(ss.name, None)
             return latest.version
         return None
+
+    def model_changed(self, ss: ScaleSet) -> bool:
+        """Modes Automatic and Rolling: some instance is not on the model, and no command is
+        changing instances. Each model is rolled out once by the controller: one that did not
+        reach every instance waits for update-instances or rolling-upgrade start."""
+        if ss.properties.upgradePolicy.mode == "Manual":
+            return False
+        digest = profile_digest(ss)
+        if self.models_applied.get(ss.name) == digest or self.lab.journal.busy(ss.name):
+            return False
+        behind = [i for i in unprotected(self.lab.instances.list(ss.name)) if i.profile_digest != digest]
+        if not behind:
+            return False
+        self.models_applied[ss.name] = digest
+        return True
 
     def drive(self, name: str, up) -> asyncio.Task:
         """Run the upgrade `up` of scale set `name` in this loop (the API starts them here too)."""
@@ -145,6 +161,12 @@ class Controller:
         if self.due_version(ss):
             up = start_upgrade(self.lab, ss, "Platform")
             self.say(f"{ss.name}: automatic OS upgrade {up.id} to {up.target['version']} started")
+            self.drive(ss.name, up)
+        elif self.model_changed(ss):
+            up = start_upgrade(self.lab, ss, "User", model_change=True)
+            how = "to every instance at once" if up.policy["maxBatchInstancePercent"] == 100 else "in batches"
+            self.say(f"{ss.name}: the model changed (mode {ss.properties.upgradePolicy.mode}); upgrade {up.id} "
+                     f"applies it {how}")
             self.drive(ss.name, up)
 
     async def run(self, once: bool = False, files: bool = False) -> None:

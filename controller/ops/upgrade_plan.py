@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 
 from controller.model.instance import Instance, profile_digest, unprotected
 from controller.model.scaleset import (
@@ -80,9 +81,25 @@ def automatic_rollback(started_by: str, auto: AutomaticOSUpgradePolicy) -> bool:
 
 
 def model_digest(ss: ScaleSet) -> str | None:
-    """In mode Rolling a rolling upgrade also brings instances to the latest model (Azure rolls
-    out model changes in that mode): the model's digest then, else None (the image alone)."""
-    return profile_digest(ss) if ss.properties.upgradePolicy.mode == "Rolling" else None
+    """In modes Rolling and Automatic an upgrade also brings instances to the latest model (Azure
+    applies model changes in those modes): the model's digest then, else None (the image alone)."""
+    return profile_digest(ss) if ss.properties.upgradePolicy.mode != "Manual" else None
+
+
+ALL_AT_ONCE = {"maxBatchInstancePercent": 100, "maxUnhealthyInstancePercent": 100,
+               "maxUnhealthyUpgradedInstancePercent": 100, "pauseTimeBetweenBatches": "PT0S", "maxSurge": False}
+
+
+def upgrade_policy(ss: ScaleSet, started_by: str, model_change: bool = False) -> RollingUpgradePolicy:
+    """The policy an upgrade follows. Mode Automatic applies a model change to every instance at
+    once; an automatic OS upgrade follows the set's rollingUpgradePolicy in mode Rolling or with
+    `useRollingUpgradePolicy`, else Azure's default policy; any other start follows the set's."""
+    up = ss.properties.upgradePolicy
+    if model_change and up.mode == "Automatic":
+        return replace(up.rollingUpgradePolicy, **ALL_AT_ONCE)
+    if started_by == "Platform" and up.mode != "Rolling" and not up.automaticOSUpgradePolicy.useRollingUpgradePolicy:
+        return RollingUpgradePolicy()
+    return up.rollingUpgradePolicy
 
 
 def pending(insts: list[Instance], version: str, touched: Collection[int], digest: str | None = None) -> list[int]:
