@@ -120,17 +120,25 @@ def test_host_probe_is_binary_on_http_200_with_hysteresis():
         runner, port = await start(app)
         d = copy.deepcopy(BASE)
         d["properties"]["virtualMachineProfile"]["networkProfile"]["healthProbe"]["numberOfProbes"] = 2
-        mon = Monitor(parse(d), timeout=1.0)
+        now = [0.0]
+        mon = Monitor(parse(d), timeout=1.0, clock=lambda: now[0])
         i = inst(0, {80: port})
-        seen = [(await mon.poll([i], {0: True}))[0].state]
+
+        async def state(after: float) -> str:
+            now[0] += after
+            return (await mon.poll([i], {0: True}))[0].state
+        seen = [await state(0)]
         status["code"] = 503
-        seen.append((await mon.poll([i], {0: True}))[0].state)
-        seen.append((await mon.poll([i], {0: True}))[0].state)
+        seen += [await state(1), await state(15), await state(14), await state(1)]  # intervalInSeconds 15
+        i.boot_id = "another boot"  # a new boot is probed at once, its count starts again
+        status["code"] = 200
+        seen.append(await state(0))
         await runner.cleanup()
         return seen
 
-    # 200 is up whatever the body (a load balancer does not read it); 2 failures take it down
-    assert asyncio.run(scenario()) == ["Healthy", "Healthy", "Unhealthy"]
+    # 200 is up whatever the body (a load balancer does not read it); 2 failures take it down; no
+    # probe within intervalInSeconds of the last one
+    assert asyncio.run(scenario()) == ["Healthy", "Healthy", "Healthy", "Healthy", "Unhealthy", "Healthy"]
 
 
 def test_default_source_is_running_and_extensions_succeeded():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 import aiohttp
 import yarl
@@ -88,20 +90,31 @@ async def probe_host(session: aiohttp.ClientSession, protocol: str, host_port: i
 class Monitor:
     """Polls a scale set's instances; keeps the probe hysteresis between polls."""
 
-    def __init__(self, ss: ScaleSet, timeout: float = AGENT_TIMEOUT) -> None:
-        self.ss, self.timeout = ss, timeout
+    def __init__(self, ss: ScaleSet, timeout: float = AGENT_TIMEOUT, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ss, self.timeout, self.clock = ss, timeout, clock
         self.source = source_of(ss)
         self._probe_states: dict[int, HealthState] = {}
+        self._probed: dict[int, tuple[tuple, float, Reading]] = {}  # id -> (its disk and boot, when, reading)
 
     async def _probe(self, session: aiohttp.ClientSession, inst: Instance) -> Reading:
+        """The probe's reading, probed at most every `intervalInSeconds` per boot of an OS disk
+        (a new disk or boot is probed at once, with a fresh count of `numberOfProbes`)."""
         p = self.ss.properties.virtualMachineProfile.networkProfile.healthProbe
         assert p is not None
         host_port = inst.ports.get(p.port)
         if host_port is None:
             return Reading(UNKNOWN, "probe", f"no forward for port {p.port}; run update-instances")
+        key, now = (inst.os_disk, inst.boot_id), self.clock()
+        last = self._probed.get(inst.instance_id)
+        if last is not None and last[0] == key and now - last[1] < p.intervalInSeconds:
+            return replace(last[2])
+        if last is not None and last[0] != key:
+            self._probe_states.pop(inst.instance_id, None)
         result = await probe_host(session, p.protocol, host_port, p.port, p.requestPath or "/", self.timeout)
         hs = self._probe_states.setdefault(inst.instance_id, HealthState(p.numberOfProbes, 0, result.at))
-        return Reading(hs.record(result), "probe", result.detail)
+        reading = Reading(hs.record(result), "probe", result.detail)
+        self._probed[inst.instance_id] = (key, now, reading)
+        return replace(reading)
 
     async def read(self, session: aiohttp.ClientSession, inst: Instance, running: bool) -> Reading:
         try:
