@@ -188,25 +188,7 @@ class Orchestrator:
             wait = parse_duration(ss.properties.labSettings.healthWaitTimeout, "healthWaitTimeout")
         if swap.in_place:
             return await self._in_place(up, ss, swap, new, wait)
-        t0 = time.monotonic()
-        deadline = t0 + wait
-        timings = {"swap": 0.0, "boot": 0.0, "health": 0.0}
-        healthy, why = False, ""
-        try:
-            if not switched:
-                await self.driver.write_disks(new)
-                await self.driver.switch(new)  # no "swapped" record: a resume asks libvirt which disk is attached
-            t1 = time.monotonic()
-            timings["swap"] = t1 - t0
-            booted = await self.driver.wait_booted(new, max(1.0, deadline - t1))
-            apply_booted(new, booted)
-            t2 = time.monotonic()
-            timings["boot"] = t2 - t1
-            healthy, why = await self._wait_healthy(ss, new, deadline)
-            timings["health"] = time.monotonic() - t2
-        except Exception as exc:  # noqa: BLE001 - a failed instance is an outcome, not a crash
-            why = f"{type(exc).__name__}: {exc}"[:300]
-        timings = {k: round(v, 3) for k, v in timings.items()}
+        healthy, why, timings = await self.bring_up(ss, new, wait, switched)
         iid = new.instance_id
         if healthy:
             await self.commits.write(self._settle_many, (up, swap, new, timings))
@@ -259,6 +241,29 @@ class Orchestrator:
         self.say(f"instance {iid}: {'Succeeded' if healthy else 'Failed'} in place (extensions "
                  f"{timings['extensions']:.1f} s, health {timings['health']:.1f} s)")
         return Outcome(iid, "Succeeded" if healthy else "Failed", timings, saved=new)
+
+    async def bring_up(self, ss: ScaleSet, new: Instance, wait: float, switched: bool = False
+                       ) -> tuple[bool, str, dict]:
+        """Write and switch to `new`'s disks (unless `switched`), wait for its boot and health:
+        (healthy, why not, timings of swap, boot and health in seconds)."""
+        t0 = time.monotonic()
+        deadline = t0 + wait
+        timings = {"swap": 0.0, "boot": 0.0, "health": 0.0}
+        healthy, why = False, ""
+        try:
+            if not switched:
+                await self.driver.write_disks(new)
+                await self.driver.switch(new)  # no "swapped" record: a resume asks libvirt which disk is attached
+            t1 = time.monotonic()
+            timings["swap"] = t1 - t0
+            apply_booted(new, await self.driver.wait_booted(new, max(1.0, deadline - t1)))
+            t2 = time.monotonic()
+            timings["boot"] = t2 - t1
+            healthy, why = await self._wait_healthy(ss, new, deadline)
+            timings["health"] = time.monotonic() - t2
+        except Exception as exc:  # noqa: BLE001 - a failed instance is an outcome, not a crash
+            why = f"{type(exc).__name__}: {exc}"[:300]
+        return healthy, why, {k: round(v, 3) for k, v in timings.items()}
 
     def _settle_many(self, items: list[tuple[Upgrade, Swap, Instance, dict]]) -> None:
         """Healthy instances that finished together: on their new disks, Succeeded (one commit)."""

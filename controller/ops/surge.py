@@ -22,7 +22,7 @@ from controller.model.instance import Instance
 from controller.model.jsonmap import parse_duration
 from controller.model.scaleset import ScaleSet
 from controller.ops.outcome import Outcome
-from controller.ops.provision import apply_booted, plan_instance, port_owner
+from controller.ops.provision import plan_instance, port_owner
 from controller.state.health import HealthStore
 from controller.state.journal import Swap, record_new
 from controller.state.upgrades import Upgrade
@@ -69,24 +69,7 @@ class Surge:
 
     async def _replace(self, up: Upgrade, ss: ScaleSet, old_id: int, swap: Swap, new: Instance, wait: float,
                        created: bool = False) -> Outcome:
-        t0 = time.monotonic()
-        deadline = t0 + wait
-        timings = {"swap": 0.0, "boot": 0.0, "health": 0.0}
-        healthy, why = False, ""
-        try:
-            if not created:
-                await self.o.driver.write_disks(new)
-                await self.o.driver.switch(new)
-            t1 = time.monotonic()
-            timings["swap"] = t1 - t0
-            apply_booted(new, await self.o.driver.wait_booted(new, max(1.0, deadline - t1)))
-            t2 = time.monotonic()
-            timings["boot"] = t2 - t1
-            healthy, why = await self.o._wait_healthy(ss, new, deadline)
-            timings["health"] = time.monotonic() - t2
-        except Exception as exc:  # noqa: BLE001 - a failed instance is an outcome, not a crash
-            why = f"{type(exc).__name__}: {exc}"[:300]
-        timings = {k: round(v, 3) for k, v in timings.items()}
+        healthy, why, timings = await self.o.bring_up(ss, new, wait, switched=created)
         if healthy:
             with transaction(self.lab.db):
                 record_new(self.lab.db, self.lab.journal, [(swap, new)])
