@@ -217,6 +217,24 @@ def test_excluded_or_unreplicated_versions_and_opt_out_never_trigger(flab, qcow2
     assert ctl.due_version(flab.models.get("web")) is None
 
 
+def run_until_killed(lab, driver, up) -> bool:
+    """Run the upgrade; True when the driver's injected kill ended it (nothing after it ran)."""
+    try:
+        asyncio.run(Orchestrator(lab, driver, poll_interval=0).run(up))
+        return False
+    except Killed:
+        return True
+
+
+def resume_after_kill(lab, driver) -> None:
+    """The killed process is gone (its leases on the upgrade and the swaps die with it): a
+    controller started again resumes."""
+    lab.db.execute("UPDATE rolling_upgrades SET owner='999999999:0'")
+    lab.db.execute("UPDATE disk_swaps SET owner_pid='999999999:0'")
+    driver.kill_at = None
+    asyncio.run(Controller(lab, driver, say=lambda m: None).run(once=True))
+
+
 # the first instance's steps; then the second batch's (good) or the rollback's (bad)
 STEPS = [("write", 1), ("switch", 1), ("boot", 1), ("health", 1), ("write", 2), ("boot", 2)]
 
@@ -229,19 +247,12 @@ def test_a_kill_at_any_step_is_resumed_without_losing_a_disk(flab, qcow2_file, s
     make_scale_set(flab, model(), d, "1.0.0")
     publish(flab, version, qcow2_file)
     up = start_upgrade(flab, flab.models.get("web"), "Platform")
-    try:
-        asyncio.run(Orchestrator(flab, d, poll_interval=0).run(up))
-        killed = False
-    except Killed:
-        killed = True
+    killed = run_until_killed(flab, d, up)
     assert killed == ((step, nth, bad) != ("write", 2, True))  # a faulted upgrade writes no second disk
     for inst in flab.instances.list("web"):  # at the kill: every instance has a disk libvirt boots
         assert Path(d.attached(inst)).exists()
-    if killed:  # the process is gone: its leases on the upgrade and the swaps die with it
-        flab.db.execute("UPDATE rolling_upgrades SET owner='999999999:0'")
-        flab.db.execute("UPDATE disk_swaps SET owner_pid='999999999:0'")
-        d.kill_at = None
-        asyncio.run(Controller(flab, d, say=lambda m: None).run(once=True))
+    if killed:
+        resume_after_kill(flab, d)
     up = UpgradeStore(flab.db).get(up.id)
     assert up.status == ("Faulted" if bad else "Completed")
     assert versions(flab) == (["1.0.0"] * 5 if bad else ["2.0.0"] * 5)

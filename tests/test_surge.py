@@ -7,11 +7,16 @@ import pytest
 
 from controller.ops import upgrade_plan as plan
 from controller.ops.rolling import Orchestrator, start_upgrade
-from controller.ops.service import Controller
 from controller.ops.upgrade_views import latest_view
 from controller.state.upgrades import UpgradeStore
 from tests.fakedriver import FakeDriver, Killed, make_scale_set
-from tests.test_rolling import model, publish, versions
+from tests.test_rolling import (
+    model,
+    publish,
+    resume_after_kill,
+    run_until_killed,
+    versions,
+)
 
 
 def surge_model(capacity=5, **policy):
@@ -141,19 +146,12 @@ def test_a_kill_at_any_step_loses_no_instance_and_leaves_no_duplicate(flab, qcow
     make_scale_set(flab, surge_model(), d, "1.0.0")
     publish(flab, "2.0.0", qcow2_file)
     up = start_upgrade(flab, flab.models.get("web"), "Platform")
-    try:
-        asyncio.run(Orchestrator(flab, d, poll_interval=0).run(up))
-        killed = False
-    except Killed:
-        killed = True
+    killed = run_until_killed(flab, d, up)
     assert killed == (not bad or (step, nth) in STEPS[:5])  # a faulted upgrade starts no second batch
     for inst in flab.instances.list("web"):  # at the kill: every instance row has a bootable disk or is new
         assert Path(inst.os_disk).exists() or inst.provisioning_state == "Creating"
     if killed:
-        flab.db.execute("UPDATE rolling_upgrades SET owner='999999999:0'")
-        flab.db.execute("UPDATE disk_swaps SET owner_pid='999999999:0'")
-        d.kill_at = None
-        asyncio.run(Controller(flab, d, say=lambda m: None).run(once=True))
+        resume_after_kill(flab, d)
     up = UpgradeStore(flab.db).get(up.id)
     assert up.status == ("Faulted" if bad else "Completed")
     insts = flab.instances.list("web")
