@@ -7,6 +7,8 @@ import itertools
 import threading
 import time
 
+import libvirt
+
 from controller.ops import commands
 from controller.ops.health import Monitor
 from controller.ops.lab import Lab
@@ -17,6 +19,7 @@ class CapacityWatch(threading.Thread):
         super().__init__(daemon=True)
         self.name_, self.interval = name, interval
         self.samples: list[tuple[float, list[int]]] = []  # (monotonic time, healthy running instance ids)
+        self.errors: list[str] = []
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -31,7 +34,9 @@ class CapacityWatch(threading.Thread):
                 t = time.monotonic()
                 tasks.append(asyncio.create_task(self._sample(lab, t)))
                 await asyncio.sleep(max(0.0, t + self.interval - time.monotonic()))
-            await asyncio.gather(*tasks)
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, BaseException):  # a sample that could not be taken is not a pass
+                    self.errors.append(f"{type(result).__name__}: {result}")
         finally:
             lab.close()
 
@@ -45,8 +50,14 @@ class CapacityWatch(threading.Thread):
 
     @staticmethod
     def _running(lab: Lab, name: str) -> set[str]:
-        return {d.name for d in lab.hv.lab_domains(str(lab.paths.home))
-                if (tag := d.lab_tag()) and tag.scale_set == name and d.state() == "running"}
+        running = set()
+        for d in lab.hv.lab_domains(str(lab.paths.home)):
+            try:
+                if (tag := d.lab_tag()) and tag.scale_set == name and d.state() == "running":
+                    running.add(d.name)
+            except libvirt.libvirtError:  # undefined since the listing (an old instance deleted)
+                pass
+        return running
 
     def stop(self) -> None:
         self._halt.set()

@@ -41,6 +41,8 @@ def test_maxsurge_rollout_keeps_three_healthy_instances_at_every_second(vm_lab, 
         print("\nMaxSurge:", json.dumps(view["lab"]["overhead"]), json.dumps(view["lab"]["batches"]))
         print(f"samples {len(watch.samples)}, fewest healthy {watch.low}, widest gap {watch.widest_gap:.1f} s")
         assert up.status == "Completed", view
+        assert watch.errors == []
+        assert len(watch.samples) >= 0.9 * view["lab"]["elapsedSeconds"]  # a sample every second, to the end
         assert watch.low >= 3, [s for s in watch.samples if len(s[1]) < 3]
         after = lab.instances.list(NAME)
         assert [i.instance_id for i in after] == [3, 4, 5]  # new instances, new ids
