@@ -2,7 +2,7 @@
 # Image builds (mmdebstrap, chroot) need root: sudo is used when you are not root.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo -E)
 
-.PHONY: setup demo test test-fast bench
+.PHONY: setup demo test test-fast bench box wheelhouse vagrant-ci
 
 setup:
 	@scripts/setup.sh
@@ -14,7 +14,18 @@ test: setup
 	$(SUDO) .venv/bin/pytest -v
 
 test-fast: setup
-	.venv/bin/pytest -m "not vm and not azcli"
+	.venv/bin/pytest -m "not vm and not azcli and not vagrant"
+
+# The Vagrant lab host: an offline box from the lab's own image pipeline, the Python
+# dependencies as wheels for offline provisioning, and the CI run (up, tests, results, destroy).
+box: setup
+	$(SUDO) scripts/make-box.sh
+
+wheelhouse: setup
+	.venv/bin/pip wheel -q -w .cache/wheelhouse '.[test]' 'setuptools>=68' wheel
+
+vagrant-ci: wheelhouse
+	scripts/vagrant-ci.sh
 
 bench: setup
 	$(SUDO) .venv/bin/python bench/image_build.py

@@ -3,6 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# SCALESET_WHEELHOUSE (a folder of wheels from `make wheelhouse`): Python packages come from it,
+# with no index, so a machine without a network provisions too.
+wheels=${SCALESET_WHEELHOUSE:-}
+if [ -n "$wheels" ] && [ ! -d "$wheels" ]; then
+  echo "setup: SCALESET_WHEELHOUSE: $wheels is not a folder" >&2; exit 1
+fi
+
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -14,6 +21,8 @@ PACKAGES=(
   ca-certificates
   chromium libnss3-tools                          # the web view's browser tests (certutil: trust the lab CA)
 )
+# The Vagrant tier (a lab host under vagrant-libvirt); not needed inside that lab host itself.
+[ "${SCALESET_IN_VAGRANT:-}" = 1 ] || PACKAGES+=(vagrant vagrant-libvirt dnsmasq-base rsync)
 missing=()
 for p in "${PACKAGES[@]}"; do
   [[ "$p" == \#* ]] && continue
@@ -21,7 +30,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  $SUDO apt-get update -qq
+  $SUDO apt-get update -qq || { echo "setup: cannot reach Debian's package mirror to install ${missing[*]}" >&2; exit 1; }
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
@@ -56,9 +65,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing the project into .venv"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  if [ -n "$wheels" ]; then
+    echo "setup: installing the project into .venv from $wheels (no index)"
+    # --no-compile: bytecode is written on first import instead (minutes less under TCG)
+    .venv/bin/pip install -q --no-index --find-links "$wheels" --no-compile -e '.[test]'
+  else
+    echo "setup: installing the project into .venv"
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[test]'
+  fi
   echo "$want" > "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/python --version), $(virsh --version 2>/dev/null | sed 's/^/libvirt /'), $(.venv/bin/scaleset accel 2>/dev/null || echo 'accel: ?'))"

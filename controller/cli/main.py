@@ -81,6 +81,17 @@ def cmd_image_update(args) -> int:
     return 0
 
 
+def cmd_image_export(args) -> int:
+    from images import vagrantbox
+    g = _gallery()
+    iv = g.verify(g.resolve(args.publisher, args.offer, args.sku, args.version) if args.version.lower() == "latest"
+                  else g.get(args.publisher, args.offer, args.sku, args.version))
+    out = vagrantbox.export(iv, args.output.resolve())
+    _log(f"exported {iv.urn} as a vagrant-libvirt box: {out} ({out.stat().st_size / 1e6:.0f} MB); "
+         f"add it with: vagrant box add --name NAME {out}")
+    return 0
+
+
 def cmd_image_delete(args) -> int:
     lab = Lab.open()
     iv = lab.gallery.delete(args.publisher, args.offer, args.sku, args.version, lab.instances.images_in_use())
@@ -134,6 +145,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-from-latest", type=inputs.boolean, metavar="true|false")
     p.add_argument("--target-regions", nargs="+", type=_region, metavar="REGION")
     p.set_defaults(func=cmd_image_update)
+    p = image.add_parser("export", help="write a version as a vagrant-libvirt box (build it with "
+                                        "--customize images/customize/vagrant.sh)")
+    _image_ref(p)
+    p.add_argument("--format", required=True, choices=["vagrant-box"], help="what to write")
+    p.add_argument("--output", "-o", required=True, type=Path, metavar="FILE", help="the box file to write")
+    p.set_defaults(func=cmd_image_export)
     p = image.add_parser("delete", help="delete a version no instance uses")
     _image_ref(p)
     p.set_defaults(func=cmd_image_delete)
