@@ -211,3 +211,20 @@ def test_tokens_api_version_size_and_bodies(api):
 def test_wrong_token_through_the_sdk_is_an_authentication_error(api):
     with pytest.raises(ClientAuthenticationError):
         api.client(token="tampered.token.value").virtual_machine_scale_sets.get(RG, "web")
+
+
+def test_platform_fault_domain_count_is_kept_and_checked_against_the_region(api):
+    from controller.model.region import Host, Region
+    client = api.client()
+    api.lab.regions.add(Region("east", (Host("test:///default", "default-pool"), Host("qemu:///system", "p"))))
+    for iv in api.lab.gallery.list():
+        api.lab.gallery.update(iv.publisher, iv.offer, iv.sku, iv.version, target_regions=["local", "east"])
+    three = sdk_model()
+    three.location, three.properties.platform_fault_domain_count = "east", 3
+    with pytest.raises(HttpResponseError) as err:
+        client.virtual_machine_scale_sets.begin_create_or_update(RG, "web", three)
+    assert err.value.status_code == 400 and err.value.error.target == "$.properties.platformFaultDomainCount"
+    assert "region 'east' has 2 host(s)" in err.value.error.message and api.lab.models.list() == []
+    three.properties.platform_fault_domain_count = 2
+    client.virtual_machine_scale_sets.begin_create_or_update(RG, "web", three).result()
+    assert client.virtual_machine_scale_sets.get(RG, "web").properties.platform_fault_domain_count == 2

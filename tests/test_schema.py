@@ -109,3 +109,28 @@ def test_processes_opening_a_new_lab_at_once_all_succeed(tmp_path):
     assert [p.exitcode for p in procs] == [0] * 4  # not one "database is locked"
     for path in paths:
         assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == schema.LATEST
+
+
+def test_a_database_of_schema_4_gets_regions_and_keeps_its_sets(tmp_path):
+    """Migration 5 (regions): a lab of the schema before it opens with its sets and no region yet."""
+    from controller.model.region import Host, Region
+    from controller.state.regions import RegionStore
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in schema.MIGRATIONS[:4]:
+        for stmt in schema.statements(script):
+            old.execute(stmt)
+    old.execute("PRAGMA user_version=4")
+    old.execute("INSERT INTO scale_sets VALUES (?,?,?,?,?)", ("web", json.dumps({**BASE, "location": "east"}),
+                                                               3, "t0", "t1"))
+    old.close()
+
+    db = connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST == 5
+    assert tables(db) == tables(connect(tmp_path / "fresh.db"))
+    regions = RegionStore(db, Host("test:///default", "p"))
+    assert ScaleSetStore(db).get("web").location == "east" and not regions.get("east").configured
+    regions.add(Region("east", (Host("test:///default", "default-pool"),)))
+    with pytest.raises(LabError) as err:
+        regions.remove("east")
+    assert err.value.code == "RegionInUse"

@@ -15,7 +15,7 @@ from controller.model.jsonmap import load_json
 # accepted so that Azure's documents and clients work unchanged, then left out of the model.
 IGNORED = {
     "$": ("tags", "zones", "identity", "plan", "etag", "extendedLocation", "systemData"),
-    "$.properties": ("overprovision", "singlePlacementGroup", "platformFaultDomainCount", "zoneBalance",
+    "$.properties": ("overprovision", "singlePlacementGroup", "zoneBalance",
                      "doNotRunExtensionsOnOverprovisionedVMs", "scaleInPolicy", "additionalCapabilities",
                      "timeCreated", "orchestrationMode", "spotRestorePolicy", "automaticRepairsPolicy"),
     "$.properties.virtualMachineProfile": ("diagnosticsProfile", "priority", "evictionPolicy", "securityProfile",

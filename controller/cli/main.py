@@ -10,6 +10,7 @@ from controller.cli import api as cli_api
 from controller.cli import dashboard as cli_dashboard
 from controller.cli import files as cli_files
 from controller.cli import guard, inputs
+from controller.cli import region as cli_region
 from controller.cli import rehearse as cli_rehearse
 from controller.cli import upgrade as cli_upgrade
 from controller.cli import vmss as cli_vmss
@@ -160,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
     cli_api.register(sub)
     cli_dashboard.register(sub)
     cli_rehearse.register(sub)
+    cli_region.register(sub)
     return top
 
 

@@ -147,10 +147,12 @@ def sleep(seconds: float) -> None:
         check()
 
 
-def interruptible(fn: Callable[..., T], *args, poll: float = 0.1, **kwargs) -> T:
+def interruptible(fn: Callable[..., T], *args, poll: float = 0.1, timeout: float | None = None, **kwargs) -> T:
     """Run a blocking call that cannot watch STOP itself (a library's connect) in a daemon
-    thread; raise Interrupted as soon as STOP is set, leaving the call to the process's end."""
+    thread; raise Interrupted as soon as STOP is set (TimeoutError after `timeout` seconds),
+    leaving the call to the process's end."""
     check()
+    deadline = None if timeout is None else time.monotonic() + timeout
     box: dict = {}
     done = threading.Event()
 
@@ -163,8 +165,10 @@ def interruptible(fn: Callable[..., T], *args, poll: float = 0.1, **kwargs) -> T
             done.set()
 
     threading.Thread(target=run, name=f"scaleset-{getattr(fn, '__name__', 'call')}", daemon=True).start()
-    while not done.wait(poll):
+    while not done.wait(poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))):
         check()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"no answer within {timeout:g} s")
     if "error" in box:
         raise box["error"]
     return box["value"]

@@ -31,6 +31,7 @@ CACHING = ("None", "ReadOnly", "ReadWrite")
 MAX_CUSTOM_DATA = 65535  # bytes, decoded (Azure's limit)
 MAX_KEYS = 32
 MAX_DURATION = 86400.0  # the lab's limit for its waits and pauses
+MAX_FAULT_DOMAINS = 5  # Azure's platformFaultDomainCount of a regional Uniform scale set: 1..5
 
 
 def _range(value: int, lo: int, hi: int, path: str) -> None:
@@ -46,6 +47,11 @@ def _one_of(value: str, allowed: tuple[str, ...], path: str) -> None:
 def _name(rx: re.Pattern, value: str, path: str, what: str, code: str | None = None) -> None:
     if not rx.fullmatch(value):
         raise ModelError(path, f"'{shown(value)}' {what}", code)
+
+
+def check_region_name(value: str, path: str) -> None:
+    """A region (a scale set's location, `scaleset region add --name`): the gallery's name rule."""
+    _name(_GALLERY_NAME, value, path, "is not a region name: 1-80 letters, digits, '.', '-' or '_'")
 
 
 def _ssh_key(key: str, path: str) -> None:
@@ -166,7 +172,7 @@ def _upgrade_policy(ss: ScaleSet) -> None:
 def _resource(ss: ScaleSet) -> None:
     _name(_NAME, ss.name, "$.name", "is not a valid scale-set name: 1-64 letters, digits, '.', '-' or '_', "
                                     "starting with a letter or digit, not ending with '.' or '-'", "InvalidResourceName")
-    _name(_GALLERY_NAME, ss.location, "$.location", "is not a region name: 1-80 letters, digits, '.', '-' or '_'")
+    check_region_name(ss.location, "$.location")
     if ss.type.lower() != RESOURCE_TYPE.lower():
         raise ModelError("$.type", f"must be {RESOURCE_TYPE}")
     for path, value in (("$.id", ss.id), ("$.properties.provisioningState", ss.properties.provisioningState),
@@ -178,6 +184,8 @@ def _resource(ss: ScaleSet) -> None:
         raise ModelError("$.sku.tier", f"'{shown(ss.sku.tier)}': the lab has one tier, Standard (Basic sizes "
                                        "have no load balancing or autoscale in Azure either)")
     _range(ss.sku.capacity, 0, 1000, "$.sku.capacity")
+    if ss.properties.platformFaultDomainCount is not None:
+        _range(ss.properties.platformFaultDomainCount, 1, MAX_FAULT_DOMAINS, "$.properties.platformFaultDomainCount")
 
 
 def _lab_settings(ss: ScaleSet) -> None:

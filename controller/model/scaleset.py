@@ -164,6 +164,7 @@ class Properties:
     labSettings: LabSettings = field(default_factory=LabSettings)
     provisioningState: str | None = None
     uniqueId: str | None = None
+    platformFaultDomainCount: int | None = None  # None: 5, or a configured region's host count if fewer
 
 
 @dataclass

@@ -7,10 +7,12 @@ from functools import cached_property
 
 from controller.core.errors import ImageError, ModelError
 from controller.core.settings import LabPaths, lab_paths, libvirt_uri
+from controller.model.region import Region, local_host
 from controller.model.scaleset import ScaleSet
 from controller.state.db import connect
 from controller.state.instances import InstanceStore
 from controller.state.journal import SwapJournal
+from controller.state.regions import RegionStore
 from controller.state.scalesets import ScaleSetStore
 from controller.virt import accel as accel_mod
 from controller.virt import vm
@@ -59,6 +61,15 @@ class Lab:
     @property
     def journal(self) -> SwapJournal:
         return SwapJournal(self.db)
+
+    @property
+    def regions(self) -> RegionStore:
+        """Configured regions; `local` is this lab's libvirt (`uri`) with its own dir pool."""
+        return RegionStore(self.db, local_host(self.paths.home, self.uri))
+
+    def region_of(self, ss: ScaleSet) -> Region:
+        """The region of the scale set's location (a label on the local host if none is configured)."""
+        return self.regions.get(ss.location)
 
     def resolve_image(self, ss: ScaleSet, verify: bool = False) -> ImageVersion:
         """The image version the model asks for in the scale set's region (ModelError if none)."""

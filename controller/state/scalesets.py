@@ -15,7 +15,9 @@ import uuid
 from controller.core.clock import now_iso
 from controller.core.errors import LabError, ModelError
 from controller.core.txn import transaction
+from controller.model.placement import FD_COUNT, check_fault_domains
 from controller.model.scaleset import ScaleSet, parse
+from controller.state.regions import RegionStore
 
 # Every table with rows about a scale set, and the column naming it (upgrade_instances go by
 # their upgrade's id; profiles are shared by content and swept when nothing refers to them).
@@ -59,7 +61,26 @@ def _settled(ss: ScaleSet, stored: ScaleSet | None) -> ScaleSet:
     ss = dataclasses.replace(ss, properties=props, id=stored.id if stored else ss.id)
     if stored:
         _no_shrinking(ss, stored)
+        ss = _same_fault_domains(ss, stored)
     return ss
+
+
+def _same_fault_domains(ss: ScaleSet, stored: ScaleSet) -> ScaleSet:
+    """platformFaultDomainCount is set at creation only (as in Azure); a document without it keeps it."""
+    was, now = stored.properties.platformFaultDomainCount, ss.properties.platformFaultDomainCount
+    if now is None:
+        return dataclasses.replace(ss, properties=dataclasses.replace(ss.properties, platformFaultDomainCount=was))
+    if now != was:
+        raise ModelError(FD_COUNT, f"{now}: the fault-domain count is fixed when a scale set is created "
+                                   f"(it is {was if was is not None else 'the default'})", "PropertyChangeNotAllowed")
+    return ss
+
+
+def _placeable(db: sqlite3.Connection, ss: ScaleSet) -> None:
+    """The model's fault domains fit its location's region (inside the writer's transaction)."""
+    region = RegionStore(db).configured(ss.location)
+    if region is not None:
+        check_fault_domains(ss, region)
 
 
 def _no_shrinking(ss: ScaleSet, stored: ScaleSet) -> None:
@@ -81,6 +102,7 @@ class ScaleSetStore:
         with transaction(self.db):
             if self.db.execute("SELECT 1 FROM scale_sets WHERE name=?", (ss.name,)).fetchone():
                 raise ModelError("$.name", f"scale set '{ss.name}' already exists", "Conflict")
+            _placeable(self.db, ss)
             now = now_iso()
             self.db.execute("INSERT INTO scale_sets VALUES (?,?,?,?,?)",
                             (ss.name, json.dumps(ss.to_json()), 1, now, now))
@@ -148,6 +170,7 @@ class ScaleSetStore:
             except LabError:  # a damaged model is replaced whole
                 stored = None
             ss = _settled(ss, stored)
+            _placeable(self.db, ss)
             q, args = "UPDATE scale_sets SET model=?, generation=generation+1, updated_at=? WHERE name=?", \
                 [json.dumps(ss.to_json()), now_iso(), ss.name]
             if generation is not None:

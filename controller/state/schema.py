@@ -144,6 +144,23 @@ ALTER TABLE instances ADD COLUMN protect_from_scale_set_actions INTEGER NOT NULL
 ALTER TABLE upgrade_instances ADD COLUMN surge_id INTEGER;
 ALTER TABLE upgrade_instances ADD COLUMN surge_phase TEXT;  -- creating | retiring (old goes) | discarding (new goes)
 """,
+    # 5: regions of libvirt hosts (`local` is not stored: it is always there)
+    """
+CREATE TABLE IF NOT EXISTS regions (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS region_hosts (
+    region TEXT NOT NULL COLLATE NOCASE REFERENCES regions(name) ON DELETE CASCADE,
+    position INTEGER NOT NULL,        -- the host's fault domain in the region: 0, 1, ...
+    uri TEXT NOT NULL,                -- libvirt URI
+    pool TEXT NOT NULL,               -- storage pool name
+    pool_path TEXT,                   -- where a dir pool of that name is made
+    ssh TEXT,                         -- [user@]host[:port] for tunnels to the guests
+    PRIMARY KEY (region, position),
+    UNIQUE (region, uri, pool)
+);
+""",
 ]
 LATEST = len(MIGRATIONS)
 
