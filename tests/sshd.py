@@ -73,11 +73,12 @@ class Sshd:
 
     def start(self, timeout: float = 10.0) -> None:
         PRIVSEP.mkdir(mode=0o755, exist_ok=True)
+        since = len(self.log_text())
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config())], stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while f"Server listening on 127.0.0.1 port {self.port}." not in self.log_text():
+        while f"Server listening on 127.0.0.1 port {self.port}." not in self.log_text()[since:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"sshd did not start:\n{self.log_text()}")
