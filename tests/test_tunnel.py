@@ -17,7 +17,7 @@ from controller.core.errors import HypervisorError, ModelError
 from controller.core.settings import LabPaths
 from controller.virt.ssh import GuestSSH, PinnedHostKeys, ensure_keypair
 from controller.virt.tunnel import SshEndpoint, TunnelError, Tunnels
-from tests.sshd import SSHD, Sshd, descendants
+from tests.sshd import SSHD, Sshd, descendants, free_port
 
 needs_sshd = pytest.mark.skipif(not (os.path.exists(SSHD) and os.geteuid() == 0),
                                 reason="needs root and openssh-server (scripts/setup.sh installs it)")
@@ -154,7 +154,7 @@ def test_a_channel_reaches_a_server_on_the_hosts_loopback(tmp_path, key, sshd, w
         pinned = t.pinned(endpoint(sshd)).pinned()
         assert pinned == (tmp_path / "sshd" / "id_ed25519.pub").read_text().split(" scaleset-lab")[0]
         with pytest.raises(ConnectionRefusedError, match="refused"):  # the host answers: nothing listens there
-            t.open_channel(endpoint(sshd), _closed_port())
+            t.open_channel(endpoint(sshd), free_port())
     assert sshd.accepted() == 1
 
 
@@ -171,7 +171,7 @@ def test_a_forward_carries_many_parallel_connections_over_one_ssh_connection(tmp
         assert web.peak >= 20  # the connections were really open at the same time
         assert sshd.accepted() == 1 and sshd.log_text().count("Connection from 127.0.0.1") == 1
         # a far port where nothing listens: the local client is reset at once, the forward lives on
-        dead = t.forward(endpoint(sshd), _closed_port())
+        dead = t.forward(endpoint(sshd), free_port())
         with socket.create_connection(("127.0.0.1", dead), timeout=5) as s, pytest.raises(ConnectionResetError):
             s.recv(1)
         assert urllib.request.urlopen(f"http://127.0.0.1:{port}/again", timeout=10).read() == b"hello /again"
@@ -183,7 +183,7 @@ def test_a_forward_carries_many_parallel_connections_over_one_ssh_connection(tmp
 def test_every_listener_the_module_opens_is_on_loopback(tmp_path, key, sshd, web):
     with tunnels(tmp_path, key) as t:
         before = _my_listeners()
-        ports = {t.forward(endpoint(sshd), p) for p in (web.port, sshd.port, _closed_port())}
+        ports = {t.forward(endpoint(sshd), p) for p in (web.port, sshd.port, free_port())}
         mine = _my_listeners() - before
         assert {port for _, port in mine} == ports and len(mine) == 3
         assert {addr for addr, _ in mine} == {"127.0.0.1"}
@@ -215,7 +215,7 @@ def test_a_dead_host_raises_within_the_bound_and_never_hangs(tmp_path, key, sshd
           f"{refused:.3f} s refused")
     assert isinstance(err.value, HypervisorError) and err.value.code == "HypervisorError"
     assert err.value.field == str(ep) and err.value.status == 502
-    assert on_old < 2 * 1.0 + 0.5 and fresh < 1.0 + 0.5 and refused < 0.5
+    assert on_old < 2 * 1.0 + 1.0 and fresh < 1.0 + 1.0 and refused < 1.0  # slack for a loaded machine
 
 
 @needs_sshd
@@ -274,12 +274,6 @@ def test_the_test_sshd_stops_with_nothing_left(tmp_path, key):
     assert descendants(pids[0]) == [] and not (tmp_path / "s" / "sshd.pid").exists()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5)
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _zombie(pid: int) -> bool:

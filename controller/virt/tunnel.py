@@ -186,6 +186,9 @@ class Tunnels:
             if transport is not None and transport.is_active():
                 return transport, False
             if client is not None:
+                with self._lock:
+                    if self._clients.get(endpoint) is client:
+                        del self._clients[endpoint]
                 client.close()
             client = self._connect(endpoint)
             with self._lock:
