@@ -206,11 +206,14 @@ def test_a_dead_host_raises_within_the_bound_and_never_hangs(tmp_path, key, sshd
             fresh = time.monotonic() - start
         finally:
             sshd.resume()
+        port = t.forward(ep, web.port)
         sshd.stop()
         start = time.monotonic()
         with pytest.raises(TunnelError, match="cannot connect.*refused"):
             t.open_channel(ep, web.port)
         refused = time.monotonic() - start
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s, pytest.raises(ConnectionResetError):
+            s.recv(1)  # a forward's client is reset, not left waiting
     print(f"\ndead host: {on_old:.2f} s on the old connection, {fresh:.2f} s fresh (timeout 1 s), "
           f"{refused:.3f} s refused")
     assert isinstance(err.value, HypervisorError) and err.value.code == "HypervisorError"
@@ -248,6 +251,15 @@ def test_a_changed_host_key_is_refused(tmp_path, key, sshd, web):
 
 
 @needs_sshd
+def test_a_key_the_host_does_not_accept_is_refused_by_name(tmp_path, sshd):
+    other = ensure_keypair(tmp_path / "other")
+    with tunnels(tmp_path, other) as t, pytest.raises(TunnelError, match="authentication as root failed.*"
+                                                                         "authorized_keys") as err:
+        t.open_channel(endpoint(sshd), sshd.port)
+    assert err.value.field == str(endpoint(sshd)) and sshd.accepted() == 0
+
+
+@needs_sshd
 def test_guest_ssh_runs_a_command_through_a_tunnel_channel(tmp_path, key, sshd):
     ep = endpoint(sshd)
     with tunnels(tmp_path, key) as t:
@@ -262,6 +274,26 @@ def test_guest_ssh_runs_a_command_through_a_tunnel_channel(tmp_path, key, sshd):
             guest.close()
     assert (result.exit_status, result.stdout, result.stderr) == (3, "hello\n", "oops\n")
     assert sshd.accepted() == 2 and sshd.log_text().count("Connection from 127.0.0.1") == 2
+
+
+@needs_sshd
+def test_guest_ssh_wait_retries_until_the_guests_port_answers_through_the_tunnel(tmp_path, key, sshd):
+    guest_sshd = Sshd(tmp_path / "guest-sshd", key[1])  # the guest: its port answers only after its boot
+    booted = threading.Timer(1.5, guest_sshd.start)
+    booted.start()
+    try:
+        with tunnels(tmp_path, key) as t:
+            guest = GuestSSH(guest_sshd.port, "root", key[0], PinnedHostKeys(tmp_path / "guestkeys", "vm1"),
+                             sock=lambda: t.open_channel(endpoint(sshd), guest_sshd.port))
+            start = time.monotonic()
+            guest.wait(start + 20)
+            waited = time.monotonic() - start
+            assert guest.run("echo up").stdout == "up\n"
+            guest.close()
+    finally:
+        booted.join()
+        guest_sshd.stop()
+    assert 1.0 < waited < 10 and sshd.accepted() == 1 and guest_sshd.accepted() == 1
 
 
 @needs_sshd

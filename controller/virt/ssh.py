@@ -88,7 +88,8 @@ class GuestSSH:
                  sock: Callable[[], paramiko.Channel] | None = None) -> None:
         """`host` may be a function (a NAT guest's address appears with its DHCP lease); `sock`
         gives a fresh channel to the guest's SSH port for each connect (a guest on another host:
-        `lambda: tunnels.open_channel(endpoint, port)`), used instead of a TCP connection."""
+        `lambda: tunnels.open_channel(endpoint, port)`), used instead of a TCP connection; `wait`
+        retries a refused channel (the guest is booting), not a host that is down (TunnelError)."""
         self.port, self.user, self.key_path, self.hostkeys = port, user, key_path, hostkeys
         self.host, self.sock = host, sock
         self._client: paramiko.SSHClient | None = None
