@@ -20,6 +20,7 @@ PACKAGES=(
   mmdebstrap e2fsprogs fdisk                      # image builds: rootfs, ext4, partition table
   ca-certificates
   chromium libnss3-tools                          # the web view's browser tests (certutil: trust the lab CA)
+  openssh-server                                  # the tunnel tests' own sshd (127.0.0.1; never the system's)
 )
 # The Vagrant tier (a lab host under vagrant-libvirt); not needed inside that lab host itself.
 [ "${SCALESET_IN_VAGRANT:-}" = 1 ] || PACKAGES+=(vagrant vagrant-libvirt dnsmasq-base rsync)
@@ -31,7 +32,29 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq || { echo "setup: cannot reach Debian's package mirror to install ${missing[*]}" >&2; exit 1; }
+  # A newly installed openssh-server must not start a system sshd on every address: policy-rc.d
+  # (only when the machine has none) holds its service back, and systemd does not start it later.
+  # An sshd the user already had is left alone.
+  new_sshd=""
+  [[ " ${missing[*]} " == *" openssh-server "* ]] && new_sshd=1
+  policy=""
+  if [ -n "$new_sshd" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    trap "$SUDO rm -f $policy" EXIT
+    printf '#!/bin/sh\n# scaleset-lab setup: no service starts during this install\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 0755 "$policy"
+  fi
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$policy" ]; then
+    $SUDO rm -f "$policy"
+    trap - EXIT
+  fi
+  if [ -n "$new_sshd" ]; then
+    if [ "$(ps -p 1 -o comm= 2>/dev/null)" = "systemd" ]; then
+      $SUDO systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+    fi
+    echo "setup: openssh-server is for the tests' own sshd on 127.0.0.1; its system service stays stopped and disabled"
+  fi
 fi
 
 # /dev/kvm as Debian's udev rules leave it (root:kvm 0660). Where udev does not run, a 0600

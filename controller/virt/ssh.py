@@ -84,10 +84,14 @@ class CommandResult:
 
 class GuestSSH:
     def __init__(self, port: int, user: str, key_path: Path, hostkeys: PinnedHostKeys,
-                 host: str | Callable[[], str | None] = "127.0.0.1") -> None:
-        """`host` may be a function (a NAT guest's address appears with its DHCP lease)."""
+                 host: str | Callable[[], str | None] = "127.0.0.1",
+                 sock: Callable[[], paramiko.Channel] | None = None) -> None:
+        """`host` may be a function (a NAT guest's address appears with its DHCP lease); `sock`
+        gives a fresh channel to the guest's SSH port for each connect (a guest on another host:
+        `lambda: tunnels.open_channel(endpoint, port)`), used instead of a TCP connection; `wait`
+        retries a refused channel (the guest is booting), not a host that is down (TunnelError)."""
         self.port, self.user, self.key_path, self.hostkeys = port, user, key_path, hostkeys
-        self.host = host
+        self.host, self.sock = host, sock
         self._client: paramiko.SSHClient | None = None
 
     def connect(self, timeout: float = 10.0) -> None:
@@ -97,9 +101,15 @@ class GuestSSH:
         if not host:
             raise OSError("the guest has no address yet")
         # in a daemon thread: a signal ends the wait at once, not after paramiko's timeouts
-        signals.interruptible(client.connect, host, port=self.port, username=self.user,
-                              key_filename=str(self.key_path), timeout=timeout, banner_timeout=timeout,
-                              auth_timeout=timeout, allow_agent=False, look_for_keys=False)
+        sock = self.sock() if self.sock else None
+        try:
+            signals.interruptible(client.connect, host, port=self.port, username=self.user,
+                                  key_filename=str(self.key_path), timeout=timeout, banner_timeout=timeout,
+                                  auth_timeout=timeout, allow_agent=False, look_for_keys=False, sock=sock)
+        except BaseException:
+            if sock is not None:  # a channel of a shared connection: give it back
+                sock.close()
+            raise
         self._client = client
 
     def wait(self, deadline: float) -> None:
