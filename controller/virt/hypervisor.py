@@ -1,6 +1,7 @@
 """A thin pair of classes over libvirt: the Hypervisor (a connection) and its Domains."""
 from __future__ import annotations
 
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -14,6 +15,26 @@ from controller.virt.domain_xml import METADATA_NS
 
 # Silence libvirt's default error printer; errors arrive as exceptions.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+KEEPALIVE = (5, 3)  # seconds between probes, unanswered probes before libvirt drops the connection
+_events = threading.Lock()
+_events_started = False
+
+
+def _event_loop() -> None:
+    """libvirt's default event loop in a daemon thread, once per process: keepalive needs it."""
+    global _events_started
+    with _events:
+        if _events_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _events_started = True
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: "unknown", libvirt.VIR_DOMAIN_RUNNING: "running",
@@ -112,12 +133,19 @@ class Domain:
 
 class Hypervisor:
     def __init__(self, uri: str) -> None:
+        """Connect to `uri`; on a remote daemon (qemu:///system included) with keepalive, so a call
+        to a host that stops answering fails after about 5 + 5 * 3 s instead of hanging."""
         self.uri = uri
+        _event_loop()
         try:
             self.conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
             raise HypervisorError(f"cannot connect to libvirt at {uri}: {exc.get_error_message()} "
                                   "(is libvirtd running? run `make setup`)") from exc
+        try:
+            self.conn.setKeepAlive(*KEEPALIVE)
+        except libvirt.libvirtError:  # a driver in this process (test:///default) has no keepalive
+            pass
 
     def close(self) -> None:
         try:
