@@ -17,6 +17,7 @@ from controller.virt.domain_xml import METADATA_NS
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 KEEPALIVE = (5, 3)  # seconds between probes, unanswered probes before libvirt drops the connection
+OPEN_TIMEOUT = 25.0  # seconds: libvirt's open has no timeout of its own (a stopped daemon: forever)
 _events = threading.Lock()
 _events_started = False
 
@@ -131,17 +132,47 @@ class Domain:
         return LabTag(text("home"), text("scaleSet"), text("instanceId"))
 
 
+def _open(uri: str, timeout: float) -> libvirt.virConnect:
+    """libvirt.open in a thread, given up after `timeout` (a late connection is closed when it comes)."""
+    out: dict = {}
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            out["error"] = exc
+            return
+        with lock:
+            if out.get("late"):
+                try:
+                    conn.close()
+                except libvirt.libvirtError:
+                    pass
+            else:
+                out["conn"] = conn
+
+    t = threading.Thread(target=run, name=f"libvirt-open {uri}", daemon=True)
+    t.start()
+    t.join(timeout)
+    with lock:
+        out["late"] = "conn" not in out and "error" not in out
+    if out["late"]:
+        raise HypervisorError(f"cannot connect to libvirt at {uri}: no answer in {timeout:.0f} s "
+                              "(the host or its libvirtd hangs)")
+    if "error" in out:
+        raise HypervisorError(f"cannot connect to libvirt at {uri}: {out['error'].get_error_message()} "
+                              "(is libvirtd running? run `make setup`)") from out["error"]
+    return out["conn"]
+
+
 class Hypervisor:
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, open_timeout: float = OPEN_TIMEOUT) -> None:
         """Connect to `uri`; on a remote daemon (qemu:///system included) with keepalive, so a call
         to a host that stops answering fails after about 5 + 5 * 3 s instead of hanging."""
         self.uri = uri
         _event_loop()
-        try:
-            self.conn = libvirt.open(uri)
-        except libvirt.libvirtError as exc:
-            raise HypervisorError(f"cannot connect to libvirt at {uri}: {exc.get_error_message()} "
-                                  "(is libvirtd running? run `make setup`)") from exc
+        self.conn = _open(uri, open_timeout)
         try:
             self.conn.setKeepAlive(*KEEPALIVE)
         except libvirt.libvirtError:  # a driver in this process (test:///default) has no keepalive

@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from controller.core import signals
-from controller.core.errors import HypervisorError, from_os_error
+from controller.core.errors import HypervisorError, LabError, from_os_error
 from controller.virt.hypervisor import Hypervisor
 
 GIB = 1024 ** 3
@@ -269,12 +269,16 @@ def _send(stream: libvirt.virStream, f: BinaryIO, size: int) -> None:
             stream.sendHole(end - offset, 0)
             offset = end
             continue
-        f.seek(offset)
+        if fd is not None:
+            f.seek(offset)
         while offset < end:
             signals.check()
-            buf = f.read(min(CHUNK, end - offset))
+            try:
+                buf = f.read(min(CHUNK, end - offset))
+            except OSError as exc:
+                raise from_os_error(exc, getattr(f, "name", "the file")) from exc
             if not buf:
-                raise HypervisorError(f"{getattr(f, 'name', 'the file')} shrank while it was sent")
+                raise LabError(str(getattr(f, "name", "the file")), "shrank while it was sent", "InternalError")
             sent = 0
             while sent < len(buf):
                 sent += stream.send(buf[sent:])
