@@ -15,7 +15,8 @@ import uuid
 
 import pytest
 
-from controller.core.errors import HypervisorError, LabError
+from controller.core import signals
+from controller.core.errors import HypervisorError, Interrupted, LabError
 from controller.virt.hypervisor import Hypervisor
 from controller.virt.replica import replicate
 from controller.virt.storage import GIB, ensure_pool
@@ -66,7 +67,7 @@ def host(request, tmp_path):
     assert left == [], f"the test left volumes in {name}: {left}"
 
 
-def test_replicate_overlay_blank_seed_users_and_delete(host, image):
+def test_replicate_overlay_blank_seed_users_and_delete(host, image, tmp_path):
     pool, run = host
     src, digest = image
     rep = replicate(pool, "v1.qcow2", src, digest)
@@ -93,8 +94,17 @@ def test_replicate_overlay_blank_seed_users_and_delete(host, image):
     vol = pool.upload_bytes("web-0-seed.iso", seed)
     assert vol.format == "raw" and pool.sha256("web-0-seed.iso") == hashlib.sha256(seed).hexdigest()
 
+    sparse = tmp_path / "sparse.raw"  # 1 MiB of data, a 30 MiB hole, 1 MiB of data
+    with sparse.open("wb") as f:
+        f.write(os.urandom(1 << 20))
+        f.seek(31 << 20)
+        f.write(os.urandom(1 << 20))
+    vol = pool.upload("sparse.raw", sparse)
+    assert pool.sha256("sparse.raw") == sha256_file(sparse) and vol.capacity == 32 << 20
+    assert vol.allocation < 8 << 20  # the hole went as a hole
+
     assert pool.users_of(base) == ["web-0-os.qcow2"] and pool.users_of(data) == []
-    for name in ("web-0-os.qcow2", "web-0-lun0.qcow2", "web-0-seed.iso", "v1.qcow2"):
+    for name in ("web-0-os.qcow2", "web-0-lun0.qcow2", "web-0-seed.iso", "sparse.raw", "v1.qcow2"):
         pool.delete(name)
     pool.delete("v1.qcow2")
     assert pool.volumes() == []
@@ -124,6 +134,11 @@ def test_a_bad_checksum_or_a_broken_upload_leaves_no_volume(host, image):
     assert pool.volume("v1.qcow2") is None
     with pytest.raises(LabError, match="source: Input/output error"):
         pool._upload("broken.qcow2", Source(), 8 << 20)
+    try:
+        with pytest.raises(Interrupted):  # Ctrl-C mid-upload
+            pool._upload("stopped.qcow2", Source(then=lambda: signals.trigger(signal.SIGINT)), 8 << 20)
+    finally:
+        signals.reset()
     pool.refresh()
     assert pool.volumes() == []
 
