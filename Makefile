@@ -45,6 +45,7 @@ bench: setup
 	$(SUDO) .venv/bin/python bench/reimage_time.py
 	$(SUDO) .venv/bin/python bench/upgrade_overhead.py
 	$(SUDO) .venv/bin/python bench/surge_vs_inplace.py
+	$(SUDO) .venv/bin/python bench/replication.py
 	.venv/bin/python bench/upgrade_scale.py
 	.venv/bin/python bench/api_load.py
 	.venv/bin/python bench/web_render.py

@@ -5,6 +5,10 @@ touched. Commands run inside with `run()`. Closing kills everything in the PID n
 
     with PrivateLibvirt(tmp / "ns") as ns:
         ns.run(["virsh", "list"])
+
+With `tcp_port` (and `own_network=False`) the daemon also listens on 127.0.0.1:PORT without
+authentication (`--listen`, `listen_tcp`, `auth_tcp = "none"`, no TLS): a second "host" reached as
+`ns.uri` = `qemu+tcp://127.0.0.1:PORT/system`.
 """
 from __future__ import annotations
 
@@ -39,8 +43,12 @@ MOUNTS = {"/etc/libvirt": "etc", "/run/libvirt": "run", "/var/lib/libvirt": "lib
 
 
 class PrivateLibvirt:
-    def __init__(self, root: Path, own_network: bool = True, pool: str = "default", caps: Path | None = CAPS):
+    def __init__(self, root: Path, own_network: bool = True, pool: str = "default", caps: Path | None = CAPS,
+                 tcp_port: int | None = None):
+        if tcp_port is not None and own_network:
+            raise ValueError("tcp_port needs own_network=False (the host's loopback)")
         self.root, self.own_network, self.pool, self.caps = Path(root), own_network, pool, caps
+        self.tcp_port = tcp_port
         self.proc: subprocess.Popen | None = None
         self.pid = 0  # PID 1 of the namespace, as the host sees it
 
@@ -68,6 +76,10 @@ class PrivateLibvirt:
         for xml in (self.root / "etc/qemu").glob("*.xml"):
             xml.unlink()
         (self.root / "lib/images").mkdir(exist_ok=True)
+        if self.tcp_port is not None:
+            with (self.root / "etc/libvirtd.conf").open("a") as conf:
+                conf.write(f'\nlisten_tls = 0\nlisten_tcp = 1\nlisten_addr = "127.0.0.1"\n'
+                           f'tcp_port = "{self.tcp_port}"\nauth_tcp = "none"\n')
         # QEMU's capabilities as libvirt probed them before (a minute per binary under TCG).
         for known in (Path("/var/cache/libvirt/qemu"), self.caps):
             if known and known.is_dir():
@@ -75,7 +87,7 @@ class PrivateLibvirt:
         binds = " && ".join(f"mount --bind {shlex.quote(str(self.root / sub))} {host}"
                             for host, sub in MOUNTS.items())
         script = (f"{binds} && " + ("ip link set lo up && " if self.own_network else "")
-                  + "virtlogd -d -p /run/libvirt/virtlogd.pid && libvirtd -d -p /run/libvirt/libvirtd.pid"
+                  + f"virtlogd -d -p /run/libvirt/virtlogd.pid && {self.daemon_command}"
                   f" && exec {shlex.quote(sys.executable)} -c {shlex.quote(_INIT)}")
         flags = ["--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc"]
         if self.own_network:
@@ -94,6 +106,27 @@ class PrivateLibvirt:
         if self.pool:
             self.run(["virsh", "-q", "pool-define-as", self.pool, "dir", "--target", "/var/lib/libvirt/images"])
             self.run(["virsh", "-q", "pool-start", self.pool])
+
+    @property
+    def daemon_command(self) -> str:
+        """The shell command that starts libvirtd inside (again, after `stop_daemon`)."""
+        return "libvirtd -d -p /run/libvirt/libvirtd.pid" + (" --listen" if self.tcp_port is not None else "")
+
+    @property
+    def uri(self) -> str:
+        """The URI the host reaches this daemon at (TCP on 127.0.0.1 with `tcp_port`)."""
+        if self.tcp_port is None:
+            raise ValueError("no tcp_port: the daemon is reached only inside (`run`)")
+        return f"qemu+tcp://127.0.0.1:{self.tcp_port}/system"
+
+    def signal_daemon(self, sig: int) -> None:
+        """Send `sig` to libvirtd (SIGSTOP: a hung host, SIGKILL: a dead one)."""
+        self.run(["sh", "-c", f"kill -{int(sig)} $(cat /run/libvirt/libvirtd.pid)"])
+
+    def start_daemon(self, timeout: float = 60.0) -> None:
+        """Start libvirtd again after SIGKILL (its pid file is stale then)."""
+        self.run(["sh", "-c", f"rm -f /run/libvirt/libvirtd.pid && {self.daemon_command}"])
+        self._wait_virsh(time.monotonic() + timeout)
 
     def _child(self) -> int:
         try:

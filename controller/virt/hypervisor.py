@@ -1,6 +1,7 @@
 """A thin pair of classes over libvirt: the Hypervisor (a connection) and its Domains."""
 from __future__ import annotations
 
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -14,6 +15,27 @@ from controller.virt.domain_xml import METADATA_NS
 
 # Silence libvirt's default error printer; errors arrive as exceptions.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+KEEPALIVE = (5, 3)  # seconds between probes, unanswered probes before libvirt drops the connection
+OPEN_TIMEOUT = 25.0  # seconds: libvirt's open has no timeout of its own (a stopped daemon: forever)
+_events = threading.Lock()
+_events_started = False
+
+
+def _event_loop() -> None:
+    """libvirt's default event loop in a daemon thread, once per process: keepalive needs it."""
+    global _events_started
+    with _events:
+        if _events_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _events_started = True
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: "unknown", libvirt.VIR_DOMAIN_RUNNING: "running",
@@ -110,14 +132,51 @@ class Domain:
         return LabTag(text("home"), text("scaleSet"), text("instanceId"))
 
 
-class Hypervisor:
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
+def _open(uri: str, timeout: float) -> libvirt.virConnect:
+    """libvirt.open in a thread, given up after `timeout` (a late connection is closed when it comes)."""
+    out: dict = {}
+    lock = threading.Lock()
+
+    def run() -> None:
         try:
-            self.conn = libvirt.open(uri)
+            conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
-            raise HypervisorError(f"cannot connect to libvirt at {uri}: {exc.get_error_message()} "
-                                  "(is libvirtd running? run `make setup`)") from exc
+            out["error"] = exc
+            return
+        with lock:
+            if out.get("late"):
+                try:
+                    conn.close()
+                except libvirt.libvirtError:
+                    pass
+            else:
+                out["conn"] = conn
+
+    t = threading.Thread(target=run, name=f"libvirt-open {uri}", daemon=True)
+    t.start()
+    t.join(timeout)
+    with lock:
+        out["late"] = "conn" not in out and "error" not in out
+    if out["late"]:
+        raise HypervisorError(f"cannot connect to libvirt at {uri}: no answer in {timeout:.0f} s "
+                              "(the host or its libvirtd hangs)")
+    if "error" in out:
+        raise HypervisorError(f"cannot connect to libvirt at {uri}: {out['error'].get_error_message()} "
+                              "(is libvirtd running? run `make setup`)") from out["error"]
+    return out["conn"]
+
+
+class Hypervisor:
+    def __init__(self, uri: str, open_timeout: float = OPEN_TIMEOUT) -> None:
+        """Connect to `uri`; on a remote daemon (qemu:///system included) with keepalive, so a call
+        to a host that stops answering fails after about 5 + 5 * 3 s instead of hanging."""
+        self.uri = uri
+        _event_loop()
+        self.conn = _open(uri, open_timeout)
+        try:
+            self.conn.setKeepAlive(*KEEPALIVE)
+        except libvirt.libvirtError:  # a driver in this process (test:///default) has no keepalive
+            pass
 
     def close(self) -> None:
         try:
