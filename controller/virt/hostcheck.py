@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
 
 import libvirt
 
@@ -14,6 +13,7 @@ from controller.core import signals
 from controller.core.errors import HypervisorError
 from controller.model.region import Host
 from controller.virt.hypervisor import Hypervisor
+from controller.virt.storage import define_dir_pool
 
 TIMEOUT = 10.0  # seconds a host has to answer
 
@@ -35,19 +35,6 @@ def _pool_path(pool: libvirt.virStoragePool) -> str | None:
     return target.text if target is not None else None
 
 
-def _dir_pool(hv: Hypervisor, name: str, path: str) -> None:
-    xml = f"<pool type='dir'><name>{escape(name)}</name><target><path>{escape(path)}</path></target></pool>"
-    pool = hv.conn.storagePoolDefineXML(xml, 0)
-    try:
-        pool.build(0)  # makes the directory; a driver without it (test://) has nothing to build
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
-            pool.undefine()
-            raise
-    pool.create(0)
-    pool.setAutostart(1)
-
-
 def _inspect(host: Host, create: bool) -> HostStatus:
     hv = Hypervisor(host.uri)
     try:
@@ -59,7 +46,7 @@ def _inspect(host: Host, create: bool) -> HostStatus:
             if not (create and host.pool_path):
                 return HostStatus(True, "missing", f"has no storage pool '{host.pool}' (make it, or give "
                                                    "--pool-path to have a dir pool made)")
-            _dir_pool(hv, host.pool, host.pool_path)
+            define_dir_pool(hv, host.pool, host.pool_path)
             return HostStatus(True, "created")
         if not pool.isActive():
             return HostStatus(True, "inactive", f"storage pool '{host.pool}' is not active "

@@ -312,21 +312,32 @@ def ensure_pool(hv: Hypervisor, name: str, path: str | None = None) -> Pool:
                 f"no storage pool {name} on {hv.uri}: give a path to make a dir pool there, or create it on that "
                 f"host: virsh -c {hv.uri} pool-define-as {name} dir --target DIR, then pool-build, pool-start "
                 f"and pool-autostart {name}", field=hv.uri) from exc
-        xml = f"<pool type='dir'><name>{escape(name)}</name><target><path>{escape(path)}</path></target></pool>"
         with _errors(hv.uri, name, None, f"define a dir pool at {path}"):
-            pool = hv.conn.storagePoolDefineXML(xml, 0)
-            try:
-                pool.build(0)
-                pool.create(0)
-                pool.setAutostart(1)
-            except libvirt.libvirtError:
-                _undefine(pool)
-                raise
+            pool = define_dir_pool(hv, name, path)
     with _errors(hv.uri, name, None, "start"):
         if not pool.isActive():
             pool.create(0)
         pool.refresh(0)
     return Pool(hv, pool)
+
+
+def define_dir_pool(hv: Hypervisor, name: str, path: str) -> libvirt.virStoragePool:
+    """A new `dir` pool at `path`: defined, built (a driver without build, test://, has nothing to
+    build), started, autostarted; undefined again when a step fails (libvirt's error is raised)."""
+    xml = f"<pool type='dir'><name>{escape(name)}</name><target><path>{escape(path)}</path></target></pool>"
+    pool = hv.conn.storagePoolDefineXML(xml, 0)
+    try:
+        try:
+            pool.build(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+        pool.create(0)
+        pool.setAutostart(1)
+    except libvirt.libvirtError:
+        _undefine(pool)
+        raise
+    return pool
 
 
 def _undefine(pool: libvirt.virStoragePool) -> None:
