@@ -111,16 +111,22 @@ def test_processes_opening_a_new_lab_at_once_all_succeed(tmp_path):
         assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == schema.LATEST
 
 
+def schema_at(path, version: int) -> sqlite3.Connection:
+    """A database at schema `version` (the first migrations only), in autocommit."""
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in schema.MIGRATIONS[:version]:
+        for stmt in schema.statements(script):
+            old.execute(stmt)
+    old.execute(f"PRAGMA user_version={version}")
+    return old
+
+
 def test_a_database_of_schema_4_gets_regions_and_keeps_its_sets(tmp_path):
     """Migration 5 (regions): a lab of the schema before it opens with its sets and no region yet."""
     from controller.model.region import Host, Region
     from controller.state.regions import RegionStore
     path = tmp_path / "state.db"
-    old = sqlite3.connect(path, isolation_level=None)
-    for script in schema.MIGRATIONS[:4]:
-        for stmt in schema.statements(script):
-            old.execute(stmt)
-    old.execute("PRAGMA user_version=4")
+    old = schema_at(path, 4)
     old.execute("INSERT INTO scale_sets VALUES (?,?,?,?,?)", ("web", json.dumps({**BASE, "location": "east"}),
                                                                3, "t0", "t1"))
     old.close()
@@ -141,11 +147,7 @@ def test_a_database_of_schema_5_keeps_its_instances_on_the_local_host(tmp_path):
     from controller.model.instance import Instance
     from controller.state.instances import InstanceStore
     path = tmp_path / "state.db"
-    old = sqlite3.connect(path, isolation_level=None)
-    for script in schema.MIGRATIONS[:5]:
-        for stmt in schema.statements(script):
-            old.execute(stmt)
-    old.execute("PRAGMA user_version=5")
+    old = schema_at(path, 5)
     old.execute("INSERT INTO scale_sets VALUES (?,?,?,?,?)", ("web", json.dumps(BASE), 3, "t0", "t1"))
     old.execute("INSERT INTO profiles VALUES ('p0', '{}')")
     old.execute("INSERT INTO instances (scale_set, instance_id, domain, computer_name, update_domain, fault_domain, "
