@@ -313,7 +313,7 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
                 purge_domain(lab, dom.name, (uri,))
                 done.append(f"domain {dom.name}: no instance record; removed")
     for inst in rows.values():
-        if inst.instance_id in busy or inst.host_uri in down:
+        if inst.instance_id in busy or (None if inst.host_uri == lab.uri else inst.host_uri) in down:
             continue
         dom = lab.hv_of(inst).lookup(inst.domain)
         if dom is None and Path(inst.os_disk).exists() and Path(inst.seed).exists():
