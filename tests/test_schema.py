@@ -111,22 +111,28 @@ def test_processes_opening_a_new_lab_at_once_all_succeed(tmp_path):
         assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == schema.LATEST
 
 
+def schema_at(path, version: int) -> sqlite3.Connection:
+    """A database at schema `version` (the first migrations only), in autocommit."""
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in schema.MIGRATIONS[:version]:
+        for stmt in schema.statements(script):
+            old.execute(stmt)
+    old.execute(f"PRAGMA user_version={version}")
+    return old
+
+
 def test_a_database_of_schema_4_gets_regions_and_keeps_its_sets(tmp_path):
     """Migration 5 (regions): a lab of the schema before it opens with its sets and no region yet."""
     from controller.model.region import Host, Region
     from controller.state.regions import RegionStore
     path = tmp_path / "state.db"
-    old = sqlite3.connect(path, isolation_level=None)
-    for script in schema.MIGRATIONS[:4]:
-        for stmt in schema.statements(script):
-            old.execute(stmt)
-    old.execute("PRAGMA user_version=4")
+    old = schema_at(path, 4)
     old.execute("INSERT INTO scale_sets VALUES (?,?,?,?,?)", ("web", json.dumps({**BASE, "location": "east"}),
                                                                3, "t0", "t1"))
     old.close()
 
     db = connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST == 5
+    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST
     assert tables(db) == tables(connect(tmp_path / "fresh.db"))
     regions = RegionStore(db, Host("test:///default", "p"))
     assert ScaleSetStore(db).get("web").location == "east" and not regions.get("east").configured
@@ -134,3 +140,32 @@ def test_a_database_of_schema_4_gets_regions_and_keeps_its_sets(tmp_path):
     with pytest.raises(LabError) as err:
         regions.remove("east")
     assert err.value.code == "RegionInUse"
+
+
+def test_a_database_of_schema_5_keeps_its_instances_on_the_local_host(tmp_path):
+    """Migration 6 (each instance's host): rows made before it read as on the local host (None)."""
+    from controller.model.instance import Instance
+    from controller.state.instances import InstanceStore
+    path = tmp_path / "state.db"
+    old = schema_at(path, 5)
+    old.execute("INSERT INTO scale_sets VALUES (?,?,?,?,?)", ("web", json.dumps(BASE), 3, "t0", "t1"))
+    old.execute("INSERT INTO profiles VALUES ('p0', '{}')")
+    old.execute("INSERT INTO instances (scale_set, instance_id, domain, computer_name, update_domain, fault_domain, "
+                "profile, profile_digest, os_disk, seed, ci_instance_id, ports, provisioning_state, power_state, "
+                "created_at, updated_at) VALUES ('web', 0, 'd0', 'web000000', 0, 0, 'p0', 'x', '/o', '/s', 'c', "
+                "'{}', 'Succeeded', 'running', 't0', 't1')")
+    old.close()
+
+    db = connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST == 6
+    assert tables(db) == tables(connect(tmp_path / "fresh.db"))
+    store = InstanceStore(db)
+    [inst] = store.list("web")
+    assert (inst.host_uri, inst.host_pool) == (None, None) and store.hosts("web") == [None]
+    store.insert(Instance("web", 1, "d1", "web000001", 1, 1, {}, "x", "/o1", "/s1", "c", {},
+                          host_uri="test:///h2.xml", host_pool="p2"))
+    got = store.get("web", 1)
+    assert (got.host_uri, got.host_pool) == ("test:///h2.xml", "p2")
+    got.host_uri, got.error = "test:///elsewhere.xml", "changed"
+    store.save(got)  # a save never moves an instance to another host
+    assert store.get("web", 1).host_uri == "test:///h2.xml" and store.remote_domains() == {"d1": "test:///h2.xml"}

@@ -33,8 +33,9 @@ def vm_resource(lab: Lab, ss, inst, health, expand: bool = False, digest: str | 
 
 
 def _view(lab: Lab, ss, inst, health) -> dict:
-    state = lab.hv.states([inst.domain]).get(inst.domain)
-    return views.instance_view(ss, inst, state, views.vm_health(health))
+    hs = lab.states([inst])
+    return views.instance_view(ss, inst, hs.states.get(inst.domain), views.vm_health(health),
+                               hs.unreachable.get(inst.domain))
 
 
 def register(router: Router, ctx: ApiContext) -> None:

@@ -210,7 +210,7 @@ def register(router: Router, ctx: ApiContext) -> None:
         def view(lab: Lab) -> dict:
             ss = find_set(lab, rg, p["name"])
             insts = lab.instances.list(ss.name)
-            return views.aggregate_view(ss, insts, lab.hv.states(i.domain for i in insts))
+            return views.aggregate_view(ss, insts, lab.states(insts).states)
         return responses.body(await ctx.read(view))
 
     router.add("GET", ONE, get)

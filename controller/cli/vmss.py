@@ -233,13 +233,15 @@ def cmd_get_instance_view(args) -> int:
     lab = _lab()
     ss = lab.models.get(args.name)
     insts = lab.instances.list(ss.name)
-    states = lab.hv.states(i.domain for i in insts)
+    hs = lab.states(insts)
+    states = hs.states
     if args.instance_id is None:
         out(args, views.aggregate_view(ss, insts, states))
         return 0
     chosen = [ops.refresh(lab, i) for i in resolve_ids(insts, [args.instance_id], "--instance-id")]
     health = ops.poll_health(lab, ss, insts=chosen)
-    result = [views.instance_view(ss, i, states[i.domain], vm_health(health.get(i.instance_id))) for i in chosen]
+    result = [views.instance_view(ss, i, states[i.domain], vm_health(health.get(i.instance_id)),
+                                  hs.unreachable.get(i.domain)) for i in chosen]
     out(args, result if args.instance_id == "*" else result[0], VIEW_COLUMNS)
     return 0
 

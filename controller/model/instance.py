@@ -112,6 +112,8 @@ class Instance:
     updated_at: str = ""
     protect_from_scale_in: bool = False            # protectionPolicy: the user's, set on the instance only
     protect_from_scale_set_actions: bool = False
+    host_uri: str | None = None    # the libvirt host the domain lives on (None: the lab's own, `local`)
+    host_pool: str | None = None   # that host's storage pool (None: the local host's pool)
 
     @property
     def scale_in_protected(self) -> bool:

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from controller.core.errors import ModelError
+from agent.health import UNKNOWN
+from controller.core.clock import now_iso
+from controller.core.errors import HypervisorError, LabError, ModelError
 from controller.core.txn import transaction
 from controller.model.instance import (
     Instance,
@@ -210,7 +212,7 @@ def power(lab: Lab, name: str, ids: list[str] | None, action: str) -> list[Insta
     insts = resolve_ids(lab.instances.list(ss.name), ids)
 
     def act(inst: Instance) -> Instance:
-        dom = lab.hv.lookup(inst.domain)
+        dom = lab.hv_of(inst).lookup(inst.domain)
         if action in ("stop", "restart") and dom is not None:
             dom.shutdown(timeout=60)
         if action == "stop":
@@ -243,20 +245,31 @@ def delete(lab: Lab, name: str) -> list[str]:
         lab.journal.take_over(name)
     rows = lab.instances.remnants(name)
     files = lab.journal.files(name) + [p for _, disk, seed in rows for p in (disk, seed)]
-    domains = {d for d, _, _ in rows} | _set_domains(lab, name)
+    hosts = _set_hosts(lab, name)
+    domains = {d for d, _, _ in rows} | _set_domains(lab, name, hosts)
     if not (domains or files or lab.models.stored_name(name)):
         raise ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
     for domain in sorted(domains):
-        purge_domain(lab, domain)
+        purge_domain(lab, domain, hosts)
     remove_files(*files)
     lab.models.delete(name)
     return sorted(d for d, _, _ in rows)
 
 
-def _set_domains(lab: Lab, name: str) -> set[str]:
-    """Domain names of the set that libvirt, the port leases or the lab's directories still know."""
+def _set_hosts(lab: Lab, name: str) -> list[str | None]:
+    """The hosts the set's domains may be on: its region's (if its model reads) and its rows'."""
+    try:
+        model: ScaleSet | None = lab.models.get(name)
+    except LabError:
+        model = None
+    return lab.host_uris(model, lab.instances.hosts(name))
+
+
+def _set_domains(lab: Lab, name: str, hosts: list[str | None]) -> set[str]:
+    """Domain names of the set that libvirt (on `hosts`), the port leases or the lab's directories
+    still know."""
     pattern = re.compile(re.escape(domain_name(lab.paths.home, name, 0)[:-1]) + r"\d+", re.IGNORECASE)
-    found = {d.name for d in lab.hv.lab_domains(str(lab.paths.home))
+    found = {d.name for uri in hosts for d in lab.hv_at(uri).lab_domains(str(lab.paths.home))
              if (tag := d.lab_tag()) and tag.scale_set.lower() == name.lower()}
     owner = port_owner(lab, "")
     found |= {o[len(owner):] for o in PortAllocator().leases().values() if o.startswith(owner)}
@@ -279,7 +292,7 @@ def run_command(lab: Lab, name: str, instance_id: str, script: str, timeout: flo
     """The script runs as root through SSH (`sudo sh -s`), its text sent on stdin."""
     ss = lab.models.get(name)
     inst = resolve_ids(lab.instances.list(ss.name), [instance_id], "--instance-id")[0]
-    client = vm.ssh(lab.paths, inst, lab.hv)
+    client = vm.ssh(lab.paths, inst, lab.hv_of(inst))
     client.wait(time.monotonic() + 30)
     try:
         return client.run("sudo sh -s", timeout=timeout, stdin=script.encode())
@@ -289,8 +302,12 @@ def run_command(lab: Lab, name: str, instance_id: str, script: str, timeout: flo
 
 async def read_health(lab: Lab, ss: ScaleSet, monitor: Monitor, insts: list[Instance]) -> dict[int, Reading]:
     """One concurrent poll of the instances' health source, recorded with its `since`."""
-    up = lab.hv.running(i.domain for i in insts)
-    readings = await monitor.poll(insts, {i.instance_id: i.domain in up for i in insts})
+    hs = await asyncio.to_thread(lab.states, insts)  # a host that does not answer costs its timeout
+    reach = [i for i in insts if i.domain not in hs.unreachable]
+    readings = await monitor.poll(reach, {i.instance_id: hs.states.get(i.domain) == "running" for i in reach})
+    stamp = now_iso()
+    readings.update({i.instance_id: Reading(UNKNOWN, monitor.source, hs.unreachable[i.domain], checked_at=stamp)
+                     for i in insts if i.domain in hs.unreachable})
     return HealthStore(lab.db).record(ss.name, readings)
 
 
@@ -303,11 +320,15 @@ def poll_health(lab: Lab, ss: ScaleSet, monitor: Monitor | None = None,
 
 def refresh(lab: Lab, inst: Instance) -> Instance:
     """Read the boot id, stamp and extension statuses again from a running guest (best effort)."""
-    dom = lab.hv.lookup(inst.domain)
+    try:
+        hv = lab.hv_of(inst)
+        dom = hv.lookup(inst.domain)
+    except HypervisorError:  # its host does not answer: the last known view stays
+        return inst
     if dom is None or dom.state() != "running":
         return inst
     try:
-        booted = vm.wait(lab.hv, lab.paths, inst, time.monotonic() - 1, timeout=45)
+        booted = vm.wait(hv, lab.paths, inst, time.monotonic() - 1, timeout=45)
     except Exception:  # noqa: BLE001 - an unreachable guest keeps its last known view
         return inst
     inst.boot_id, inst.stamp = booted.readiness.boot_id, booted.readiness.stamp

@@ -1,12 +1,14 @@
-"""The lab a command works on: its paths, database, libvirt connection and gallery."""
+"""The lab a command works on: its paths, database, libvirt connections (one per host) and gallery."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from controller.core.errors import ImageError, ModelError
 from controller.core.settings import LabPaths, lab_paths, libvirt_uri
+from controller.model.instance import Instance
 from controller.model.region import Region, local_host
 from controller.model.scaleset import ScaleSet
 from controller.state.db import connect
@@ -16,6 +18,7 @@ from controller.state.regions import RegionStore
 from controller.state.scalesets import ScaleSetStore
 from controller.virt import accel as accel_mod
 from controller.virt import vm
+from controller.virt.hosts import TIMEOUT, Connections, HostStates
 from controller.virt.hypervisor import Hypervisor
 from images.gallery import Gallery, ImageVersion
 
@@ -27,6 +30,7 @@ class Lab:
     paths: LabPaths
     uri: str
     _accel: accel_mod.Accel | None = field(default=None, repr=False)
+    host_timeout: float = TIMEOUT  # seconds a remote host has to answer before its instances are Unknown
 
     @classmethod
     def open(cls, accel: accel_mod.Accel | None = None) -> "Lab":
@@ -38,7 +42,38 @@ class Lab:
 
     @cached_property
     def hv(self) -> Hypervisor:
+        """The lab's own libvirt (the `local` region's host)."""
         return Hypervisor(self.uri)
+
+    @cached_property
+    def hosts(self) -> Connections:
+        """One connection per host URI, opened on first use and reused (the local one is `hv`)."""
+        return Connections(lambda: self.hv, self.uri, self.host_timeout)
+
+    def hv_at(self, uri: str | None) -> Hypervisor:
+        """The connection to the host at `uri` (None: local); HypervisorError naming a host that
+        does not answer within `host_timeout`."""
+        return self.hosts.get(uri)
+
+    def hv_of(self, inst: Instance) -> Hypervisor:
+        """The connection to the host the instance lives on."""
+        return self.hosts.get(inst.host_uri)
+
+    def states(self, insts: Iterable[Instance]) -> HostStates:
+        """The domain state of each instance, read from its host (all hosts at once; a host that
+        does not answer makes its instances' states `unknown`, with the reason)."""
+        return self.hosts.states((i.host_uri, i.domain) for i in insts)
+
+    def host_uris(self, ss: ScaleSet | None, recorded: Iterable[str | None] = ()) -> list[str | None]:
+        """Every host a set's domains may be on: the local one (None), its region's hosts, and
+        `recorded` (the URIs its instances record), each once."""
+        uris: list[str | None] = [None]
+        hosts = self.region_of(ss).hosts if ss is not None else ()
+        for uri in [h.uri for h in hosts] + list(recorded):
+            uri = None if uri == self.uri else uri
+            if uri not in uris:
+                uris.append(uri)
+        return uris
 
     @cached_property
     def gallery(self) -> Gallery:
@@ -93,6 +128,8 @@ class Lab:
             raise ModelError(IMAGE_REF, exc.reason, exc.code) from None
 
     def close(self) -> None:
+        if "hosts" in self.__dict__:
+            self.hosts.close()
         if "hv" in self.__dict__:
             self.hv.close()
         if "db" in self.__dict__:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 from controller.core.errors import HypervisorError, LabError, ModelError
 from controller.model import extensions as ext_mod
+from controller.model import placement
 from controller.model.instance import (
     DOMAINS,
     Instance,
@@ -61,11 +63,17 @@ def allocate_ports(lab: Lab, domain: str, wanted: list[int], existing: dict[int,
 
 
 def plan_instance(lab: Lab, ss: ScaleSet, instance_id: int, image: ImageVersion) -> Instance:
+    """A new instance's record: its fault domain and host from its region (placement.place; on
+    `local` and a label region the host is the local one, recorded as None)."""
     dom = domain_name(lab.paths.home, ss.name, instance_id)
+    region = lab.region_of(ss)
+    where = placement.place(ss, region, instance_id)
+    host = where.host if region.configured else None
     inst = Instance(
         scale_set=ss.name, instance_id=instance_id, domain=dom,
         computer_name=computer_name(ss.properties.virtualMachineProfile.osProfile.computerNamePrefix, instance_id),
-        update_domain=instance_id % DOMAINS, fault_domain=instance_id % DOMAINS,
+        update_domain=instance_id % DOMAINS, fault_domain=where.fault_domain,
+        host_uri=host.uri if host else None, host_pool=host.pool if host else None,
         profile=applied_profile(ss, image.version), profile_digest=profile_digest(ss),
         os_disk=str(vm.os_disk_path(vm.instance_dir(lab.paths, dom))), seed="", ci_instance_id="",
         ports=allocate_ports(lab, dom, guest_ports(ss), {}))
@@ -107,21 +115,22 @@ def write_disks(lab: Lab, inst: Instance, image_path: Path) -> None:
 def switch(lab: Lab, inst: Instance) -> float:
     """Power off, grow data disks the profile made bigger, define the domain on `inst`'s OS disk
     and seed, start; returns the start time."""
-    if attached_os_disk(lab.hv, inst.domain) != inst.os_disk:
+    hv = lab.hv_of(inst)
+    if attached_os_disk(hv, inst.domain) != inst.os_disk:
         vm.hostkeys(lab.paths, inst).forget()  # another OS disk, other host keys: the lab re-pins
-    dom = lab.hv.lookup(inst.domain)
+    dom = hv.lookup(inst.domain)
     if dom is not None:
         dom.destroy()
         if dom.uuid() != vm.domain_uuid(inst):  # defined by an older lab version: same name, other uuid
             dom.undefine()
     vm.grow_data_disks(inst.dir, vm.typed_profile(inst))
-    _, started = vm.boot(lab.hv, lab.paths, vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed),
+    _, started = vm.boot(hv, lab.paths, vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed),
                                                            lab.accel), inst)
     return started
 
 
 def wait_booted(lab: Lab, inst: Instance, started: float, timeout: float = BOOT_TIMEOUT) -> vm.Booted:
-    return vm.wait(lab.hv, lab.paths, inst, started, timeout)
+    return vm.wait(lab.hv_of(inst), lab.paths, inst, started, timeout)
 
 
 def apply_booted(inst: Instance, booted: vm.Booted) -> Instance:
@@ -156,7 +165,7 @@ async def bring_up(lab: Lab, swap: Swap, new: Instance, image_path: Path, timeou
         apply_booted(new, booted)
     except Exception as exc:  # noqa: BLE001 - any failure is the instance's state, not a crash
         new.provisioning_state, new.error = "Failed", f"{type(exc).__name__}: {exc}"
-        if swap.old_os_disk and attached_os_disk(lab.hv, new.domain) != new.os_disk:
+        if swap.old_os_disk and _attached(lab, new) != new.os_disk:
             # never switched: the instance stays on its old disk, running again if it was
             old = old_side(new, swap)
             old.provisioning_state, old.error = "Failed", new.error
@@ -197,12 +206,22 @@ class _Named:
     domain: str
 
 
-def purge_domain(lab: Lab, domain: str) -> None:
-    """A domain and all the lab keeps for it: definition, directory (OS disks, seeds, data
-    disks), port leases, pinned host key, console log. Whatever is already gone is skipped."""
-    dom = lab.hv.lookup(domain)
-    if dom is not None:
-        dom.undefine()
+def _attached(lab: Lab, inst: Instance) -> str | None:
+    """The OS disk the instance's host has attached; None also when the host does not answer."""
+    try:
+        return attached_os_disk(lab.hv_of(inst), inst.domain)
+    except HypervisorError:
+        return None
+
+
+def purge_domain(lab: Lab, domain: str, hosts: Iterable[str | None] = (None,)) -> None:
+    """A domain and all the lab keeps for it: its definition on each of `hosts` (URIs; None:
+    local), directory (OS disks, seeds, data disks), port leases, pinned host key, console log.
+    Whatever is already gone is skipped; a host that does not answer raises HypervisorError."""
+    for uri in hosts:
+        dom = lab.hv_at(uri).lookup(domain)
+        if dom is not None:
+            dom.undefine()
     shutil.rmtree(vm.instance_dir(lab.paths, domain), ignore_errors=True)
     PortAllocator().release(port_owner(lab, domain))
     named = cast(Instance, _Named(domain))
@@ -212,7 +231,7 @@ def purge_domain(lab: Lab, domain: str) -> None:
 
 def remove_instance(lab: Lab, inst: Instance) -> None:
     """The instance's domain with all its files and leases, then its health and its row."""
-    purge_domain(lab, inst.domain)
+    purge_domain(lab, inst.domain, (inst.host_uri,))
     remove_files(inst.os_disk, inst.seed)
     HealthStore(lab.db).forget(inst.scale_set, inst.instance_id)
     lab.instances.delete(inst.scale_set, inst.instance_id)
@@ -222,7 +241,7 @@ def remove_instance(lab: Lab, inst: Instance) -> None:
 async def finish_orphan(lab: Lab, swap: Swap, inst: Instance) -> Instance:
     """Finish or undo a swap whose process died: whichever disk libvirt has attached wins."""
     lab.journal.claim(swap)
-    attached = attached_os_disk(lab.hv, inst.domain)
+    attached = attached_os_disk(lab.hv_of(inst), inst.domain)
     new = new_side(inst, swap)
     if swap.kind in ("create", "surge") or swap.in_place or attached == swap.new_os_disk:
         image = lab.image(new.image)
@@ -250,7 +269,11 @@ async def settle_orphan(lab: Lab, swap: Swap) -> str:
         lab.journal.claim(swap)
         lab.journal.set_phase(swap, "aborted", "the instance was removed before the swap finished")
         remove_files(swap.old_os_disk, swap.old_seed, swap.new_os_disk, swap.new_seed)
-        purge_domain(lab, domain_name(lab.paths.home, swap.scale_set, swap.instance_id))
+        try:
+            model = lab.models.get(swap.scale_set)
+        except LabError:
+            model = None  # the set is gone (or does not read): its region's hosts are not known
+        purge_domain(lab, domain_name(lab.paths.home, swap.scale_set, swap.instance_id), lab.host_uris(model))
         return f"{what} closed: the instance is gone; its disks removed"
     try:
         done = await finish_orphan(lab, swap, inst)
@@ -276,15 +299,23 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     if dead:  # a process killed between recording a settle and deleting the other disk
         remove_files(*dead)
         done.append(f"removed {len(dead)} disk files that finished swaps had left behind")
-    for dom in lab.hv.lab_domains(str(lab.paths.home)):
-        tag = dom.lab_tag()
-        if tag and tag.scale_set.lower() == ss.name.lower() and dom.name not in rows:
-            purge_domain(lab, dom.name)
-            done.append(f"domain {dom.name}: no instance record; removed")
-    for inst in rows.values():
-        if inst.instance_id in busy:
+    down: dict[str | None, str] = {}  # hosts that did not answer: their instances are left alone
+    for uri in lab.host_uris(ss, (i.host_uri for i in rows.values())):
+        try:
+            found = lab.hv_at(uri).lab_domains(str(lab.paths.home))
+        except HypervisorError as exc:
+            down[uri] = exc.reason
+            done.append(f"{exc.reason}; its domains were not checked")
             continue
-        dom = lab.hv.lookup(inst.domain)
+        for dom in found:
+            tag = dom.lab_tag()
+            if tag and tag.scale_set.lower() == ss.name.lower() and dom.name not in rows:
+                purge_domain(lab, dom.name, (uri,))
+                done.append(f"domain {dom.name}: no instance record; removed")
+    for inst in rows.values():
+        if inst.instance_id in busy or (None if inst.host_uri == lab.uri else inst.host_uri) in down:
+            continue
+        dom = lab.hv_of(inst).lookup(inst.domain)
         if dom is None and Path(inst.os_disk).exists() and Path(inst.seed).exists():
             try:
                 await asyncio.to_thread(_redefine, lab, inst)
@@ -297,6 +328,6 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
 
 
 def _redefine(lab: Lab, inst: Instance) -> None:
-    dom = lab.hv.define(vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed), lab.accel))
+    dom = lab.hv_of(inst).define(vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed), lab.accel))
     if inst.power_state == "running":
         dom.start()

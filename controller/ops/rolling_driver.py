@@ -42,7 +42,7 @@ class LibvirtDriver:
         self._started[inst.domain] = await asyncio.to_thread(provision.switch, self.lab, inst)
 
     def attached(self, inst: Instance) -> str | None:
-        return attached_os_disk(self.lab.hv, inst.domain)
+        return attached_os_disk(self.lab.hv_of(inst), inst.domain)
 
     async def wait_booted(self, inst: Instance, timeout: float) -> Booted:
         started = self._started.pop(inst.domain, time.monotonic())
@@ -60,7 +60,7 @@ class LibvirtDriver:
         return {iid: r.state for iid, r in readings.items()}
 
     async def remove(self, inst: Instance) -> None:
-        await asyncio.to_thread(provision.purge_domain, self.lab, inst.domain)
+        await asyncio.to_thread(provision.purge_domain, self.lab, inst.domain, (inst.host_uri,))
         remove_files(inst.os_disk, inst.seed)
 
     def surge_refusal(self, ss: ScaleSet, count: int) -> str | None:

@@ -80,13 +80,18 @@ def instance(ss: ScaleSet, inst: Instance, health: Reading | None = None, digest
     }
 
 
-def instance_view(ss: ScaleSet, inst: Instance, domain_state: str | None, health: dict | None = None) -> dict:
-    """`get-instance-view --instance-id N`."""
+def instance_view(ss: ScaleSet, inst: Instance, domain_state: str | None, health: dict | None = None,
+                  unreachable: str | None = None) -> dict:
+    """`get-instance-view --instance-id N`; `unreachable`: why the instance's host did not answer
+    (its power state is then PowerState/unknown, with that message)."""
     prov = inst.provisioning_state
+    power = "PowerState/unknown" if unreachable else _power(inst, domain_state)
     statuses = [{"code": f"ProvisioningState/{prov.lower()}", "level": "Error" if prov == "Failed" else "Info",
                  "displayStatus": f"Provisioning {prov.lower()}", "message": inst.error, "time": inst.updated_at},
-                {"code": _power(inst, domain_state), "level": "Info",
-                 "displayStatus": "VM " + _power(inst, domain_state).split("/", 1)[1]}]
+                {"code": power, "level": "Warning" if unreachable else "Info",
+                 "displayStatus": "VM " + power.split("/", 1)[1]}]
+    if unreachable:
+        statuses[1]["message"] = unreachable
     data_disks = inst.profile["vm"]["storageProfile"].get("dataDisks", [])
     view = {
         "instanceId": str(inst.instance_id),

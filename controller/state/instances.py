@@ -15,7 +15,7 @@ from controller.state.profiles import keep_profiles, load_profile
 _COLS = ("scale_set", "instance_id", "domain", "computer_name", "update_domain", "fault_domain", "profile",
          "profile_digest", "os_disk", "seed", "ci_instance_id", "ports", "provisioning_state", "power_state",
          "boot_id", "stamp", "extensions", "error", "created_at", "updated_at", "protect_from_scale_in",
-         "protect_from_scale_set_actions")
+         "protect_from_scale_set_actions", "host_uri", "host_pool")
 
 
 def _to_row(inst: Instance, profile_ref: str) -> tuple:
@@ -24,7 +24,8 @@ def _to_row(inst: Instance, profile_ref: str) -> tuple:
             inst.fault_domain, profile_ref, inst.profile_digest, inst.os_disk, inst.seed, inst.ci_instance_id,
             json.dumps({str(k): p for k, p in inst.ports.items()}), inst.provisioning_state, inst.power_state,
             inst.boot_id, json.dumps(inst.stamp), json.dumps(inst.extensions), inst.error, inst.created_at,
-            inst.updated_at, int(inst.protect_from_scale_in), int(inst.protect_from_scale_set_actions))
+            inst.updated_at, int(inst.protect_from_scale_in), int(inst.protect_from_scale_set_actions),
+            inst.host_uri, inst.host_pool)
 
 
 @lru_cache(maxsize=256)
@@ -34,10 +35,10 @@ def _shared(text: str):
 
 
 _IDX = {c: i for i, c in enumerate(_COLS)}
-# a save leaves these alone; the protection is the user's: only set_protection() writes it, so
+# a save leaves these alone (an instance never moves to another host); the protection is the user's: only set_protection() writes it, so
 # the VM work (an upgrade holding an older copy of the row) never undoes a change made meanwhile
 _FIXED = ("scale_set", "instance_id", "domain", "computer_name", "update_domain", "fault_domain", "created_at",
-          "protect_from_scale_in", "protect_from_scale_set_actions")
+          "protect_from_scale_in", "protect_from_scale_set_actions", "host_uri", "host_pool")
 _MUTABLE = itemgetter(*(_IDX[c] for c in _COLS if c not in _FIXED))
 _UPDATE = (f"UPDATE instances SET {','.join(f'{c}=?' for c in _COLS if c not in _FIXED)} "
            "WHERE scale_set=? AND instance_id=?")
@@ -124,6 +125,15 @@ class InstanceStore:
         """(domain, OS disk, seed) of each instance row, read without parsing the rest (a delete)."""
         return [tuple(r) for r in self.db.execute("SELECT domain, os_disk, seed FROM instances WHERE scale_set=?",
                                                   (scale_set,))]
+
+    def hosts(self, scale_set: str) -> list[str | None]:
+        """The host URIs the set's instances live on (None: local), each once."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT host_uri FROM instances WHERE scale_set=?",
+                                              (scale_set,))]
+
+    def remote_domains(self) -> dict[str, str]:
+        """domain -> host URI of every instance that lives on a host other than the local one."""
+        return dict(self.db.execute("SELECT domain, host_uri FROM instances WHERE host_uri IS NOT NULL").fetchall())
 
     def images_in_use(self) -> set[tuple[str, str, str, str]]:
         """Every image version an instance's OS disk (or a kept rollback disk) is built on."""

@@ -161,6 +161,11 @@ CREATE TABLE IF NOT EXISTS region_hosts (
     UNIQUE (region, uri, pool)
 );
 """,
+    # 6: the libvirt host each instance lives on (its region's host of its fault domain); NULL: local
+    """
+ALTER TABLE instances ADD COLUMN host_uri TEXT;    -- libvirt URI; NULL: the lab's own libvirt
+ALTER TABLE instances ADD COLUMN host_pool TEXT;   -- storage pool on that host; NULL: the local pool
+""",
 ]
 LATEST = len(MIGRATIONS)
 

@@ -20,7 +20,9 @@ PowerStates = Callable[[Lab, Iterable[str]], dict[str, "str | None"]]
 
 
 def libvirt_states(lab: Lab, domains: Iterable[str]) -> dict[str, str | None]:
-    return lab.hv.states(domains)
+    """Each domain's state from its host ("unknown" on a host that does not answer)."""
+    remote = lab.instances.remote_domains()
+    return lab.hosts.states((remote.get(d), d) for d in domains).states
 
 
 def _epoch(iso: str) -> float:

@@ -1,0 +1,193 @@
+"""Instances on the hosts of their region (libvirt's test driver; the boot wait is stubbed).
+
+Each host is a `test:///ABSOLUTE/PATH.xml` node of its own (a private in-memory state per
+connection: the lab's one connection per URI is the host), the lab's own libvirt is
+test:///default. A host that never answers is a 127.0.0.1 socket that accepts and stays silent.
+"""
+import copy
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+
+from controller.model.region import Host, Region
+from controller.ops import commands as ops
+from controller.ops import provision, views
+from controller.ops.lab import Lab
+from controller.virt import vm
+from controller.virt.accel import Accel
+from controller.virt.hosts import Connections
+from controller.virt.hypervisor import Hypervisor, attached_os_disk
+from controller.virt.readiness import Readiness
+from tests.test_model import BASE
+
+P, O, S = "scaleset-lab", "debian", "debian-12"
+NODE = "<node><pool type='dir'><name>{pool}</name><target><path>{path}</path></target></pool></node>"
+BOUND = 1.0  # seconds the lab gives a host in these tests
+
+
+def node(tmp_path, name: str) -> str:
+    f = tmp_path / f"{name}.xml"
+    f.write_text(NODE.format(pool=f"pool-{name}", path=tmp_path / f"pool-{name}"))
+    return f"test://{f}"
+
+
+def booted(lab_, inst, started, timeout=0):
+    """The guest side (there is no guest in the test driver): cloud-init done at once."""
+    return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}), [])
+
+
+def model(location: str, capacity: int) -> dict:
+    doc = copy.deepcopy(BASE)
+    doc["location"], doc["sku"]["capacity"] = location, capacity
+    doc["properties"]["upgradePolicy"]["mode"] = "Manual"
+    doc["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"]["version"] = "1.0.0"
+    doc["properties"]["virtualMachineProfile"].pop("extensionProfile", None)
+    return doc
+
+
+@pytest.fixture
+def silent_host():
+    """A 127.0.0.1 port that accepts connections and never answers (a host that hangs)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"qemu+tcp://127.0.0.1:{srv.getsockname()[1]}/system"
+    stop.set()
+    for s in held:
+        s.close()
+    srv.close()
+
+
+@pytest.fixture
+def hlab(lab, qcow2_file, tmp_path, monkeypatch):
+    """A lab whose region `east` has two hosts, and a 4-instance set `web` there."""
+    t = Lab(lab, "test:///default", Accel("tcg", "test"), host_timeout=BOUND)
+    uris = [node(tmp_path, "h1"), node(tmp_path, "h2")]
+    t.regions.add(Region("east", (Host(uris[0], "pool-h1"), Host(uris[1], "pool-h2"))))
+    t.gallery.import_file(P, O, S, "1.0.0", qcow2_file, ["east", "local"])
+    monkeypatch.setattr(provision, "wait_booted", booted)
+    monkeypatch.setattr(ops, "wait_booted", booted)
+    ops.create(t, model("east", 4))
+    t.test_uris = uris
+    yield t
+    t.close()
+
+
+def on(lab: Lab, uri: str | None, domain: str) -> bool:
+    return lab.hv_at(uri).lookup(domain) is not None
+
+
+def test_a_set_in_a_two_host_region_spreads_over_both_hosts_by_fault_domain(hlab):
+    h1, h2 = hlab.test_uris
+    insts = hlab.instances.list("web")
+    assert [i.fault_domain for i in insts] == [0, 1, 0, 1]
+    assert [(i.host_uri, i.host_pool) for i in insts] == [(h1, "pool-h1"), (h2, "pool-h2")] * 2
+    for inst in insts:
+        assert inst.provisioning_state == "Succeeded"
+        other = h2 if inst.host_uri == h1 else h1
+        assert on(hlab, inst.host_uri, inst.domain) and not on(hlab, other, inst.domain)
+        assert not on(hlab, None, inst.domain)  # nothing on the lab's own libvirt
+        assert attached_os_disk(hlab.hv_of(inst), inst.domain) == inst.os_disk
+    assert hlab.hv_at(h1) is hlab.hv_of(insts[2]) and hlab.hv_at(None) is hlab.hv  # one connection per host
+    hs = hlab.states(insts)
+    assert hs.states == {i.domain: "running" for i in insts} and hs.unreachable == {}
+    view = views.instance_view(hlab.models.get("web"), insts[3], hs.states[insts[3].domain])
+    assert view["platformFaultDomain"] == 1 and view["statuses"][1]["code"] == "PowerState/running"
+
+
+def test_reimage_and_stop_act_on_the_instances_host(hlab):
+    h2 = hlab.test_uris[1]
+    [after] = ops.reimage(hlab, "web", ["1"])
+    assert attached_os_disk(hlab.hv_at(h2), after.domain) == after.os_disk
+    ops.power(hlab, "web", ["3"], "stop")
+    assert hlab.hv_at(h2).lookup(hlab.instances.get("web", 3).domain).state() == "stopped"
+
+
+def test_delete_removes_the_domains_from_every_host(hlab):
+    domains = [i.domain for i in hlab.instances.list("web")]
+    assert sorted(ops.delete(hlab, "web")) == sorted(domains)
+    for uri in hlab.test_uris:
+        assert hlab.hv_at(uri).lab_domains(str(hlab.paths.home)) == []
+
+
+def test_reconcile_looks_at_every_host_of_the_region(hlab):
+    h2 = hlab.test_uris[1]
+    one, three = hlab.instances.get("web", 1), hlab.instances.get("web", 3)
+    hlab.hv_at(h2).lookup(one.domain).undefine()  # lost on its host
+    hlab.instances.delete("web", 3)  # a domain on the second host without its row
+    done = ops._run(provision.reconcile(hlab, hlab.models.get("web")))
+    assert f"domain {three.domain}: no instance record; removed" in done
+    assert "instance 1: domain missing; defined again" in done
+    assert on(hlab, h2, one.domain) and not on(hlab, hlab.test_uris[0], one.domain)
+    assert not on(hlab, h2, three.domain)
+
+
+def test_a_host_that_never_answers_makes_its_instances_unknown_within_the_bound(hlab, silent_host):
+    hlab.db.execute("UPDATE instances SET host_uri=? WHERE instance_id IN (1, 3)", (silent_host,))
+    hlab.db.commit()
+    insts, ss = hlab.instances.list("web"), hlab.models.get("web")
+    t0 = time.monotonic()
+    hs = hlab.states(insts)
+    assert time.monotonic() - t0 < BOUND + 1.5
+    assert [hs.states[i.domain] for i in insts] == ["running", "unknown", "running", "unknown"]
+    reason = hs.unreachable[insts[1].domain]
+    assert silent_host in reason and "does not answer" in reason
+    view = views.instance_view(ss, insts[1], hs.states[insts[1].domain], None, hs.unreachable.get(insts[1].domain))
+    power = view["statuses"][1]
+    assert (power["code"], power["level"], power["message"]) == ("PowerState/unknown", "Warning", reason)
+    assert views.instance_view(ss, insts[0], hs.states[insts[0].domain])["statuses"][1]["code"] == \
+        "PowerState/running"
+
+    t0 = time.monotonic()
+    readings = ops.poll_health(hlab, ss, insts=insts)  # the dead host costs one bound, not one per instance
+    assert time.monotonic() - t0 < BOUND + 1.5
+    assert readings[1].state == readings[3].state == "Unknown" and silent_host in readings[1].detail
+    assert readings[0].state != "Unknown" and silent_host not in readings[0].detail  # polled as before
+    assert ops.refresh(hlab, insts[1]) is insts[1]  # the last known view stays; nothing raised
+    agg = views.aggregate_view(ss, insts, hs.states)["virtualMachine"]["statusesSummary"]
+    assert {"code": "PowerState/unknown", "count": 2} in agg
+
+
+def test_a_dead_host_costs_one_connect_and_a_dead_connection_is_reopened(tmp_path, silent_host):
+    conns = Connections(lambda: pytest.fail("no local use"), "test:///default", timeout=0.5)
+    for _ in range(3):
+        with pytest.raises(Exception) as err:
+            conns.get(silent_host)
+        assert "no answer from libvirt within 0.5 s" in str(err.value)
+    pending = [t for t in threading.enumerate() if t.name == "scaleset-libvirt-connect"]
+    assert len(pending) == 1  # one pending connect for the host, not one per call
+    uri = node(tmp_path, "h3")
+    first = conns.get(uri)
+    assert conns.get(uri) is first
+    first.conn.close()  # the connection died (keepalive, a closed socket)
+    second = conns.get(uri)
+    assert second is not first and second.conn.isAlive() == 1
+    conns.close()
+
+
+def test_a_local_set_stays_on_the_local_host(lab, qcow2_file, monkeypatch):
+    t = Lab(lab, "test:///default", Accel("tcg", "test"))
+    t.gallery.import_file(P, O, S, "1.0.0", qcow2_file)
+    monkeypatch.setattr(provision, "wait_booted", booted)
+    ops.create(t, model("local", 6))
+    insts = t.instances.list("web")
+    assert [(i.fault_domain, i.host_uri, i.host_pool) for i in insts] == [(n % 5, None, None) for n in range(6)]
+    assert all(isinstance(t.hv_of(i), Hypervisor) and t.hv_of(i) is t.hv for i in insts)
+    assert t.hosts.states((None, i.domain) for i in insts).states == {i.domain: "running" for i in insts}
+    ops.delete(t, "web")
+    t.close()
