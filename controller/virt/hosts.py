@@ -3,8 +3,8 @@
 A host that does not answer never hangs the caller: a remote connect runs in a daemon thread
 and gives up after `timeout` seconds (one pending connect per host, so a dead host costs one
 thread, not one per call), and a remote connection sends libvirt keepalives, so a call on a
-host that stops answering fails within KEEPALIVE's interval x (count + 1) seconds instead of
-blocking. `states()` reads the domains of many hosts at once, each host bounded by `timeout`.
+host that stops answering fails within hypervisor.KEEPALIVE's interval x (count + 1) seconds
+instead of blocking. `states()` reads the domains of many hosts at once, each host bounded by `timeout`.
 """
 from __future__ import annotations
 
@@ -14,56 +14,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import libvirt
 
 from controller.core import signals
 from controller.core.errors import HypervisorError
-from controller.model.region import REMOTE
 from controller.virt.hypervisor import Hypervisor
 
 TIMEOUT = 10.0  # seconds a host has to answer a connect (and a listing of its domains)
-KEEPALIVE = (5, 2)  # libvirt keepalive on remote connections: seconds between probes, probes missed
 UNKNOWN = "unknown"  # the state of a domain on a host that does not answer
-
-_loop_lock = threading.Lock()
-_loop_started = False
-
-
-def is_remote(uri: str) -> bool:
-    """A URI libvirt reaches over the network (keepalive and a connect timeout apply)."""
-    try:
-        return urlsplit(uri).scheme.lower() in REMOTE
-    except ValueError:
-        return False
-
-
-def _event_loop() -> None:
-    """libvirt's default event loop in a daemon thread (keepalives need one); once per process."""
-    global _loop_started
-    with _loop_lock:
-        if _loop_started:
-            return
-        libvirt.virEventRegisterDefaultImpl()
-
-        def run() -> None:
-            while True:
-                libvirt.virEventRunDefaultImpl()
-
-        threading.Thread(target=run, name="scaleset-libvirt-events", daemon=True).start()
-        _loop_started = True
-
-
-def _open(uri: str) -> Hypervisor:
-    hv = Hypervisor(uri)
-    if is_remote(uri):
-        try:
-            hv.conn.setKeepAlive(*KEEPALIVE)
-        except libvirt.libvirtError:
-            pass  # a server without keepalive: the connect timeout still bounds the first call
-    return hv
-
 
 def down(uri: str, why: str) -> HypervisorError:
     return HypervisorError(f"host {uri} does not answer: {why}", field=uri)
@@ -105,13 +64,11 @@ class Connections:
         return self._wait(uri, fut)
 
     def _start(self, uri: str) -> Future:
-        if is_remote(uri):
-            _event_loop()
         fut: Future = Future()
 
         def run() -> None:
             try:
-                hv = _open(uri)
+                hv = Hypervisor(uri)  # with libvirt keepalives (hypervisor.KEEPALIVE)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                 with self._lock:
                     self._pending.pop(uri, None)
