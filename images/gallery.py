@@ -51,6 +51,11 @@ class ImageVersion:
     def urn(self) -> str:
         return f"{self.publisher}:{self.offer}:{self.sku}:{self.version}"
 
+    @property
+    def volume_name(self) -> str:
+        """The name of this version's copy (its replica) in a host's storage pool."""
+        return f"{self.publisher}_{self.offer}_{self.sku}_{self.version}.qcow2".lower()
+
     def to_json(self) -> dict:
         """Shaped like `az sig image-version list` entries, with `az vm image list`'s urn fields."""
         tags = {"source": self.source}
