@@ -10,8 +10,9 @@ setup:
 demo: setup
 	@scripts/demo.sh
 
+# Every tier, in two lanes at once (VM and az tiers beside the fast and Vagrant tiers).
 test: setup
-	$(SUDO) .venv/bin/pytest -v --durations=30
+	$(SUDO) scripts/run-tests.sh
 
 test-fast: setup
 	.venv/bin/pytest -m "not vm and not azcli and not vagrant"
