@@ -6,6 +6,7 @@ that do not answer) is real. tests/test_vm_replication.py uploads and verifies f
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 
@@ -286,6 +287,29 @@ def test_api_put_of_a_new_version_replicates_and_delete_is_refused_then_removes_
     client.gallery_image_versions.begin_delete(RG, P, S, "2.0.0").result()
     assert [volumes(rapi.lab, p) for p in rapi.lab.pools[:2]] == [[], []]
     assert [iv.version for iv in rapi.lab.gallery.list()] == ["1.0.0"]
+
+
+def test_api_refuses_a_second_update_or_a_delete_while_one_replicates(rapi, monkeypatch):
+    held, go = threading.Event(), threading.Event()
+
+    def slow(*args):
+        held.set()
+        go.wait(10)
+        return fake_replicate(*args)
+    monkeypatch.setattr(replication, "replicate", slow)
+    client = rapi.client()
+    first = client.gallery_image_versions.begin_update(RG, P, S, "1.0.0", update_body(["local", "east"]))
+    assert held.wait(10)
+    try:
+        for call in (lambda: client.gallery_image_versions.begin_update(RG, P, S, "1.0.0", update_body(["local"])),
+                     lambda: client.gallery_image_versions.begin_delete(RG, P, S, "1.0.0")):
+            with pytest.raises(HttpResponseError) as err:
+                call().result()
+            assert err.value.status_code == 409 and "being updated" in err.value.error.message
+    finally:
+        go.set()
+    assert first.result().properties.provisioning_state == "Succeeded"
+    assert [volumes(rapi.lab, p) for p in rapi.lab.pools[:2]] == [[VOLUME]] * 2
 
 
 def test_api_put_whose_replication_fails_ends_the_operation_failed(rapi, qcow2_file):

@@ -385,6 +385,12 @@ def register(router: Router, ctx: ApiContext) -> None:
             return version_view(rg, iv, replication.replication_status(lab, iv) if expand else None)
         return responses.body(await ctx.read(view))
 
+    def idle(rg: str, p: dict[str, str]) -> None:
+        """Conflict while an update of the version replicates (two would upload one volume)."""
+        if ctx.ops.running_on(f"{gallery_id(rg, p['g'])}/images/{p['i']}/versions/{p['v']}") is not None:
+            raise ModelError("galleryImageVersionName", f"version '{p['v']}' is being updated (replicated)",
+                             "Conflict")
+
     def updated(request: web.Request, rg: str, iv: ImageVersion, sync: bool) -> web.Response:
         """An updated version; with targetRegions, the replication is the long-running operation."""
         if not sync:
@@ -396,6 +402,7 @@ def register(router: Router, ctx: ApiContext) -> None:
     async def put_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         props = bodies.json_object(bodies.json_object(await bodies.read(request), "body").get("properties"), "properties")
+        idle(rg, p)
         new = await ctx.read(plan, p["g"], p["i"], p["v"], props)
         if isinstance(new, tuple):  # an existing version: its publishingProfile was updated
             return updated(request, rg, *new)
@@ -424,12 +431,14 @@ def register(router: Router, ctx: ApiContext) -> None:
             iv = find_version(lab, find_image(lab, p["g"], p["i"]), p["v"])
             _immutable(iv, props)
             return update(lab, iv, props)
+        idle(rg, p)
         return updated(request, rg, *await ctx.read(write))
 
     async def delete_version(request: web.Request, p: dict[str, str]) -> web.Response:
-        group(p)
+        rg = group(p)
         if key(p["g"], p["i"], p["v"]) in creating:
             raise ModelError("galleryImageVersionName", f"version '{p['v']}' is being created", "Conflict")
+        idle(rg, p)
         return web.Response(status=200 if await ctx.read(remove, p["g"], p["i"], p["v"]) else 204)
 
     router.add("GET", "subscriptions/{sub}/providers/Microsoft.Compute/galleries", list_galleries)
