@@ -194,6 +194,17 @@ def test_sync_regions_replicates_added_regions_and_removes_dropped_ones(rlab, qc
     pool.delete("user.qcow2")
 
 
+def test_dropping_a_region_keeps_the_replica_of_a_host_another_target_region_shares(rlab, qcow2_file):
+    e1 = rlab.regions.configured("east").hosts[0]
+    rlab.regions.add(Region("north", (e1,)))
+    iv = publish(rlab, qcow2_file, "1.0.0", ["east", "north"])
+    replication.replicate_version(rlab, iv)
+    assert [r.region for r in ReplicaStore(rlab.db).of(iv)] == ["east", "north"]  # e1's row: last for north
+    iv = rlab.gallery.update(P, O, S, "1.0.0", target_regions=["east"])
+    done = replication.sync_regions(rlab, iv)
+    assert done.removed == [] and volumes(rlab, rlab.pools[0]) == [VOLUME] and rlab.gallery.ready(iv, "east")
+
+
 def run(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(argv))
     out = capsys.readouterr()

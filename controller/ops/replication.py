@@ -93,8 +93,9 @@ def sync_regions(lab: Lab, iv: ImageVersion) -> Sync:
     regions no longer targeted (a volume some disk is built on, or on a host that does not answer,
     stays, and so does its row)."""
     out, store = Sync(), ReplicaStore(lab.db)
+    needed = {(h.uri, h.pool) for r in target_regions(lab, iv) for h in r.hosts}  # a host of two regions
     for row in store.of(iv):
-        if any(_same(row.region, t) for t in iv.target_regions):
+        if any(_same(row.region, t) for t in iv.target_regions) or (row.host_uri, row.pool) in needed:
             continue
         where = f"{row.host_uri} (pool {row.pool}, region {row.region})"
         try:
