@@ -7,6 +7,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,11 +106,17 @@ def _regions(regions: list[str] | None) -> list[str]:
     return list(dict.fromkeys(regions))
 
 
-class Gallery:
-    """Image files under the lab's gallery folder; their rows in the lab's database (`db`)."""
+def _always(iv: ImageVersion, region: str) -> bool:
+    return True
 
-    def __init__(self, paths: LabPaths, db: sqlite3.Connection) -> None:
-        self.paths, self.db = paths.ensure(), db
+
+class Gallery:
+    """Image files under the lab's gallery folder; their rows in the lab's database (`db`).
+    `ready(iv, region)`: whether a version's replication to a target region is complete."""
+
+    def __init__(self, paths: LabPaths, db: sqlite3.Connection,
+                 ready: Callable[[ImageVersion, str], bool] = _always) -> None:
+        self.paths, self.db, self.ready = paths.ensure(), db, ready
 
     def list(self, publisher: str | None = None, offer: str | None = None, sku: str | None = None) -> list[ImageVersion]:
         q, args = "SELECT * FROM image_versions WHERE 1=1", []
@@ -129,15 +136,21 @@ class Gallery:
         return _row(r)
 
     def resolve(self, publisher: str, offer: str, sku: str, version: str, region: str = DEFAULT_REGION) -> ImageVersion:
-        """A concrete version, or for `latest` the highest not excluded and replicated to `region`."""
+        """A concrete version, or for `latest` the highest not excluded and replicated to `region`
+        (a target region whose replication is complete)."""
         if version.lower() != LATEST:
             iv = self.get(publisher, offer, sku, version)
             if region not in iv.target_regions:
                 raise ImageError("imageReference.version",
                                  f"{iv.urn} is not replicated to region '{region}'", "ImageNotReplicated")
+            if not self.ready(iv, region):
+                raise ImageError("imageReference.version",
+                                 f"{iv.urn} is not replicated to region '{region}' yet: its replication there is "
+                                 f"under way or failed (scaleset image show --expand ReplicationStatus; "
+                                 f"scaleset image replicate)", "ImageNotReplicated")
             return iv
         candidates = [iv for iv in self.list(publisher, offer, sku)
-                      if not iv.exclude_from_latest and region in iv.target_regions]
+                      if not iv.exclude_from_latest and region in iv.target_regions and self.ready(iv, region)]
         if not candidates:
             raise ImageError("imageReference", f"no version of {publisher}:{offer}:{sku} is available as latest "
                                                f"in region '{region}'", "ImageNotFound")

@@ -14,3 +14,14 @@ def make_qcow2(path: Path, size: str = "64M", data: bytes | None = None) -> Path
         subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
         raw.unlink()
     return path
+
+
+def mark_replicated(lab, iv) -> None:
+    """Record `iv` as replicated to every host of its configured target regions (no copy is made):
+    for tests of what happens after replication, not of replication itself."""
+    from controller.state.replicas import ReplicaStore
+    store = ReplicaStore(lab.db)
+    for name in iv.target_regions:
+        region = lab.regions.configured(name)
+        for host in region.hosts if region is not None else ():
+            store.record(iv, region.name, host, "Completed", "marked by the test")

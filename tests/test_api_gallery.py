@@ -68,8 +68,11 @@ def test_galleries_images_and_versions_are_listed_and_read(api):
     assert [(t.name, t.regional_replica_count) for t in props.publishing_profile.target_regions] == [("local", 1)]
     assert props.storage_profile.os_disk_image.size_in_gb == 1
     assert props.storage_profile.os_disk_image.host_caching == "ReadWrite"
-    assert props.replication_status.aggregated_state == "Completed"
-    assert [s.region for s in props.replication_status.summary] == ["local"]
+    assert props.replication_status is None  # only with $expand=ReplicationStatus, as in Azure
+    status = client.gallery_image_versions.get(RG, G, I, "1.0.0", expand="ReplicationStatus").properties \
+        .replication_status
+    assert status.aggregated_state == "Completed"
+    assert [(s.region, s.state, s.progress) for s in status.summary] == [("local", "Completed", 100)]
 
 
 def test_unknown_galleries_images_and_versions_are_404_naming_the_field(api):

@@ -21,6 +21,7 @@ from controller.virt.accel import Accel
 from controller.virt.hosts import Connections
 from controller.virt.hypervisor import Hypervisor, attached_os_disk
 from controller.virt.readiness import Readiness
+from tests.helpers import mark_replicated
 from tests.test_model import BASE
 
 P, O, S = "scaleset-lab", "debian", "debian-12"
@@ -79,7 +80,7 @@ def hlab(lab, qcow2_file, tmp_path, monkeypatch):
     t = Lab(lab, "test:///default", Accel("tcg", "test"), host_timeout=BOUND)
     uris = [node(tmp_path, "h1"), node(tmp_path, "h2")]
     t.regions.add(Region("east", (Host(uris[0], "pool-h1"), Host(uris[1], "pool-h2"))))
-    t.gallery.import_file(P, O, S, "1.0.0", qcow2_file, ["east", "local"])
+    mark_replicated(t, t.gallery.import_file(P, O, S, "1.0.0", qcow2_file, ["east", "local"]))
     monkeypatch.setattr(provision, "wait_booted", booted)
     monkeypatch.setattr(ops, "wait_booted", booted)
     ops.create(t, model("east", 4))

@@ -4,7 +4,7 @@ every level, PUT, PATCH and DELETE of versions.
 Mapping: a gallery `{g}` is a publisher; an image definition `{i}` is a sku of it, with
 `properties.identifier = {publisher, offer, sku}` (Linux, Generalized, V1) and the one offer the
 (publisher, sku) has (two: 409 Conflict naming them); a version is ImageVersion.to_json() nested
-under `properties`, replicated at once. Names compare without regard to case, as in ARM.
+under `properties`. Names compare without regard to case, as in ARM.
 Galleries are lab-wide, not per resource group: every group sees the same versions, and ids
 carry the request's group. A version shows once it is published, never half-made.
 
@@ -15,6 +15,11 @@ one (`properties.lab.recipe`, default the recipe named like the sku, else the la
 `scaleset image import|build` do; the first version of a new image definition names its offer in
 `properties.lab.offer` (there is no PUT of galleries or image definitions). A PUT of an existing
 version, and a PATCH, change only excludeFromLatest and targetRegions (`az sig image-version update`).
+A PUT or PATCH with targetRegions replicates the version to the hosts of its configured target
+regions within the operation (controller/ops/replication.py): a host that fails ends it Failed,
+`ReplicationFailed`, one error detail per host. GET with `$expand=ReplicationStatus` adds
+`properties.replicationStatus`. DELETE removes the replicas too, or nothing (a replica in use, a
+host that does not answer).
 The controller reads those files as the user running it: the API is local-only (127.0.0.1).
 """
 from __future__ import annotations
@@ -35,6 +40,7 @@ from controller.api.scope import check_subscription, group
 from controller.core.errors import ImageError, LabError, ModelError
 from controller.model.armid import DEFAULT_RESOURCE_GROUP, group_path
 from controller.model.versions import parse_version
+from controller.ops import replication
 from controller.ops.lab import Lab
 from images.builder import build
 from images.gallery import DEFAULT_REGION, ImageVersion, check_name
@@ -93,18 +99,18 @@ def image_view(rg: str, img: Image) -> dict:
                            "architecture": "x64", "provisioningState": "Succeeded"}}
 
 
-def version_view(rg: str, iv: ImageVersion) -> dict:
-    """ARM's GalleryImageVersion: ImageVersion.to_json() nested under `properties`."""
+def version_view(rg: str, iv: ImageVersion, status: dict | None = None, state: str = "Succeeded") -> dict:
+    """ARM's GalleryImageVersion: ImageVersion.to_json() nested under `properties`; `status`:
+    its replicationStatus (only with $expand=ReplicationStatus, as in Azure)."""
     flat = iv.to_json()
     disk = flat["storageProfile"]["osDiskImage"]
     disk["sizeInGB"] = disk.pop("sizeInGb")  # the wire's spelling; az prints sizeInGb
-    regions = [r["name"] for r in flat["publishingProfile"]["targetRegions"]]
-    status = {"aggregatedState": "Completed",
-              "summary": [{"region": r, "state": "Completed", "details": "", "progress": 100} for r in regions]}
+    props = {"publishingProfile": flat["publishingProfile"], "storageProfile": flat["storageProfile"],
+             "provisioningState": state}
+    if status is not None:
+        props["replicationStatus"] = status
     return {"id": f"{gallery_id(rg, iv.publisher)}/images/{iv.sku}/versions/{iv.version}", "name": iv.version,
-            "type": flat["type"], "location": flat["location"], "tags": flat["tags"],
-            "properties": {"publishingProfile": flat["publishingProfile"], "storageProfile": flat["storageProfile"],
-                           "replicationStatus": status, "provisioningState": "Succeeded"}}
+            "type": flat["type"], "location": flat["location"], "tags": flat["tags"], "properties": props}
 
 
 def _is(name: str, want: str) -> bool:
@@ -244,13 +250,24 @@ def _immutable(iv: ImageVersion, props: dict) -> None:
                                                     "excludeFromLatest and targetRegions change)", "Conflict")
 
 
-def update(lab: Lab, iv: ImageVersion, props: dict) -> ImageVersion:
+def update(lab: Lab, iv: ImageVersion, props: dict) -> tuple[ImageVersion, bool]:
+    """The version after the update; True when its targetRegions were given (to sync)."""
     exclude, regions = publishing(props)
     return lab.gallery.update(iv.publisher, iv.offer, iv.sku, iv.version, exclude_from_latest=exclude,
-                              target_regions=regions)
+                              target_regions=regions), regions is not None
 
 
-def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | ImageVersion:
+def replicated(lab: Lab, rg: str, iv: ImageVersion, sync: bool = False) -> dict:
+    """Replicate (after a targetRegions update: sync) the version; ReplicationFailed naming each
+    host that failed, else the version's view."""
+    reps = replication.sync_regions(lab, iv).replicas if sync else replication.replicate_version(lab, iv)
+    failed = [r for r in reps if r.state != "Completed"]
+    if failed:
+        raise replication.ReplicationFailed(iv, failed)
+    return version_view(rg, iv)
+
+
+def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | tuple[ImageVersion, bool]:
     """Validate a PUT: the new version to create, or the existing one after its update."""
     check_name("galleryName", g)
     check_name("galleryImageName", i)
@@ -303,7 +320,7 @@ def create(lab: Lab, rg: str, new: NewVersion) -> dict:
                        exclude_from_latest=new.exclude, recipe_field=LAB + ".recipe")
     except ImageError as exc:
         raise _refield(exc) from None
-    return version_view(rg, iv)
+    return replicated(lab, rg, iv)
 
 
 def remove(lab: Lab, g: str, i: str, v: str) -> bool:
@@ -315,7 +332,7 @@ def remove(lab: Lab, g: str, i: str, v: str) -> bool:
             return False
         raise
     try:
-        lab.gallery.delete(iv.publisher, iv.offer, iv.sku, iv.version, lab.instances.images_in_use())
+        replication.delete_version(lab, iv)
     except ImageError as exc:
         raise _refield(exc) from None
     return True
@@ -358,18 +375,37 @@ def register(router: Router, ctx: ApiContext) -> None:
             return [version_view(rg, iv) for iv in lab.gallery.list(img.publisher, img.offer, img.sku)]
         return responses.page(request, await ctx.read(items))
 
-    @cacheable()
+    @cacheable(lambda r: "$expand" not in r.query)
     async def get_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
-        iv = await ctx.read(lambda lab: find_version(lab, find_image(lab, p["g"], p["i"]), p["v"]))
-        return responses.body(version_view(rg, iv))
+        expand = request.query.get("$expand", "").lower() == "replicationstatus"
+
+        def view(lab: Lab) -> dict:
+            iv = find_version(lab, find_image(lab, p["g"], p["i"]), p["v"])
+            return version_view(rg, iv, replication.replication_status(lab, iv) if expand else None)
+        return responses.body(await ctx.read(view))
+
+    def idle(rg: str, p: dict[str, str]) -> None:
+        """Conflict while an update of the version replicates (two would upload one volume)."""
+        if ctx.ops.running_on(f"{gallery_id(rg, p['g'])}/images/{p['i']}/versions/{p['v']}") is not None:
+            raise ModelError("galleryImageVersionName", f"version '{p['v']}' is being updated (replicated)",
+                             "Conflict")
+
+    def updated(request: web.Request, rg: str, iv: ImageVersion, sync: bool) -> web.Response:
+        """An updated version; with targetRegions, the replication is the long-running operation."""
+        if not sync:
+            return responses.body(version_view(rg, iv))
+        view = version_view(rg, iv, state="Updating")
+        op = ctx.ops.start("update", view["id"], DEFAULT_REGION, ctx.work(replicated, rg, iv, True))
+        return responses.body(view, 200, operations.headers(request, op, location=False))
 
     async def put_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         props = bodies.json_object(bodies.json_object(await bodies.read(request), "body").get("properties"), "properties")
+        idle(rg, p)
         new = await ctx.read(plan, p["g"], p["i"], p["v"], props)
-        if isinstance(new, ImageVersion):  # an existing version: its publishingProfile was updated
-            return responses.body(version_view(rg, new))
+        if isinstance(new, tuple):  # an existing version: its publishingProfile was updated
+            return updated(request, rg, *new)
         mine = key(new.image.publisher, new.image.sku, new.version)
         if mine in creating:
             raise ModelError("galleryImageVersionName", f"version '{new.version}' is being created", "Conflict")
@@ -391,16 +427,18 @@ def register(router: Router, ctx: ApiContext) -> None:
         rg = group(p)
         props = bodies.json_object(bodies.json_object(await bodies.read(request), "body").get("properties"), "properties")
 
-        def write(lab: Lab) -> ImageVersion:
+        def write(lab: Lab) -> tuple[ImageVersion, bool]:
             iv = find_version(lab, find_image(lab, p["g"], p["i"]), p["v"])
             _immutable(iv, props)
             return update(lab, iv, props)
-        return responses.body(version_view(rg, await ctx.read(write)))
+        idle(rg, p)
+        return updated(request, rg, *await ctx.read(write))
 
     async def delete_version(request: web.Request, p: dict[str, str]) -> web.Response:
-        group(p)
+        rg = group(p)
         if key(p["g"], p["i"], p["v"]) in creating:
             raise ModelError("galleryImageVersionName", f"version '{p['v']}' is being created", "Conflict")
+        idle(rg, p)
         return web.Response(status=200 if await ctx.read(remove, p["g"], p["i"], p["v"]) else 204)
 
     router.add("GET", "subscriptions/{sub}/providers/Microsoft.Compute/galleries", list_galleries)

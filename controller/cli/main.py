@@ -12,9 +12,11 @@ from controller.cli import files as cli_files
 from controller.cli import guard, inputs
 from controller.cli import region as cli_region
 from controller.cli import rehearse as cli_rehearse
+from controller.cli import replicas as cli_replicas
 from controller.cli import upgrade as cli_upgrade
 from controller.cli import vmss as cli_vmss
 from controller.core.errors import ImageError
+from controller.ops import replication
 from controller.ops.lab import Lab
 from controller.virt import accel
 
@@ -49,16 +51,27 @@ def cmd_accel(args) -> int:
 
 def cmd_image_build(args) -> int:
     from images.builder import build
-    iv = build(_gallery(), args.publisher, args.offer, args.sku, args.version,
+    lab = Lab.open()
+    iv = build(lab.gallery, args.publisher, args.offer, args.sku, args.version,
                customize=args.customize, recipe_name=args.recipe, target_regions=args.target_regions, log=_log)
     _print(iv.to_json())
+    cli_replicas.published(lab, iv)
     return 0
 
 
 def cmd_image_import(args) -> int:
-    iv = _gallery().import_file(args.publisher, args.offer, args.sku, args.version, args.file,
-                                target_regions=args.target_regions)
+    lab = Lab.open()
+    iv = lab.gallery.import_file(args.publisher, args.offer, args.sku, args.version, args.file,
+                                 target_regions=args.target_regions)
     _print(iv.to_json())
+    cli_replicas.published(lab, iv)
+    return 0
+
+
+def cmd_image_replicate(args) -> int:
+    lab = Lab.open()
+    iv = lab.gallery.get(args.publisher, args.offer, args.sku, args.version)
+    cli_replicas.replicate(lab, iv, args.region, _print)
     return 0
 
 
@@ -68,17 +81,24 @@ def cmd_image_list(args) -> int:
 
 
 def cmd_image_show(args) -> int:
-    g = _gallery()
+    lab = Lab.open()
+    g = lab.gallery
     iv = g.resolve(args.publisher, args.offer, args.sku, args.version) if args.version.lower() == "latest" \
         else g.get(args.publisher, args.offer, args.sku, args.version)
-    _print(iv.to_json())
+    out = iv.to_json()
+    if args.expand:
+        out["replicationStatus"] = replication.replication_status(lab, iv)
+    _print(out)
     return 0
 
 
 def cmd_image_update(args) -> int:
-    iv = _gallery().update(args.publisher, args.offer, args.sku, args.version,
-                           exclude_from_latest=args.exclude_from_latest, target_regions=args.target_regions)
+    lab = Lab.open()
+    iv = lab.gallery.update(args.publisher, args.offer, args.sku, args.version,
+                            exclude_from_latest=args.exclude_from_latest, target_regions=args.target_regions)
     _print(iv.to_json())
+    if args.target_regions is not None:
+        cli_replicas.updated(lab, iv)
     return 0
 
 
@@ -95,8 +115,8 @@ def cmd_image_export(args) -> int:
 
 def cmd_image_delete(args) -> int:
     lab = Lab.open()
-    iv = lab.gallery.delete(args.publisher, args.offer, args.sku, args.version, lab.instances.images_in_use())
-    _log(f"deleted {iv.urn}")
+    iv = replication.delete_version(lab, lab.gallery.get(args.publisher, args.offer, args.sku, args.version))
+    _log(f"deleted {iv.urn} and its replicas")
     return 0
 
 
@@ -139,7 +159,14 @@ def parser() -> argparse.ArgumentParser:
 
     p = image.add_parser("show", help="show one image version ('latest' resolves)")
     _image_ref(p)
+    p.add_argument("--expand", choices=["ReplicationStatus"], help="add the version's replicationStatus")
     p.set_defaults(func=cmd_image_show)
+
+    p = image.add_parser("replicate", help="replicate a version to the hosts of its configured target regions "
+                                           "again (a verified copy is not uploaded again)")
+    _image_ref(p)
+    p.add_argument("--region", nargs="+", metavar="REGION", help="only these target regions")
+    p.set_defaults(func=cmd_image_replicate)
 
     p = image.add_parser("update", help="change exclude-from-latest or target regions of a version")
     _image_ref(p)
@@ -152,7 +179,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["vagrant-box"], help="what to write")
     p.add_argument("--output", "-o", required=True, type=Path, metavar="FILE", help="the box file to write")
     p.set_defaults(func=cmd_image_export)
-    p = image.add_parser("delete", help="delete a version no instance uses")
+    p = image.add_parser("delete", help="delete a version no instance uses, and its replicas on every host")
     _image_ref(p)
     p.set_defaults(func=cmd_image_delete)
     cli_vmss.register(sub)

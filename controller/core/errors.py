@@ -14,7 +14,7 @@ import sqlite3
 STATUS = {
     "NotFound": 404, "ResourceNotFound": 404, "ImageVersionNotFound": 404, "GalleryImageNotFound": 404,
     "Conflict": 409, "OperationNotAllowed": 409, "RollingUpgradeInProgress": 409, "ConcurrentUpdate": 409,
-    "ImageVersionInUse": 409, "ImageNotFound": 404, "RegionInUse": 409,
+    "ImageVersionInUse": 409, "ImageNotFound": 404, "RegionInUse": 409, "HostUnreachable": 409,
     "InsufficientStorage": 507, "AccessDenied": 403, "ReadOnlyStorage": 500, "StateCorrupt": 500,
     "HypervisorError": 502, "InternalError": 500, "OperationPreempted": 409,
     "AuthenticationFailed": 401, "InvalidAuthenticationToken": 401, "ExpiredAuthenticationToken": 401,

@@ -15,6 +15,7 @@ from controller.state.db import connect
 from controller.state.instances import InstanceStore
 from controller.state.journal import SwapJournal
 from controller.state.regions import RegionStore
+from controller.state.replicas import ReplicaStore
 from controller.state.scalesets import ScaleSetStore
 from controller.virt import accel as accel_mod
 from controller.virt import vm
@@ -77,7 +78,8 @@ class Lab:
 
     @cached_property
     def gallery(self) -> Gallery:
-        return Gallery(self.paths, self.db)
+        """The gallery; a version counts in a configured region once it is replicated to its hosts."""
+        return Gallery(self.paths, self.db, ReplicaStore(self.db).ready)
 
     @property
     def accel(self) -> accel_mod.Accel:

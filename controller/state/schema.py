@@ -166,6 +166,25 @@ CREATE TABLE IF NOT EXISTS region_hosts (
 ALTER TABLE instances ADD COLUMN host_uri TEXT;    -- libvirt URI; NULL: the lab's own libvirt
 ALTER TABLE instances ADD COLUMN host_pool TEXT;   -- storage pool on that host; NULL: the local pool
 """,
+    # 7: image replicas: one image version's copy in one host's pool (what `image replicate` did)
+    """
+CREATE TABLE IF NOT EXISTS image_replicas (
+    publisher TEXT NOT NULL COLLATE NOCASE,
+    offer TEXT NOT NULL COLLATE NOCASE,
+    sku TEXT NOT NULL COLLATE NOCASE,
+    version TEXT NOT NULL,
+    region TEXT NOT NULL COLLATE NOCASE,  -- the target region the host was replicated for
+    host_uri TEXT NOT NULL,               -- libvirt URI of the host
+    pool TEXT NOT NULL,                   -- storage pool on that host
+    volume TEXT NOT NULL,                 -- the replica's volume name (ImageVersion.volume_name)
+    state TEXT NOT NULL,                  -- Replicating | Completed | Failed
+    details TEXT NOT NULL DEFAULT '',
+    bytes INTEGER NOT NULL DEFAULT 0,     -- bytes uploaded (0: the copy there was good)
+    seconds REAL NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (publisher, offer, sku, version, host_uri, pool)
+);
+""",
 ]
 LATEST = len(MIGRATIONS)
 
