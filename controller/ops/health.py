@@ -141,16 +141,18 @@ class Monitor:
             return Reading(UNKNOWN, self.source, f"{type(exc).__name__}: {exc}"[:200])
 
     async def poll(self, instances: list[Instance], running: dict[int, bool],
-                   route_of: Callable[[Instance], Route] = lambda i: direct(i.ports)) -> dict[int, Reading]:
-        """Every instance's reading at once; `route_of` says how to reach each (Lab.route)."""
+                   route_of: Callable[[Instance], Route] | None = None) -> dict[int, Reading]:
+        """Every instance's reading at once; `route_of` says how to reach each (Lab.route; the
+        default source reads no guest port: it needs none)."""
+        if route_of is None or self.source == "default":
+            route_of = _direct
         routes: dict[int, Route | Exception] = {}
         for i in instances:
             try:
                 routes[i.instance_id] = route_of(i)
             except Exception as exc:  # noqa: BLE001 - no way to the instance: Unknown, saying why
                 routes[i.instance_id] = exc
-        tunnelled = [r for r in routes.values() if isinstance(r, Route)] if self.source != "default" else []
-        down = await _unreachable(tunnelled)  # the default source reads no guest port
+        down = await _unreachable([r for r in routes.values() if isinstance(r, Route)])
 
         async def one(session: aiohttp.ClientSession, i: Instance) -> Reading:
             route = routes[i.instance_id]
@@ -165,6 +167,10 @@ class Monitor:
         for r in readings:
             r.checked_at = stamp
         return {i.instance_id: r for i, r in zip(instances, readings, strict=True)}
+
+
+def _direct(inst: Instance) -> Route:
+    return direct(inst.ports)
 
 
 async def _unreachable(routes: list[Route]) -> dict[SshEndpoint | None, Exception]:

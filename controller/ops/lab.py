@@ -66,8 +66,9 @@ class Lab:
 
     @cached_property
     def tunnels(self) -> Tunnels:
-        """SSH connections to other hosts, for their guests' forwards (one per host, reused)."""
-        return Tunnels.for_lab(self.paths)
+        """SSH connections to other hosts, for their guests' forwards (one per host, reused); a
+        host that does not answer fails within `host_timeout` (two tries of half of it)."""
+        return Tunnels.for_lab(self.paths, timeout=self.host_timeout / 2)
 
     def ssh_endpoint(self, uri: str) -> SshEndpoint | None:
         """The SSH server reaching host `uri`'s 127.0.0.1: its region entry's `ssh`, else the
