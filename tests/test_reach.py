@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import http.server
 import json
-import os
-import threading
 import time
 from pathlib import Path
 
@@ -28,50 +25,29 @@ from controller.virt.ssh import ensure_keypair
 from controller.virt.tunnel import SshEndpoint, TunnelError
 from tests.sshd import Sshd, free_port
 from tests.test_health_monitor import model
-from tests.test_tunnel import _my_listeners, needs_sshd
+from tests.test_tunnel import Handler, Server, _my_listeners, my_sockets, needs_sshd
 
 BOUND = 2.0  # the lab's host_timeout here: a dead host fails within it (two tries of half)
 
 
-class Agent(http.server.ThreadingHTTPServer):
+class Agent(Server):
     """A guest's health agent on 127.0.0.1; `peers` says who opened each connection to it:
     "self" (this process: a direct connect) or "other" (sshd's side of a tunnel)."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
         self.peers: list[str] = []
-        super().__init__(("127.0.0.1", 0), AgentHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
+        super().__init__(handler=AgentHandler)
 
 
-class AgentHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
+class AgentHandler(Handler):
+    def body(self) -> bytes:
         self.server.peers.append("self" if _own_socket(self.client_address[1]) else "other")  # type: ignore[attr-defined]
-        body = json.dumps({"state": "Healthy", "lastProbes": [{"detail": "up"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+        return json.dumps({"state": "Healthy", "lastProbes": [{"detail": "up"}]}).encode()
 
 
 def _own_socket(local_port: int) -> bool:
     """Whether this process holds the 127.0.0.1 TCP socket whose local port is `local_port`."""
-    mine = set()
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            mine.add(target[8:-1])
+    mine = my_sockets()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         f = line.split()
         if int(f[1].split(":")[1], 16) == local_port:
