@@ -343,7 +343,7 @@ def test_the_update_travels_on_stdin_and_reads_back_as_the_readiness_wait(monkey
         def close(self):
             pass
 
-    monkeypatch.setattr(guestext, "ssh", lambda paths, inst, hv: Client())
+    monkeypatch.setattr(guestext, "ssh", lambda paths, inst, hv, route=None: Client())
     booted = guestext.update_extensions(None, None, None, config, False, 30)
     assert calls[0][0] == "sudo sh -s" and secret.encode() not in calls[0][0].encode()
     assert booted.readiness.boot_id == "boot-1" and booted.readiness.cloud_init_status == "done"

@@ -78,9 +78,9 @@ class Server(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, handler: type[http.server.BaseHTTPRequestHandler] | None = None) -> None:
         self.delay, self.now, self.peak, self.lock = delay, 0, 0, threading.Lock()
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(("127.0.0.1", 0), handler or Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -97,11 +97,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         time.sleep(s.delay)
         with s.lock:
             s.now -= 1
-        body = f"hello {self.path}".encode()
+        body = self.body()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def body(self) -> bytes:
+        return f"hello {self.path}".encode()
 
     def log_message(self, *args) -> None:
         pass
@@ -319,8 +322,8 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def _my_listeners() -> set[tuple[str, int]]:
-    """(address, port) of this process's listening TCP sockets, from /proc/net/tcp{,6}."""
+def my_sockets() -> set[str]:
+    """The inodes of this process's sockets."""
     inodes = set()
     for fd in Path("/proc/self/fd").iterdir():
         try:
@@ -329,6 +332,12 @@ def _my_listeners() -> set[tuple[str, int]]:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
+    return inodes
+
+
+def _my_listeners() -> set[tuple[str, int]]:
+    """(address, port) of this process's listening TCP sockets, from /proc/net/tcp{,6}."""
+    inodes = my_sockets()
     out = set()
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:

@@ -292,7 +292,7 @@ def run_command(lab: Lab, name: str, instance_id: str, script: str, timeout: flo
     """The script runs as root through SSH (`sudo sh -s`), its text sent on stdin."""
     ss = lab.models.get(name)
     inst = resolve_ids(lab.instances.list(ss.name), [instance_id], "--instance-id")[0]
-    client = vm.ssh(lab.paths, inst, lab.hv_of(inst))
+    client = vm.ssh(lab.paths, inst, lab.hv_of(inst), lab.route(inst))
     client.wait(time.monotonic() + 30)
     try:
         return client.run("sudo sh -s", timeout=timeout, stdin=script.encode())
@@ -304,7 +304,8 @@ async def read_health(lab: Lab, ss: ScaleSet, monitor: Monitor, insts: list[Inst
     """One concurrent poll of the instances' health source, recorded with its `since`."""
     hs = await asyncio.to_thread(lab.states, insts)  # a host that does not answer costs its timeout
     reach = [i for i in insts if i.domain not in hs.unreachable]
-    readings = await monitor.poll(reach, {i.instance_id: hs.states.get(i.domain) == "running" for i in reach})
+    readings = await monitor.poll(reach, {i.instance_id: hs.states.get(i.domain) == "running" for i in reach},
+                                  lab.route)
     stamp = now_iso()
     readings.update({i.instance_id: Reading(UNKNOWN, monitor.source, hs.unreachable[i.domain], checked_at=stamp)
                      for i in insts if i.domain in hs.unreachable})
@@ -328,7 +329,7 @@ def refresh(lab: Lab, inst: Instance) -> Instance:
     if dom is None or dom.state() != "running":
         return inst
     try:
-        booted = vm.wait(hv, lab.paths, inst, time.monotonic() - 1, timeout=45)
+        booted = vm.wait(hv, lab.paths, inst, time.monotonic() - 1, timeout=45, route=lab.route(inst))
     except Exception:  # noqa: BLE001 - an unreachable guest keeps its last known view
         return inst
     inst.boot_id, inst.stamp = booted.readiness.boot_id, booted.readiness.stamp

@@ -44,4 +44,4 @@ def run(lab: Lab, inst: Instance, change: Change, timeout: float) -> vm.Booted:
     config = ext_mod.runner_config(exts, only=change.run, removed=change.removed)
     agent = any((e.properties.publisher, e.properties.type) == HEALTH_EXTENSION and e.name in change.run
                 for e in exts)
-    return guestext.update_extensions(lab.hv_of(inst), lab.paths, inst, config, agent, timeout)
+    return guestext.update_extensions(lab.hv_of(inst), lab.paths, inst, config, agent, timeout, lab.route(inst))

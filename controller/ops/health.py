@@ -6,6 +6,8 @@
 - `default`: no source: healthy when running and every extension provisioned successfully.
 
 Polls run concurrently with time-outs; an unreachable agent is `Unknown`, never an exception.
+A guest on another host is read through its `Route` (an SSH tunnel to that host, checked once
+per host and poll): a host that cannot be reached makes its instances `Unknown`, naming it.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from controller.core.clock import now_iso
 from controller.model.instance import AGENT_PORT, Instance
 from controller.model.scaleset import ScaleSet
 from controller.state.health import Reading
+from controller.virt.reach import Route, direct
+from controller.virt.tunnel import SshEndpoint
 
 AGENT_TIMEOUT = 3.0
 
@@ -46,7 +50,7 @@ async def read_agent(session: aiohttp.ClientSession, port: int, timeout: float =
             if resp.status != 200:
                 return Reading(UNKNOWN, "agent", f"agent answered HTTP {resp.status}")
             view = await resp.json(content_type=None)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Reading(UNKNOWN, "agent", "agent timed out")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return Reading(UNKNOWN, "agent", f"agent unreachable: {type(exc).__name__}")
@@ -81,7 +85,7 @@ async def probe_host(session: aiohttp.ClientSession, protocol: str, host_port: i
         async with session.get(probe_url(host_port, path), allow_redirects=False,
                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             return ProbeResult(HEALTHY if resp.status == 200 else UNHEALTHY, f"HTTP {resp.status}", now)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return ProbeResult(UNHEALTHY, "timed out", now)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return ProbeResult(UNHEALTHY, f"{type(exc).__name__}", now)
@@ -96,7 +100,7 @@ class Monitor:
         self._probe_states: dict[int, HealthState] = {}
         self._probed: dict[int, tuple[tuple, float, Reading]] = {}  # id -> (its disk and boot, when, reading)
 
-    async def _probe(self, session: aiohttp.ClientSession, inst: Instance) -> Reading:
+    async def _probe(self, session: aiohttp.ClientSession, inst: Instance, route: Route) -> Reading:
         """The probe's reading, probed at most every `intervalInSeconds` per boot of an OS disk
         (a new disk or boot is probed at once, with a fresh count of `numberOfProbes`)."""
         p = self.ss.properties.virtualMachineProfile.networkProfile.healthProbe
@@ -110,20 +114,24 @@ class Monitor:
             return replace(last[2])
         if last is not None and last[0] != key:
             self._probe_states.pop(inst.instance_id, None)
-        result = await probe_host(session, p.protocol, host_port, p.port, p.requestPath or "/", self.timeout)
+        _, port = route.port(p.port)
+        result = await probe_host(session, p.protocol, port, p.port, p.requestPath or "/", self.timeout)
         hs = self._probe_states.setdefault(inst.instance_id, HealthState(p.numberOfProbes, 0, result.at))
         reading = Reading(hs.record(result), "probe", result.detail)
         self._probed[inst.instance_id] = (key, now, reading)
         return replace(reading)
 
-    async def read(self, session: aiohttp.ClientSession, inst: Instance, running: bool) -> Reading:
+    async def read(self, session: aiohttp.ClientSession, inst: Instance, running: bool,
+                   route: Route | None = None) -> Reading:
+        """One instance's reading, its ports reached through `route` (default: directly)."""
         try:
+            route = route or direct(inst.ports)
             if not running:
                 return Reading(UNKNOWN, self.source, "not running")
             if self.source == "agent":
-                return await read_agent(session, inst.ports.get(AGENT_PORT, 0), self.timeout)
+                return await read_agent(session, route.port(AGENT_PORT)[1], self.timeout)
             if self.source == "probe":
-                return await self._probe(session, inst)
+                return await self._probe(session, inst, route)
             failed = [s["name"] for s in inst.extensions if s.get("provisioningState") != "Succeeded"]
             if inst.provisioning_state != "Succeeded" or failed:
                 return Reading(UNHEALTHY, "default", f"provisioning {inst.provisioning_state}"
@@ -132,11 +140,50 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - one instance's trouble never stops the loop
             return Reading(UNKNOWN, self.source, f"{type(exc).__name__}: {exc}"[:200])
 
-    async def poll(self, instances: list[Instance], running: dict[int, bool]) -> dict[int, Reading]:
+    async def poll(self, instances: list[Instance], running: dict[int, bool],
+                   route_of: Callable[[Instance], Route] | None = None) -> dict[int, Reading]:
+        """Every instance's reading at once; `route_of` says how to reach each (Lab.route; the
+        default source reads no guest port: it needs none)."""
+        if route_of is None or self.source == "default":
+            route_of = _direct
+        routes: dict[int, Route | Exception] = {}
+        for i in instances:
+            try:
+                routes[i.instance_id] = route_of(i)
+            except Exception as exc:  # noqa: BLE001 - no way to the instance: Unknown, saying why
+                routes[i.instance_id] = exc
+        down = await _unreachable([r for r in routes.values() if isinstance(r, Route)])
+
+        async def one(session: aiohttp.ClientSession, i: Instance) -> Reading:
+            route = routes[i.instance_id]
+            why = route if isinstance(route, Exception) else down.get(route.endpoint)
+            if why is not None:
+                return Reading(UNKNOWN, self.source, f"unreachable: {why}"[:200])
+            return await self.read(session, i, running.get(i.instance_id, False), route)
+
         async with aiohttp.ClientSession() as session:
-            readings = await asyncio.gather(*(self.read(session, i, running.get(i.instance_id, False))
-                                              for i in instances))
+            readings = await asyncio.gather(*(one(session, i) for i in instances))
         stamp = now_iso()
         for r in readings:
             r.checked_at = stamp
         return {i.instance_id: r for i, r in zip(instances, readings, strict=True)}
+
+
+def _direct(inst: Instance) -> Route:
+    return direct(inst.ports)
+
+
+async def _unreachable(routes: list[Route]) -> dict[SshEndpoint | None, Exception]:
+    """Each remote host of `routes` checked once, all at once: endpoint -> why it cannot be reached
+    (bounded by the tunnel's own timeouts)."""
+    first = {r.endpoint: r for r in routes if r.remote}
+
+    async def check(route: Route) -> Exception | None:
+        try:
+            await asyncio.to_thread(route.check)
+        except Exception as exc:  # noqa: BLE001 - TunnelError mostly; any error means unreachable
+            return exc
+        return None
+
+    errors = await asyncio.gather(*(check(r) for r in first.values()))
+    return {ep: exc for ep, exc in zip(first, errors, strict=True) if exc is not None}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,6 +22,8 @@ from controller.virt import accel as accel_mod
 from controller.virt import vm
 from controller.virt.hosts import TIMEOUT, Connections, HostStates
 from controller.virt.hypervisor import Hypervisor
+from controller.virt.reach import Route, direct, endpoint_for, tunnelled
+from controller.virt.tunnel import SshEndpoint, Tunnels
 from images.gallery import Gallery, ImageVersion
 
 IMAGE_REF = "$.properties.virtualMachineProfile.storageProfile.imageReference"
@@ -32,9 +35,11 @@ class Lab:
     uri: str
     _accel: accel_mod.Accel | None = field(default=None, repr=False)
     host_timeout: float = TIMEOUT  # seconds a remote host has to answer before its instances are Unknown
+    _endpoints: dict[str, SshEndpoint | None] = field(default_factory=dict, repr=False)
+    _endpoints_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def open(cls, accel: accel_mod.Accel | None = None) -> "Lab":
+    def open(cls, accel: accel_mod.Accel | None = None) -> Lab:
         return cls(lab_paths().ensure(), libvirt_uri(), accel)
 
     @cached_property
@@ -59,6 +64,37 @@ class Lab:
     def hv_of(self, inst: Instance) -> Hypervisor:
         """The connection to the host the instance lives on."""
         return self.hosts.get(inst.host_uri)
+
+    @cached_property
+    def tunnels(self) -> Tunnels:
+        """SSH connections to other hosts, for their guests' forwards (one per host, reused); a
+        host that does not answer fails within `host_timeout` (two tries of half of it)."""
+        return Tunnels.for_lab(self.paths, timeout=self.host_timeout / 2)
+
+    def ssh_endpoint(self, uri: str) -> SshEndpoint | None:
+        """The SSH server reaching host `uri`'s 127.0.0.1: its region entry's `ssh`, else the
+        URI's (qemu+ssh); None when the host shares this machine's loopback. Read once per host,
+        on a read-only connection of its own (safe from any thread); HypervisorError if none."""
+        with self._endpoints_lock:
+            if uri in self._endpoints:
+                return self._endpoints[uri]
+        conn = sqlite3.connect(f"file:{self.paths.db}?mode=ro", uri=True, timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            hosts = RegionStore(conn, local_host(self.paths.home, self.uri)).hosts_at(uri)
+        finally:
+            conn.close()
+        endpoint = endpoint_for(uri, next((h.ssh for h in hosts if h.ssh), None))
+        with self._endpoints_lock:
+            self._endpoints[uri] = endpoint
+        return endpoint
+
+    def route(self, inst: Instance) -> Route:
+        """How to reach the instance's forwarded guest ports: directly on this machine, or
+        through an SSH tunnel to its host (HypervisorError if there is no way)."""
+        uri = inst.host_uri
+        endpoint = None if uri is None or uri == self.uri else self.ssh_endpoint(uri)
+        return direct(inst.ports) if endpoint is None else tunnelled(inst.ports, self.tunnels, endpoint)
 
     def states(self, insts: Iterable[Instance]) -> HostStates:
         """The domain state of each instance, read from its host (all hosts at once; a host that
@@ -130,6 +166,8 @@ class Lab:
             raise ModelError(IMAGE_REF, exc.reason, exc.code) from None
 
     def close(self) -> None:
+        if "tunnels" in self.__dict__:
+            self.tunnels.close()
         if "hosts" in self.__dict__:
             self.hosts.close()
         if "hv" in self.__dict__:

@@ -130,7 +130,7 @@ def switch(lab: Lab, inst: Instance) -> float:
 
 
 def wait_booted(lab: Lab, inst: Instance, started: float, timeout: float = BOOT_TIMEOUT) -> vm.Booted:
-    return vm.wait(lab.hv_of(inst), lab.paths, inst, started, timeout)
+    return vm.wait(lab.hv_of(inst), lab.paths, inst, started, timeout, lab.route(inst))
 
 
 def apply_booted(inst: Instance, booted: vm.Booted) -> Instance:

@@ -6,9 +6,6 @@ import os
 import time
 from pathlib import Path
 
-import aiohttp
-
-from controller.core.clock import now_iso
 from controller.model.instance import Instance
 from controller.model.modeldiff import Change
 from controller.model.scaleset import ScaleSet
@@ -50,9 +47,7 @@ class LibvirtDriver:
 
     async def health(self, ss: ScaleSet, inst: Instance) -> Reading:
         """One instance's reading, recorded (the web view shows an upgrading instance's health live)."""
-        async with aiohttp.ClientSession() as session:
-            reading = await self._monitor(ss).read(session, inst, running=True)
-        reading.checked_at = now_iso()
+        reading = (await self._monitor(ss).poll([inst], {inst.instance_id: True}, self.lab.route))[inst.instance_id]
         return HealthStore(self.lab.db).record(ss.name, {inst.instance_id: reading})[inst.instance_id]
 
     async def health_all(self, ss: ScaleSet, insts: list[Instance]) -> dict[int, str]:

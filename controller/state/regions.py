@@ -78,6 +78,12 @@ class RegionStore:
             return local_region(self.local)
         return self.configured(name) or local_region(self.local, name)
 
+    def hosts_at(self, uri: str) -> list[Host]:
+        """Every configured region's host entry at libvirt URI `uri`, by region name and position."""
+        rows = self.db.execute("SELECT uri, pool, pool_path, ssh FROM region_hosts WHERE uri=? "
+                               "ORDER BY region, position", (uri,)).fetchall()
+        return [Host(h["uri"], h["pool"], h["pool_path"], h["ssh"]) for h in rows]
+
     def list(self) -> list[Region]:
         """`local` first, then the configured regions by name."""
         names = [r["name"] for r in self.db.execute("SELECT name FROM regions ORDER BY name")]

@@ -17,6 +17,7 @@ from controller.core.settings import LabPaths
 from controller.model import extensions as ext_mod
 from controller.model.instance import Instance
 from controller.virt.hypervisor import Hypervisor
+from controller.virt.reach import Route
 from controller.virt.readiness import (
     EXTRA_SEP,
     READINESS_PROBE,
@@ -60,10 +61,11 @@ def parse_update(stdout: str, started: float) -> Booted:
 
 
 def update_extensions(hv: Hypervisor, paths: LabPaths, inst: Instance, config: dict, agent: bool,
-                      timeout: float) -> Booted:
-    """Run the update `config` (runner_config with `only` and `removed`) in `inst`'s guest."""
+                      timeout: float, route: Route | None = None) -> Booted:
+    """Run the update `config` (runner_config with `only` and `removed`) in `inst`'s guest
+    (reached through `route`: a tunnel for a guest on another host)."""
     started = time.monotonic()
-    client = ssh(paths, inst, hv)
+    client = ssh(paths, inst, hv, route)
     try:
         client.wait(started + min(60.0, timeout))
         res = client.run("sudo sh -s", timeout=max(1.0, started + timeout - time.monotonic()),

@@ -38,14 +38,15 @@ def run_as_owner(path: Path) -> str:
     return f"+{st.st_uid}:+{st.st_gid}"
 
 
-def wait_ready(hv: Hypervisor, name: str, console_log: Path, client: GuestSSH, started_at: float,
+def wait_ready(hv: Hypervisor, name: str, console_log: Path | None, client: GuestSSH, started_at: float,
                timeout: float = 600.0, extra: str | None = None) -> Readiness:
-    """Wait for cloud-init's final stage on the console (no guest CPU spent on polling),
-    then over SSH wait for cloud-init's result.json and read it, the boot id and the stamp
-    (and the output of `extra`, a command run right after)."""
+    """Wait for cloud-init's final stage on the console (no guest CPU spent on polling; skipped
+    when `console_log` is None: a guest on another host has its log there), then over SSH wait
+    for cloud-init's result.json and read it, the boot id and the stamp (and the output of
+    `extra`, a command run right after)."""
     deadline = started_at + timeout
     t_console = None
-    while time.monotonic() < deadline - 30:
+    while console_log is not None and time.monotonic() < deadline - 30:
         if console_finished(console_log):
             t_console = time.monotonic() - started_at
             break
@@ -56,6 +57,8 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path, client: GuestSSH, s
     try:
         client.wait(deadline)
     except TimeoutError as exc:  # say where the boot stood: the console's last line
+        if console_log is None:
+            raise
         raise TimeoutError(f"{exc}; the console's last line: {console_tail(console_log)!r}") from None
     t_ssh = time.monotonic() - started_at
     # One round trip, no Python in the guest: cloud-init writes result.json when its final

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
@@ -124,7 +124,8 @@ class GuestSSH:
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 last = exc
                 signals.sleep(1.0)
-        raise TimeoutError(f"no SSH on 127.0.0.1:{self.port} in time (last error: {last})")
+        where = " of the guest's host, through its SSH tunnel," if self.sock else ""
+        raise TimeoutError(f"no SSH on 127.0.0.1:{self.port}{where} in time (last error: {last})")
 
     def run(self, command: str, timeout: float = 300.0, stdin: bytes | None = None) -> CommandResult:
         """Run `command`; raises TimeoutError when it has not exited within `timeout` seconds."""

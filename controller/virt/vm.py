@@ -25,6 +25,7 @@ from controller.virt import accel as accel_mod
 from controller.virt import cloudinit
 from controller.virt.domain_xml import Disk, DomainSpec, Forward, cache_mode, render
 from controller.virt.hypervisor import Domain, Hypervisor
+from controller.virt.reach import Route
 from controller.virt.readiness import Readiness, run_as_owner, wait_ready
 from controller.virt.seed import write_seed
 from controller.virt.ssh import GuestSSH, PinnedHostKeys, ensure_keypair
@@ -47,13 +48,15 @@ def hostkeys(paths: LabPaths, inst: Instance) -> PinnedHostKeys:
     return PinnedHostKeys(paths.keys / "hostkeys", inst.domain)
 
 
-def ssh(paths: LabPaths, inst: Instance, hv: Hypervisor | None = None) -> GuestSSH:
-    """SSH through the 127.0.0.1 forward, or (NAT mode) to the guest's leased address."""
+def ssh(paths: LabPaths, inst: Instance, hv: Hypervisor | None = None, route: Route | None = None) -> GuestSSH:
+    """SSH through the 127.0.0.1 forward (through `route`'s tunnel for a guest on another host),
+    or (NAT mode) to the guest's leased address."""
     user = inst.profile["vm"]["osProfile"].get("adminUsername", "azureuser")
     if inst.profile.get("network") == "nat" and hv is not None:
         return GuestSSH(22, user, paths.keys / "id_ed25519", hostkeys(paths, inst),
                         host=lambda: guest_address(hv, inst.domain))
-    return GuestSSH(inst.ssh_port, user, paths.keys / "id_ed25519", hostkeys(paths, inst))
+    sock = route.connector() if route is not None else None
+    return GuestSSH(inst.ssh_port, user, paths.keys / "id_ed25519", hostkeys(paths, inst), sock=sock)
 
 
 def guest_address(hv: Hypervisor, domain: str) -> str | None:
@@ -219,7 +222,11 @@ class Booted:
     extensions: list[dict]
 
 
-def wait(hv: Hypervisor, paths: LabPaths, inst: Instance, started: float, timeout: float) -> Booted:
-    r = wait_ready(hv, inst.domain, console_log(paths, inst), ssh(paths, inst, hv), started, timeout,
+def wait(hv: Hypervisor, paths: LabPaths, inst: Instance, started: float, timeout: float,
+         route: Route | None = None) -> Booted:
+    """Wait for the guest to be ready; a guest on another host (`route.remote`) has its console
+    log there, so only SSH tells."""
+    log = None if route is not None and route.remote else console_log(paths, inst)
+    r = wait_ready(hv, inst.domain, log, ssh(paths, inst, hv, route), started, timeout,
                    extra=ext_mod.READ_STATUSES)
     return Booted(r, ext_mod.parse_statuses(r.extra))
