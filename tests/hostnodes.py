@@ -46,26 +46,41 @@ def two_host_lab(paths, qcow2_file, tmp_path, monkeypatch, doc: dict) -> Lab:
     return t
 
 
-@pytest.fixture
-def silent_host():
-    """A 127.0.0.1 port that accepts connections and never answers (a host that hangs)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
+class Silent:
+    """A 127.0.0.1 port that accepts connections and never answers (a host that hangs);
+    hang_up() closes the connections it holds (whoever waits on one gets an end of file)."""
 
-    def accept() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
+    def __init__(self) -> None:
+        self._srv = socket.socket()
+        self._srv.bind(("127.0.0.1", 0))
+        self._srv.listen(16)
+        self.uri = f"qemu+tcp://127.0.0.1:{self._srv.getsockname()[1]}/system"
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self._srv.settimeout(0.2)
+        while not self._stop.is_set():
             try:
-                held.append(srv.accept()[0])
+                self._held.append(self._srv.accept()[0])
             except OSError:
                 pass
 
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"qemu+tcp://127.0.0.1:{srv.getsockname()[1]}/system"
-    stop.set()
-    for s in held:
-        s.close()
-    srv.close()
+    def hang_up(self) -> None:
+        held, self._held = self._held, []
+        for s in held:
+            s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.hang_up()
+        self._srv.close()
+
+
+@pytest.fixture
+def silent_host():
+    """The URI of a host that never answers (Silent)."""
+    host = Silent()
+    yield host.uri
+    host.close()
