@@ -8,6 +8,7 @@ from tests.apiserver import serve
 from tests.azcli import az_venv  # noqa: F401 (session fixture)
 from tests.fakedriver import FakeDriver
 from tests.helpers import make_qcow2
+from tests.hostnodes import silent_host  # noqa: F401 (fixture)
 from tests.vmfixtures import build_log, gallery, v1, v2, vm_lab  # noqa: F401 (session fixtures)
 
 

@@ -1,43 +1,18 @@
-"""Instances on the hosts of their region (libvirt's test driver; the boot wait is stubbed).
-
-Each host is a `test:///ABSOLUTE/PATH.xml` node of its own (a private in-memory state per
-connection: the lab's one connection per URI is the host), the lab's own libvirt is
-test:///default. A host that never answers is a 127.0.0.1 socket that accepts and stays silent.
-"""
+"""Instances on the hosts of their region (libvirt's test driver; tests/hostnodes.py)."""
 import copy
-import socket
 import threading
 import time
-import uuid
 
 import pytest
 
-from controller.model.region import Host, Region
 from controller.ops import commands as ops
 from controller.ops import provision, views
 from controller.ops.lab import Lab
-from controller.virt import vm
 from controller.virt.accel import Accel
 from controller.virt.hosts import Connections
 from controller.virt.hypervisor import Hypervisor, attached_os_disk
-from controller.virt.readiness import Readiness
-from tests.helpers import mark_replicated
+from tests.hostnodes import BOUND, O, P, S, booted, node, two_host_lab
 from tests.test_model import BASE
-
-P, O, S = "scaleset-lab", "debian", "debian-12"
-NODE = "<node><pool type='dir'><name>{pool}</name><target><path>{path}</path></target></pool></node>"
-BOUND = 1.0  # seconds the lab gives a host in these tests
-
-
-def node(tmp_path, name: str) -> str:
-    f = tmp_path / f"{name}.xml"
-    f.write_text(NODE.format(pool=f"pool-{name}", path=tmp_path / f"pool-{name}"))
-    return f"test://{f}"
-
-
-def booted(lab_, inst, started, timeout=0):
-    """The guest side (there is no guest in the test driver): cloud-init done at once."""
-    return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}), [])
 
 
 def model(location: str, capacity: int) -> dict:
@@ -50,41 +25,9 @@ def model(location: str, capacity: int) -> dict:
 
 
 @pytest.fixture
-def silent_host():
-    """A 127.0.0.1 port that accepts connections and never answers (a host that hangs)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"qemu+tcp://127.0.0.1:{srv.getsockname()[1]}/system"
-    stop.set()
-    for s in held:
-        s.close()
-    srv.close()
-
-
-@pytest.fixture
 def hlab(lab, qcow2_file, tmp_path, monkeypatch):
     """A lab whose region `east` has two hosts, and a 4-instance set `web` there."""
-    t = Lab(lab, "test:///default", Accel("tcg", "test"), host_timeout=BOUND)
-    uris = [node(tmp_path, "h1"), node(tmp_path, "h2")]
-    t.regions.add(Region("east", (Host(uris[0], "pool-h1"), Host(uris[1], "pool-h2"))))
-    mark_replicated(t, t.gallery.import_file(P, O, S, "1.0.0", qcow2_file, ["east", "local"]))
-    monkeypatch.setattr(provision, "wait_booted", booted)
-    monkeypatch.setattr(ops, "wait_booted", booted)
-    ops.create(t, model("east", 4))
-    t.test_uris = uris
+    t = two_host_lab(lab, qcow2_file, tmp_path, monkeypatch, model("east", 4))
     yield t
     t.close()
 

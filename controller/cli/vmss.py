@@ -238,7 +238,8 @@ def cmd_get_instance_view(args) -> int:
     if args.instance_id is None:
         out(args, views.aggregate_view(ss, insts, states))
         return 0
-    chosen = [ops.refresh(lab, i) for i in resolve_ids(insts, [args.instance_id], "--instance-id")]
+    chosen = [i if i.domain in hs.unreachable else ops.refresh(lab, i)  # a dead host costs one wait, not one each
+              for i in resolve_ids(insts, [args.instance_id], "--instance-id")]
     health = ops.poll_health(lab, ss, insts=chosen)
     result = [views.instance_view(ss, i, states[i.domain], vm_health(health.get(i.instance_id)),
                                   hs.unreachable.get(i.domain)) for i in chosen]

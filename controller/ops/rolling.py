@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
+from controller.core.errors import HypervisorError
 from controller.core.procs import process_tag
 from controller.core.txn import transaction
 from controller.model.instance import Instance, applied_profile, profile_digest
@@ -172,10 +174,9 @@ class Orchestrator:
             swap, new = o.unsettled
             if breach and policy.rollbackFailedInstancesOnPolicyBreach:
                 o.state, o.saved = await self._rollback(up, swap, new, "policy breached", o.timings)
-            else:  # no rollback: the instance stays Failed on the new disk
-                settle_new(self.lab.db, self.lab.journal, swap, new)
+            else:  # no rollback: the instance stays Failed on the disk its host boots
+                o.saved = self._settle_failed(swap, new)
                 self.store.set_instance(up, o.instance_id, "Failed", new.error, o.timings)
-                o.saved = new
         if breach:
             self.store.finish(up, "Faulted", breach)
             self.say(f"upgrade Faulted: {breach[0]}: {breach[1]}")
@@ -298,7 +299,12 @@ class Orchestrator:
             state = "RolledBack"
         except Exception as exc:  # noqa: BLE001
             up.rollback_error = f"instance {old.instance_id}: {type(exc).__name__}: {exc}"[:300]
-            if self.driver.attached(old) == old.os_disk:
+            try:
+                attached = self.driver.attached(old)
+            except HypervisorError as down:
+                self._leave_to_repair(swap, new, down)
+                attached = None
+            if attached == old.os_disk:
                 old.provisioning_state, old.error = "Failed", up.rollback_error
                 settle_old(self.lab.db, self.lab.journal, swap, old, up.rollback_error)
             else:
@@ -307,6 +313,25 @@ class Orchestrator:
             state = "RollbackFailed"
         self.store.set_instance(up, old.instance_id, state, why, timings)
         return state, saved
+
+    def _settle_failed(self, swap: Swap, new: Instance) -> Instance | None:
+        """A failed instance without rollback stays on its new disk, as saved; None when its host
+        does not answer (left to repair: the old disk may be the one it boots)."""
+        try:
+            self.driver.attached(new)
+        except HypervisorError as down:
+            self._leave_to_repair(swap, new, down)
+            return None
+        settle_new(self.lab.db, self.lab.journal, swap, new)
+        return new
+
+    def _leave_to_repair(self, swap: Swap, new: Instance, down: HypervisorError) -> None:
+        """The instance's host does not answer: which disk it boots is not known, so both stay
+        and the swap is left to `repair` (which asks libvirt once the host answers again)."""
+        old = old_side(new, swap)
+        old.provisioning_state, old.error = "Failed", f"{down.reason}; run repair once it answers"[:400]
+        self.lab.instances.save(old)
+        self.lab.journal.release(swap)
 
     async def _resume(self, up: Upgrade, ss: ScaleSet, swap_id: int) -> Outcome:
         swap = self.lab.journal.get(swap_id)

@@ -27,6 +27,8 @@ from controller.model.instance import Instance
 from controller.state.instances import InstanceStore
 from controller.state.profiles import keep_profiles, load_profile
 
+RELEASED = "0:released"  # the owner of a released swap: no process (pid 0 is never a process's)
+
 
 @dataclass
 class Swap:
@@ -165,6 +167,12 @@ class SwapJournal:
     def claim(self, swap: Swap) -> None:
         with transaction(self.db):
             self.db.execute("UPDATE disk_swaps SET owner_pid=? WHERE id=?", (process_tag(), swap.id))
+
+    def release(self, swap: Swap) -> None:
+        """Leave an unfinished swap to whoever settles orphans next (`repair`, a controller
+        started again): no live process owns it from now on."""
+        with transaction(self.db):
+            self.db.execute("UPDATE disk_swaps SET owner_pid=? WHERE id=?", (RELEASED, swap.id))
 
 
 def new_side(inst: Instance, swap: Swap) -> Instance:
