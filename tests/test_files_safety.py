@@ -143,22 +143,20 @@ def test_keys_seed_and_secret_are_private_and_whole(lab):
     assert mode(pins.path) == 0o600
     fileserver.secret(lab)
     assert mode(lab.keys / "fileserver.key") == 0o600
-    seed = seed_mod.write_seed(lab.disks / "vm0" / "seed.iso", "#cloud-config\n", "instance-id: a\n")
-    assert mode(seed) == 0o600
-    assert [p.name for p in seed.parent.iterdir()] == ["seed.iso"]
 
 
-def test_a_seed_that_fails_half_way_leaves_the_old_seed(lab, monkeypatch):
-    path = seed_mod.write_seed(lab.disks / "vm0" / "seed.iso", "#cloud-config\n", "instance-id: a\n")
-    before = path.read_bytes()
+def test_a_seed_is_built_in_memory_and_never_written_on_the_controller(lab, monkeypatch):
+    """It may hold protected settings: its bytes go up to the host's pool (disks.write_seed) only."""
+    before = sorted(lab.home.rglob("*"))
+    assert seed_mod.seed_iso("#cloud-config\n", "instance-id: a\n")[32769:32774] == b"CD001"
 
     def broken(self, fp, *a, **k):
         fp.write(b"\0" * 4096)
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(seed_mod.pycdlib.PyCdlib, "write_fp", broken)
     with pytest.raises(OSError):
-        seed_mod.write_seed(path, "#cloud-config\n", "instance-id: b\n")
-    assert path.read_bytes() == before and temporaries(path.parent) == []
+        seed_mod.seed_iso("#cloud-config\n", "instance-id: b\n")
+    assert sorted(lab.home.rglob("*")) == before
 
 
 def test_data_disks_come_from_images_qcow2(tmp_path):

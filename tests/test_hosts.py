@@ -5,6 +5,7 @@ connection: the lab's one connection per URI is the host), the lab's own libvirt
 test:///default. A host that never answers is a 127.0.0.1 socket that accepts and stays silent.
 """
 import copy
+import posixpath
 import socket
 import threading
 import time
@@ -12,15 +13,17 @@ import uuid
 
 import pytest
 
+from controller.core.errors import ImageError
 from controller.model.region import Host, Region
 from controller.ops import commands as ops
 from controller.ops import provision, views
 from controller.ops.lab import Lab
-from controller.virt import vm
+from controller.virt import disks, vm
 from controller.virt.accel import Accel
 from controller.virt.hosts import Connections
 from controller.virt.hypervisor import Hypervisor, attached_os_disk
 from controller.virt.readiness import Readiness
+from tests.fakepool import disks_of
 from tests.test_model import BASE
 
 P, O, S = "scaleset-lab", "debian", "debian-12"
@@ -79,7 +82,9 @@ def hlab(lab, qcow2_file, tmp_path, monkeypatch):
     t = Lab(lab, "test:///default", Accel("tcg", "test"), host_timeout=BOUND)
     uris = [node(tmp_path, "h1"), node(tmp_path, "h2")]
     t.regions.add(Region("east", (Host(uris[0], "pool-h1"), Host(uris[1], "pool-h2"))))
-    t.gallery.import_file(P, O, S, "1.0.0", qcow2_file, ["east", "local"])
+    iv = t.gallery.import_file(P, O, S, "1.0.0", qcow2_file, ["east", "local"])
+    for uri, pool in zip(uris, ("pool-h1", "pool-h2"), strict=True):  # as replication leaves them
+        t.pool_at(uri, pool).create_blank(iv.volume_name, 1)
     monkeypatch.setattr(provision, "wait_booted", booted)
     monkeypatch.setattr(ops, "wait_booted", booted)
     ops.create(t, model("east", 4))
@@ -110,6 +115,33 @@ def test_a_set_in_a_two_host_region_spreads_over_both_hosts_by_fault_domain(hlab
     assert view["platformFaultDomain"] == 1 and view["statuses"][1]["code"] == "PowerState/running"
 
 
+def test_a_remote_instances_disks_are_volumes_of_its_host_pool_over_the_replica(hlab, tmp_path):
+    iv = hlab.image(hlab.instances.get("web", 0).image)
+    for inst in hlab.instances.list("web"):
+        pool = hlab.pool_of(inst)
+        assert pool.path == str(tmp_path / inst.host_pool) and posixpath.dirname(inst.os_disk) == pool.path
+        assert len(disks_of(pool, inst.domain)) == 4  # OS disk, seed, two data disks
+        os_disk = disks.volume(pool, inst.os_disk)
+        assert os_disk.backing() == pool.volume(iv.volume_name).path != str(iv.path)  # never a local file
+        assert os_disk.backing_format() == "qcow2"
+        assert disks_of(hlab.pool_at(None), inst.domain) == []  # nothing in the local pool
+
+
+def test_an_image_not_replicated_to_the_host_fails_the_instance_naming_the_host(hlab):
+    h1 = hlab.test_uris[0]
+    iv = hlab.image(hlab.instances.get("web", 0).image)
+    hlab.pool_at(h1, "pool-h1").delete(iv.volume_name)
+    ss = hlab.models.get("web")
+    new = provision.target_of(hlab, ss, hlab.instances.get("web", 0), False, None)
+    with pytest.raises(ImageError) as err:
+        provision.write_disks(hlab, new, iv)
+    assert err.value.code == "ImageNotReplicated" and h1 in err.value.reason and iv.volume_name in err.value.reason
+    assert not disks.exists(hlab.pool_of(new), new.os_disk) and not disks.exists(hlab.pool_of(new), new.seed)
+    [after] = ops.reimage(hlab, "web", ["0"])
+    assert after.provisioning_state == "Failed" and "ImageNotReplicated" not in after.error
+    assert "has no replica" in after.error and after.os_disk == hlab.instances.get("web", 0).os_disk
+
+
 def test_reimage_and_stop_act_on_the_instances_host(hlab):
     h2 = hlab.test_uris[1]
     [after] = ops.reimage(hlab, "web", ["1"])
@@ -121,8 +153,9 @@ def test_reimage_and_stop_act_on_the_instances_host(hlab):
 def test_delete_removes_the_domains_from_every_host(hlab):
     domains = [i.domain for i in hlab.instances.list("web")]
     assert sorted(ops.delete(hlab, "web")) == sorted(domains)
-    for uri in hlab.test_uris:
+    for uri, pool in zip(hlab.test_uris, ("pool-h1", "pool-h2"), strict=True):
         assert hlab.hv_at(uri).lab_domains(str(hlab.paths.home)) == []
+        assert [v.name for v in hlab.pool_at(uri, pool).volumes() if v.name.startswith("sslab-")] == []
 
 
 def test_reconcile_looks_at_every_host_of_the_region(hlab):

@@ -17,6 +17,7 @@ from controller.virt.replica import replicate
 from controller.virt.storage import GIB, Pool, ensure_pool
 
 URI = "test:///default"
+pytestmark = pytest.mark.bare_test_driver  # the test driver refuses uploads and resizes here
 
 
 @pytest.fixture

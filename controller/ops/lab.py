@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from controller.core.errors import ImageError, ModelError
+from controller.core.errors import HypervisorError, ImageError, ModelError
 from controller.core.settings import LabPaths, lab_paths, libvirt_uri
 from controller.model.instance import Instance
 from controller.model.region import Region, local_host
@@ -17,9 +18,10 @@ from controller.state.journal import SwapJournal
 from controller.state.regions import RegionStore
 from controller.state.scalesets import ScaleSetStore
 from controller.virt import accel as accel_mod
-from controller.virt import vm
+from controller.virt import disks
 from controller.virt.hosts import TIMEOUT, Connections, HostStates
 from controller.virt.hypervisor import Hypervisor
+from controller.virt.storage import GIB, Pool, ensure_pool
 from images.gallery import Gallery, ImageVersion
 
 IMAGE_REF = "$.properties.virtualMachineProfile.storageProfile.imageReference"
@@ -31,6 +33,8 @@ class Lab:
     uri: str
     _accel: accel_mod.Accel | None = field(default=None, repr=False)
     host_timeout: float = TIMEOUT  # seconds a remote host has to answer before its instances are Unknown
+    _pools: dict[tuple[str | None, str | None], Pool] = field(default_factory=dict, repr=False)
+    _pools_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls, accel: accel_mod.Accel | None = None) -> "Lab":
@@ -59,6 +63,31 @@ class Lab:
         """The connection to the host the instance lives on."""
         return self.hosts.get(inst.host_uri)
 
+    def pool_at(self, uri: str | None, pool: str | None = None) -> Pool:
+        """The storage pool the lab keeps instance disks in on host `uri` (None or the lab's own URI:
+        the local `dir` pool, made if missing; another host's pool must exist). Looked up once."""
+        key = (None, None) if uri in (None, self.uri) else (uri, pool)
+        with self._pools_lock:
+            found = self._pools.get(key)
+            if found is None:
+                if key[0] is None:
+                    local = local_host(self.paths.home, self.uri)
+                    found = ensure_pool(self.hv, local.pool, local.pool_path)
+                else:
+                    if pool is None:
+                        raise HypervisorError(f"no storage pool recorded for host {uri}", field=uri or "")
+                    found = ensure_pool(self.hv_at(uri), pool)
+                self._pools[key] = found
+            return found
+
+    def pool_of(self, inst: Instance) -> Pool:
+        """The pool of the host the instance lives on (its disks are volumes there)."""
+        return self.pool_at(inst.host_uri, inst.host_pool)
+
+    def remover(self, inst: Instance) -> Callable[..., None]:
+        """Deletes the instance's disks at the paths given (volumes of its host pool)."""
+        return lambda *paths: disks.delete(self.pool_of(inst), *paths)
+
     def states(self, insts: Iterable[Instance]) -> HostStates:
         """The domain state of each instance, read from its host (all hosts at once; a host that
         does not answer makes its instances' states `unknown`, with the reason)."""
@@ -74,6 +103,18 @@ class Lab:
             if uri not in uris:
                 uris.append(uri)
         return uris
+
+    def host_pools(self, ss: ScaleSet | None, recorded: Iterable[tuple[str | None, str | None]] = ()
+                   ) -> list[tuple[str | None, str | None]]:
+        """Every (host URI, pool) a set's disks may be in: the local pool (None, None), its region's
+        hosts' and `recorded` (its instances' host_uri and host_pool), each once."""
+        pairs: list[tuple[str | None, str | None]] = [(None, None)]
+        hosts = self.region_of(ss).hosts if ss is not None else ()
+        for uri, pool in [(h.uri, h.pool) for h in hosts] + list(recorded):
+            pair = (None, None) if uri in (None, self.uri) else (uri, pool)
+            if pair not in pairs:
+                pairs.append(pair)
+        return pairs
 
     @cached_property
     def gallery(self) -> Gallery:
@@ -115,9 +156,9 @@ class Lab:
             iv = self.gallery.verify(iv) if verify else iv
         except ImageError as exc:
             raise ModelError(IMAGE_REF, exc.reason, exc.code) from None
-        if size is not None and size * vm.GIB < iv.virtual_size_bytes:
-            raise ModelError(vm.OS_DISK_SIZE, f"{size} GB is smaller than image {iv.version} "
-                                              f"({iv.virtual_size_bytes / vm.GIB:g} GB)")
+        if size is not None and size * GIB < iv.virtual_size_bytes:
+            raise ModelError(disks.OS_DISK_SIZE, f"{size} GB is smaller than image {iv.version} "
+                                                 f"({iv.virtual_size_bytes / GIB:g} GB)")
         return iv
 
     def image(self, ref: dict, verify: bool = False) -> ImageVersion:

@@ -173,7 +173,7 @@ class Orchestrator:
             if breach and policy.rollbackFailedInstancesOnPolicyBreach:
                 o.state, o.saved = await self._rollback(up, swap, new, "policy breached", o.timings)
             else:  # no rollback: the instance stays Failed on the new disk
-                settle_new(self.lab.db, self.lab.journal, swap, new)
+                settle_new(self.lab.db, self.lab.journal, swap, new, self.lab.remover(new))
                 self.store.set_instance(up, o.instance_id, "Failed", new.error, o.timings)
                 o.saved = new
         if breach:
@@ -192,7 +192,7 @@ class Orchestrator:
         iid = new.instance_id
         if healthy:
             await self.commits.write(self._settle_many, (up, swap, new, timings))
-            drop_old(swap)
+            drop_old(swap, self.lab.remover(new))
             self.say(f"instance {iid}: Succeeded (swap {timings['swap']:.1f} s, boot {timings['boot']:.1f} s, "
                      f"health {timings['health']:.1f} s)")
             return Outcome(iid, "Succeeded", timings, saved=new)
@@ -221,7 +221,7 @@ class Orchestrator:
             why = f"{type(exc).__name__}: {exc}"[:300]
             old = old_side(new, swap)
             old.provisioning_state, old.error = "Failed", f"extensions not updated in place: {why}"
-            settle_old(self.lab.db, self.lab.journal, swap, old, old.error)
+            settle_old(self.lab.db, self.lab.journal, swap, old, old.error, self.lab.remover(old))
             timings["extensions"] = round(time.monotonic() - t0, 3)
             self.store.set_instance(up, iid, "Failed", why, timings)
             self.say(f"instance {iid}: extensions not updated in place ({why})")
@@ -236,7 +236,7 @@ class Orchestrator:
         if healthy:
             await self.commits.write(self._settle_many, (up, swap, new, timings))
         else:
-            settle_new(self.lab.db, self.lab.journal, swap, new)
+            settle_new(self.lab.db, self.lab.journal, swap, new, self.lab.remover(new))
             self.store.set_instance(up, iid, "Failed", why, timings)
         self.say(f"instance {iid}: {'Succeeded' if healthy else 'Failed'} in place (extensions "
                  f"{timings['extensions']:.1f} s, health {timings['health']:.1f} s)")
@@ -293,14 +293,15 @@ class Orchestrator:
             await self.driver.switch(old)
             apply_booted(old, await self.driver.wait_booted(old, 600.0))
             old.error = f"upgrade to {up.target['version']} rolled back: {why}"[:400]
-            settle_old(self.lab.db, self.lab.journal, swap, old, why)
+            settle_old(self.lab.db, self.lab.journal, swap, old, why, self.lab.remover(old))
             self.say(f"instance {old.instance_id}: rolled back to {old.image['version']}")
             state = "RolledBack"
         except Exception as exc:  # noqa: BLE001
             up.rollback_error = f"instance {old.instance_id}: {type(exc).__name__}: {exc}"[:300]
             if self.driver.attached(old) == old.os_disk:
                 old.provisioning_state, old.error = "Failed", up.rollback_error
-                settle_old(self.lab.db, self.lab.journal, swap, old, up.rollback_error)
+                settle_old(self.lab.db, self.lab.journal, swap, old, up.rollback_error,
+                           self.lab.remover(old))
             else:
                 saved = None
             self.say(f"instance {old.instance_id}: rollback failed ({exc})")

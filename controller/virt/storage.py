@@ -19,6 +19,7 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from xml.sax.saxutils import escape
@@ -91,12 +92,22 @@ class Volume:
         return el.get("type") if el is not None else None
 
 
+@dataclass(frozen=True)
+class Backing:
+    """A qcow2 an overlay can back onto that is no volume of the pool (a file on the pool's host)."""
+    path: str
+    capacity: int  # virtual size in bytes
+    format: str = "qcow2"
+
+
 class Pool:
     """A storage pool on one host (active). Volume names are file names in a `dir` pool."""
 
     def __init__(self, hv: Hypervisor, pool: libvirt.virStoragePool) -> None:
         self.hv, self._pool = hv, pool
         self.uri, self.name = hv.uri, pool.name()
+        with self._errors(None, "describe the pool"):  # its directory on its host (a volume: path/name)
+            self.path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
 
     def __repr__(self) -> str:
         return f"Pool({self.uri} {self.name})"
@@ -131,7 +142,7 @@ class Pool:
         with self._errors(None, "list the volumes"):
             return sorted((Volume(self, v) for v in self._pool.listAllVolumes(0)), key=lambda v: v.name)
 
-    def _create(self, name: str, capacity: int, fmt: str, backing: Volume | None = None,
+    def _create(self, name: str, capacity: int, fmt: str, backing: Volume | Backing | None = None,
                 allocation: int | None = None) -> Volume:
         xml = (f"<volume><name>{escape(name)}</name><capacity unit='bytes'>{capacity}</capacity>"
                + (f"<allocation unit='bytes'>{allocation}</allocation>" if allocation is not None else "")
@@ -143,9 +154,9 @@ class Pool:
         with self._errors(name, "create the volume"):
             return Volume(self, self._pool.createXML(xml, 0))
 
-    def create_overlay(self, name: str, backing: Volume, size_gb: int | None = None) -> Volume:
-        """A qcow2 over `backing` (a qcow2 of this pool), its backing format recorded as qcow2;
-        virtual size: the larger of the backing's and `size_gb` GiB."""
+    def create_overlay(self, name: str, backing: Volume | Backing, size_gb: int | None = None) -> Volume:
+        """A qcow2 over `backing` (a qcow2 volume of this pool, or a file of its host), its backing
+        format recorded as qcow2; virtual size: the larger of the backing's and `size_gb` GiB."""
         if backing.format != "qcow2":
             raise HypervisorError(f"pool {self.name}, volume {backing.name}: an overlay needs a qcow2 backing "
                                   f"volume, libvirt reports {backing.format or 'no format'}", field=self.uri)
