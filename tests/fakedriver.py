@@ -18,7 +18,7 @@ from controller.ops.provision import plan_instance
 from controller.state.health import Reading
 from controller.virt import disks, vm
 from controller.virt.readiness import Readiness
-from tests.fakepool import FakeDisks
+from tests.fakepool import KEPT_GB, FakeDisks
 
 
 def data_disk(inst: Instance, lun: int) -> str:
@@ -137,7 +137,7 @@ class FakeDriver:
 
 
 def make_scale_set(lab: Lab, doc: dict, driver: FakeDriver, version: str) -> list[Instance]:
-    """Model and instance rows with their disks as volumes (a 1 GiB data disk at LUN 0), attached in the fake."""
+    """Model and instance rows with their disks as volumes (a KEPT_GB data disk at LUN 0), attached in the fake."""
     ss = parse(doc)
     lab.models.create(ss.to_json())
     image = lab.gallery.get(*(doc["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"][k]
@@ -148,8 +148,9 @@ def make_scale_set(lab: Lab, doc: dict, driver: FakeDriver, version: str) -> lis
         inst.provisioning_state, inst.boot_id = "Succeeded", f"boot-{iid}"
         inst.extensions = [{"name": e.name, "provisioningState": "Succeeded"}
                            for e in ss.properties.virtualMachineProfile.extensionProfile.extensions]
-        for p in (inst.os_disk, inst.seed, data_disk(inst, 0)):
+        for p in (inst.os_disk, inst.seed):
             FakeDisks.make(p)
+        FakeDisks.make(data_disk(inst, 0), KEPT_GB)
         lab.instances.insert(inst)
         driver.attached_disks[inst.domain] = inst.os_disk
         out.append(inst)

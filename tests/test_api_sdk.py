@@ -216,7 +216,8 @@ def test_wrong_token_through_the_sdk_is_an_authentication_error(api):
 def test_platform_fault_domain_count_is_kept_and_checked_against_the_region(api):
     from controller.model.region import Host, Region
     client = api.client()
-    api.lab.regions.add(Region("east", (Host("test:///default", "default-pool"), Host("qemu:///system", "p"))))
+    api.lab.regions.add(Region("east", (Host("test:///default", "default-pool"),
+                                        Host("test:///default", "east-2", "/pools/east-2"))))
     for iv in api.lab.gallery.list():
         api.lab.gallery.update(iv.publisher, iv.offer, iv.sku, iv.version, target_regions=["local", "east"])
     three = sdk_model()

@@ -271,7 +271,8 @@ def _set_domains(lab: Lab, name: str, hosts: list[tuple[str | None, str | None]]
     found = {d.name for uri in dict.fromkeys(u for u, _ in hosts)
              for d in lab.hv_at(uri).lab_domains(str(lab.paths.home))
              if (tag := d.lab_tag()) and tag.scale_set.lower() == name.lower()}
-    found |= {d for pair in hosts for v in lab.pool_at(*pair).volumes() if (d := disks.domain_of(v.name))}
+    pools = [pool for pair in hosts if (pool := lab.pool_if_any(*pair))]
+    found |= {d for pool in pools for v in pool.volumes() if (d := disks.domain_of(v.name))}
     owner = port_owner(lab, "")
     found |= {o[len(owner):] for o in PortAllocator().leases().values() if o.startswith(owner)}
     for folder, suffix in ((lab.paths.keys / "hostkeys", ".hostkey"), (lab.paths.logs, ".console.log")):

@@ -10,7 +10,7 @@ from functools import cached_property
 from controller.core.errors import HypervisorError, ImageError, ModelError
 from controller.core.settings import LabPaths, lab_paths, libvirt_uri
 from controller.model.instance import Instance
-from controller.model.region import Region, local_host
+from controller.model.region import Host, Region, local_host
 from controller.model.scaleset import ScaleSet
 from controller.state.db import connect
 from controller.state.instances import InstanceStore
@@ -21,7 +21,7 @@ from controller.virt import accel as accel_mod
 from controller.virt import disks
 from controller.virt.hosts import TIMEOUT, Connections, HostStates
 from controller.virt.hypervisor import Hypervisor
-from controller.virt.storage import GIB, Pool, ensure_pool
+from controller.virt.storage import GIB, Pool, ensure_pool, find_pool
 from images.gallery import Gallery, ImageVersion
 
 IMAGE_REF = "$.properties.virtualMachineProfile.storageProfile.imageReference"
@@ -63,22 +63,39 @@ class Lab:
         """The connection to the host the instance lives on."""
         return self.hosts.get(inst.host_uri)
 
-    def pool_at(self, uri: str | None, pool: str | None = None) -> Pool:
-        """The storage pool the lab keeps instance disks in on host `uri` (None or the lab's own URI:
-        the local `dir` pool, made if missing; another host's pool must exist). Looked up once."""
-        key = (None, None) if uri in (None, self.uri) else (uri, pool)
+    def pool_at(self, uri: str | None, pool: str | None = None, path: str | None = None) -> Pool:
+        """The storage pool `pool` the lab keeps instance disks in on host `uri` (None, None: the
+        local `dir` pool); missing, it is made at `path` (the local one at <home>/pool), without
+        a path it is an error. Looked up once per host and pool."""
+        local = local_host(self.paths.home, self.uri)
+        key = (None, None) if uri in (None, self.uri) and pool in (None, local.pool) else (uri, pool)
         with self._pools_lock:
             found = self._pools.get(key)
             if found is None:
-                if key[0] is None:
-                    local = local_host(self.paths.home, self.uri)
+                if key == (None, None):
                     found = ensure_pool(self.hv, local.pool, local.pool_path)
+                elif pool is None:
+                    raise HypervisorError(f"no storage pool recorded for host {uri}", field=uri or "")
                 else:
-                    if pool is None:
-                        raise HypervisorError(f"no storage pool recorded for host {uri}", field=uri or "")
-                    found = ensure_pool(self.hv_at(uri), pool)
+                    found = ensure_pool(self.hv_at(uri), pool, path)
                 self._pools[key] = found
             return found
+
+    def pool_if_any(self, uri: str | None, pool: str | None) -> Pool | None:
+        """pool_at, or None if that host has no such pool (nothing of the lab's can be in it)."""
+        local = local_host(self.paths.home, self.uri)
+        if (uri in (None, self.uri) and pool in (None, local.pool)) or (uri, pool) in self._pools:
+            return self.pool_at(uri, pool)
+        if pool is None or find_pool(self.hv_at(uri), pool) is None:
+            return None
+        return self.pool_at(uri, pool)
+
+    def pool_dir(self, host: Host | None) -> str:
+        """The folder of `host`'s pool (None: the local one) on that host, where its volumes are
+        (the pool is made at the host's poolPath if missing)."""
+        if host is None:
+            return self.pool_at(None).path
+        return self.pool_at(host.uri, host.pool, host.pool_path).path
 
     def pool_of(self, inst: Instance) -> Pool:
         """The pool of the host the instance lives on (its disks are volumes there)."""
@@ -93,25 +110,15 @@ class Lab:
         does not answer makes its instances' states `unknown`, with the reason)."""
         return self.hosts.states((i.host_uri, i.domain) for i in insts)
 
-    def host_uris(self, ss: ScaleSet | None, recorded: Iterable[str | None] = ()) -> list[str | None]:
-        """Every host a set's domains may be on: the local one (None), its region's hosts, and
-        `recorded` (the URIs its instances record), each once."""
-        uris: list[str | None] = [None]
-        hosts = self.region_of(ss).hosts if ss is not None else ()
-        for uri in [h.uri for h in hosts] + list(recorded):
-            uri = None if uri == self.uri else uri
-            if uri not in uris:
-                uris.append(uri)
-        return uris
-
     def host_pools(self, ss: ScaleSet | None, recorded: Iterable[tuple[str | None, str | None]] = ()
                    ) -> list[tuple[str | None, str | None]]:
         """Every (host URI, pool) a set's disks may be in: the local pool (None, None), its region's
         hosts' and `recorded` (its instances' host_uri and host_pool), each once."""
         pairs: list[tuple[str | None, str | None]] = [(None, None)]
+        local = local_host(self.paths.home, self.uri).pool
         hosts = self.region_of(ss).hosts if ss is not None else ()
         for uri, pool in [(h.uri, h.pool) for h in hosts] + list(recorded):
-            pair = (None, None) if uri in (None, self.uri) else (uri, pool)
+            pair = (None, None) if uri is None or (uri, pool) == (self.uri, local) else (uri, pool)
             if pair not in pairs:
                 pairs.append(pair)
         return pairs

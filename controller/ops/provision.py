@@ -74,10 +74,10 @@ def plan_instance(lab: Lab, ss: ScaleSet, instance_id: int, image: ImageVersion)
         host_uri=host.uri if host else None, host_pool=host.pool if host else None,
         profile=applied_profile(ss, image.version), profile_digest=profile_digest(ss),
         os_disk="", seed="", ci_instance_id="", ports=allocate_ports(lab, dom, guest_ports(ss), {}))
-    pool = lab.pool_of(inst)  # its disks are volumes there
-    inst.os_disk = disks.path_in(pool, disks.os_disk_name(dom))
+    folder = lab.pool_dir(host)  # its disks are volumes of that host's pool
+    inst.os_disk = posixpath.join(folder, disks.os_disk_name(dom))
     inst.ci_instance_id = vm.new_ci_instance_id(inst)
-    inst.seed = disks.path_in(pool, disks.seed_name(dom, inst.ci_instance_id))
+    inst.seed = posixpath.join(folder, disks.seed_name(dom, inst.ci_instance_id))
     return inst
 
 
@@ -249,7 +249,9 @@ def purge_domain(lab: Lab, domain: str, hosts: Pools = ((None, None),)) -> None:
             if dom is not None:
                 dom.undefine()
             undefined.add(uri)
-        disks.purge(lab.pool_at(uri, pool), domain)
+        found = lab.pool_if_any(uri, pool)
+        if found is not None:
+            disks.purge(found, domain)
     PortAllocator().release(port_owner(lab, domain))
     named = cast(Instance, _Named(domain))
     vm.hostkeys(lab.paths, named).forget()
@@ -337,7 +339,7 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
             if tag and tag.scale_set.lower() == ss.name.lower() and dom.name not in rows:
                 purge_domain(lab, dom.name, [p for p in pairs if p[0] == uri])
                 done.append(f"domain {dom.name}: no instance record; removed")
-    gone = sum(_sweep(lab.pool_at(*p), dead) for p in pairs if p[0] not in down)
+    gone = sum(_sweep(pool, dead) for p in pairs if p[0] not in down and (pool := lab.pool_if_any(*p)))
     if gone:  # a process killed between recording a settle and deleting the other disk
         done.append(f"removed {gone} disks that finished swaps had left behind")
     for inst in rows.values():

@@ -310,6 +310,17 @@ def _section(fd: int, offset: int, size: int) -> tuple[int, bool]:
     return min(os.lseek(fd, offset, os.SEEK_HOLE), size), True
 
 
+def find_pool(hv: Hypervisor, name: str) -> Pool | None:
+    """The pool `name` on this host (started and refreshed), None if the host has no such pool."""
+    try:
+        hv.conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+            return None
+        raise HypervisorError(f"pool {name}: cannot look it up: {_message(exc)}", field=hv.uri) from exc
+    return ensure_pool(hv, name)
+
+
 def ensure_pool(hv: Hypervisor, name: str, path: str | None = None) -> Pool:
     """The pool `name` on this host, active and refreshed. Missing with a `path`: a `dir` pool at
     that path on that host (defined, built, started, autostarted); missing without one: an error."""
