@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import libvirt
 
 from controller.virt import disks
 from controller.virt.hypervisor import Hypervisor
-from controller.virt.storage import GIB, Backing, Pool, Volume
+from controller.virt.storage import GIB, Backing, Pool, Volume, ensure_pool
 
 UPLOADS: dict[tuple[str, str, str], bytes] = {}  # (uri, pool, volume) -> bytes uploaded
 
@@ -121,3 +122,17 @@ def size_gb(path: str) -> int | None:
     """The virtual size of the volume at `path` in GiB (None: there is none)."""
     vol = FakeDisks.pool(path).volume(posixpath.basename(path))
     return vol.capacity // GIB if vol is not None else None
+
+
+def scratch_pool() -> Iterator[Pool]:
+    """A dir pool of a test's own on the test driver (its state is shared by the process), gone after."""
+    hv = Hypervisor("test:///default")
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    pool = ensure_pool(hv, name, f"/pools/{name}")
+    yield pool
+    for v in pool.volumes():
+        pool.delete(v.name)
+    raw = hv.conn.storagePoolLookupByName(name)
+    raw.destroy()
+    raw.undefine()
+    hv.close()

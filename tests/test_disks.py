@@ -3,7 +3,6 @@ qcow2s: tests/test_vm_disks.py): the OS disk grows past the image with osDisk.di
 below it), data disks grow and never shrink, and no disk is made outside the instance's pool."""
 import copy
 import subprocess
-import uuid
 
 import pytest
 import yaml
@@ -12,8 +11,8 @@ from controller.core.errors import LabError, ModelError
 from controller.model.scaleset import parse
 from controller.ops import commands as ops
 from controller.virt import cloudinit, disks
-from controller.virt.hypervisor import Hypervisor
-from controller.virt.storage import Backing, ensure_pool
+from controller.virt.storage import Backing
+from tests.fakepool import scratch_pool
 from tests.test_model import BASE
 
 GIB = 1 << 30
@@ -28,16 +27,7 @@ def profile(disks: list[dict]):
 
 @pytest.fixture
 def pool():
-    hv = Hypervisor("test:///default")
-    name = f"d-{uuid.uuid4().hex[:8]}"
-    p = ensure_pool(hv, name, f"/pools/{name}")
-    yield p
-    for v in p.volumes():
-        p.delete(v.name)
-    raw = hv.conn.storagePoolLookupByName(name)
-    raw.destroy()
-    raw.undefine()
-    hv.close()
+    yield from scratch_pool()
 
 
 def test_the_os_disk_is_the_image_size_or_the_bigger_disk_size_gb(pool):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from controller.virt import storage
 from controller.virt.hypervisor import Hypervisor
 from controller.virt.replica import replicate
 from controller.virt.storage import GIB, Pool, ensure_pool
+from tests.fakepool import scratch_pool
 
 URI = "test:///default"
 pytestmark = pytest.mark.bare_test_driver  # the test driver refuses uploads and resizes here
@@ -22,17 +22,7 @@ pytestmark = pytest.mark.bare_test_driver  # the test driver refuses uploads and
 
 @pytest.fixture
 def pool():
-    """A dir pool of the test's own on the test driver (its state is shared by the process)."""
-    hv = Hypervisor(URI)
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    p = ensure_pool(hv, name, f"/pools/{name}")
-    yield p
-    for v in p.volumes():
-        p.delete(v.name)
-    raw = hv.conn.storagePoolLookupByName(name)
-    raw.destroy()
-    raw.undefine()
-    hv.close()
+    yield from scratch_pool()
 
 
 def test_ensure_pool_defines_a_started_autostarted_dir_pool_at_the_path(pool):
