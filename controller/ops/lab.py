@@ -66,20 +66,19 @@ class Lab:
     def pool_at(self, uri: str | None, pool: str | None = None, path: str | None = None) -> Pool:
         """The storage pool `pool` the lab keeps instance disks in on host `uri` (None, None: the
         local `dir` pool); missing, it is made at `path` (the local one at <home>/pool), without
-        a path it is an error. Looked up once per host and pool."""
+        a path it is an error. Looked up once per host connection and pool."""
         local = local_host(self.paths.home, self.uri)
         key = (None, None) if uri in (None, self.uri) and pool in (None, local.pool) else (uri, pool)
+        if key != (None, None) and pool is None:
+            raise HypervisorError(f"no storage pool recorded for host {uri}", field=uri or "")
+        hv = self.hv_at(key[0])  # a reopened connection (the host was down) looks the pool up again
         with self._pools_lock:
             found = self._pools.get(key)
-            if found is None:
-                if key == (None, None):
-                    found = ensure_pool(self.hv, local.pool, local.pool_path)
-                elif pool is None:
-                    raise HypervisorError(f"no storage pool recorded for host {uri}", field=uri or "")
-                else:
-                    found = ensure_pool(self.hv_at(uri), pool, path)
+        if found is None or found.hv is not hv:
+            found = ensure_pool(hv, local.pool, local.pool_path) if key == (None, None) else ensure_pool(hv, pool, path)
+            with self._pools_lock:
                 self._pools[key] = found
-            return found
+        return found
 
     def pool_if_any(self, uri: str | None, pool: str | None) -> Pool | None:
         """pool_at, or None if that host has no such pool (nothing of the lab's can be in it)."""
