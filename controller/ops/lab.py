@@ -101,8 +101,15 @@ class Lab:
         return self.pool_at(inst.host_uri, inst.host_pool)
 
     def remover(self, inst: Instance) -> Callable[..., None]:
-        """Deletes the instance's disks at the paths given (volumes of its host pool)."""
-        return lambda *paths: disks.delete(self.pool_of(inst), *paths)
+        """Deletes the instance's disks at the paths given (volumes of its host pool). A host that
+        does not answer keeps them: the settle is recorded, reconcile's sweep of the journal's dead
+        disks deletes them later."""
+        def remove(*paths: str) -> None:
+            try:
+                disks.delete(self.pool_of(inst), *paths)
+            except HypervisorError:
+                pass
+        return remove
 
     def states(self, insts: Iterable[Instance]) -> HostStates:
         """The domain state of each instance, read from its host (all hosts at once; a host that
