@@ -16,6 +16,7 @@ import errno
 import hashlib
 import io
 import os
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from controller.core.errors import HypervisorError, LabError, from_os_error
 from controller.virt.hypervisor import Hypervisor
 
 GIB = 1024 ** 3
+REFRESH_WAIT = 120.0  # seconds a refresh waits for the pool's other uploads (an image's takes a while)
 CHUNK = 256 * 1024  # bytes per stream send / receive: libvirt's stream packet (1 and 4 MiB were no faster)
 _ZEROS = bytes(CHUNK)
 
@@ -116,8 +118,18 @@ class Pool:
         return _errors(self.uri, self.name, volume, action)
 
     def refresh(self) -> None:
-        with self._errors(None, "refresh"):
-            self._pool.refresh(0)
+        """Re-read the pool; while another upload to it runs libvirt refuses, so this waits (up to
+        REFRESH_WAIT seconds) for that upload to end."""
+        deadline = time.monotonic() + REFRESH_WAIT
+        while True:
+            try:
+                self._pool.refresh(0)
+                return
+            except libvirt.libvirtError as exc:
+                if "asynchronous jobs" not in _message(exc) or time.monotonic() > deadline:
+                    raise HypervisorError(f"pool {self.name}: cannot refresh: {_message(exc)}", field=self.uri) from exc
+            signals.check()
+            time.sleep(0.1)
 
     def _lookup(self, name: str) -> libvirt.virStorageVol | None:
         try:
@@ -178,11 +190,11 @@ class Pool:
             return self._upload(name, f, os.fstat(f.fileno()).st_size)
 
     def upload_bytes(self, name: str, data: bytes) -> Volume:
-        """A new raw volume holding `data` (a NoCloud seed ISO)."""
-        return self._upload(name, io.BytesIO(data), len(data))
+        """A new raw volume holding `data` (a NoCloud seed ISO; raw, so not probed: no pool refresh)."""
+        return self._upload(name, io.BytesIO(data), len(data), probe=False)
 
-    def _upload(self, name: str, f: BinaryIO, size: int) -> Volume:
-        # Made raw, probed again after the upload: a qcow2's bytes make a qcow2 volume.
+    def _upload(self, name: str, f: BinaryIO, size: int, probe: bool = True) -> Volume:
+        # Made raw, probed again after the upload (`probe`): a qcow2's bytes make a qcow2 volume.
         vol = self._create(name, size, "raw", allocation=0)._vol
         stream = None
         try:
@@ -192,7 +204,8 @@ class Pool:
                 _send(stream, f, size)
                 stream.finish()
                 stream = None
-            self.refresh()
+            if probe:
+                self.refresh()
             return Volume(self, self._require(name))
         except BaseException:
             if stream is not None:
