@@ -1,4 +1,5 @@
-"""qcow2 files: validation of imports, checksums, overlays. Thin wrappers over qemu-img."""
+"""qcow2 files: validation of imports, checksums. Thin wrappers over qemu-img (instance disks are
+pool volumes: controller/virt/disks.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -60,41 +61,3 @@ def sha256_file(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def create_overlay(base: Path, overlay: Path, size_bytes: int | None = None) -> None:
-    """A copy-on-write qcow2 on `base`: no data copied, milliseconds whatever the size."""
-    args = ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)]
-    if size_bytes:
-        args.append(str(size_bytes))
-    res = _qemu_img(*args)
-    if res.returncode != 0:
-        raise ImageError("osDisk", f"cannot create overlay {overlay}: {res.stderr.strip()}", "DiskCreationFailed")
-
-
-def virtual_size(path: Path) -> int:
-    """The disk size a guest sees, in bytes."""
-    res = _qemu_img("info", "--output=json", "-U", str(path))
-    if res.returncode != 0:
-        raise ImageError("disk", f"cannot read {path}: {res.stderr.strip()}", "DiskCreationFailed")
-    return int(json.loads(res.stdout)["virtual-size"])
-
-
-def grow(path: Path, size_bytes: int) -> bool:
-    """Make the qcow2 at least `size_bytes` big (never smaller); True if it grew. Not while a guest has it open."""
-    if virtual_size(path) >= size_bytes:
-        return False
-    res = _qemu_img("resize", "-q", "-f", "qcow2", str(path), str(size_bytes))
-    if res.returncode != 0:
-        raise ImageError("disk", f"cannot grow {path}: {res.stderr.strip()}", "DiskCreationFailed")
-    return True
-
-
-def create_blank(path: Path, size_gb: int) -> None:
-    """An empty qcow2 of `size_gb` GiB, created under a temporary name then renamed: whole or absent."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    res = _qemu_img("create", "-q", "-f", "qcow2", str(tmp), f"{size_gb}G")
-    if res.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise ImageError("dataDisks", f"cannot create {path}: {res.stderr.strip()}", "DiskCreationFailed")
-    tmp.replace(path)

@@ -7,9 +7,21 @@ from controller.core.settings import LabPaths
 from tests.apiserver import serve
 from tests.azcli import az_venv  # noqa: F401 (session fixture)
 from tests.fakedriver import FakeDriver
+from tests.fakepool import streams
 from tests.helpers import make_qcow2
 from tests.hostnodes import silent_host  # noqa: F401 (fixture)
 from tests.vmfixtures import build_log, gallery, v1, v2, vm_lab  # noqa: F401 (session fixtures)
+
+
+@pytest.fixture(autouse=True)
+def _test_driver_streams(request):
+    """Uploads and resizes on test:// pools (tests/fakepool.py), except where the test driver's
+    own refusal is what a test checks (`bare_test_driver`)."""
+    if request.node.get_closest_marker("bare_test_driver"):
+        yield
+        return
+    with streams():
+        yield
 
 
 @pytest.fixture

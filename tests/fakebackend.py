@@ -7,7 +7,6 @@ import asyncio
 import re
 import threading
 import time
-from pathlib import Path
 
 from controller.core.errors import Interrupted
 from controller.model.scaleset import parse
@@ -180,8 +179,8 @@ class FakeBackend:
 
 
 def leftovers(lab: Lab) -> dict:
-    """What a rehearsal may leave in a lab: rows, disk files, upgrades."""
-    disks = [p for p in Path(lab.paths.disks).rglob("*") if p.is_file()] if lab.paths.disks.exists() else []
+    """What a rehearsal may leave in a lab: rows, disk volumes (of the lab's own pool), upgrades."""
+    disks = [v.name for v in lab.pool_at(None).volumes()]
     return {"sets": [s.name for s in lab.models.list()],
             "instances": lab.db.execute("SELECT COUNT(*) FROM instances").fetchone()[0],
             "disks": disks, "versions": sorted(iv.version for iv in lab.gallery.list())}

@@ -1,14 +1,14 @@
-"""An in-process fake of the orchestrator's VM work: disks are small files, health is scripted,
+"""An in-process fake of the orchestrator's VM work: disks are volumes of the lab's pool on
+libvirt's test driver (tests/fakepool.py; no bytes in them), health is scripted,
 and a kill can be injected at any step (raised as a BaseException, like a SIGKILL: nothing
 after it runs)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
+import posixpath
 import time
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 
 from controller.core.clock import now_iso
 from controller.model.instance import AGENT_PORT, Instance
@@ -16,8 +16,14 @@ from controller.model.scaleset import parse
 from controller.ops.lab import Lab
 from controller.ops.provision import plan_instance
 from controller.state.health import Reading
-from controller.virt import vm
+from controller.virt import disks, vm
 from controller.virt.readiness import Readiness
+from tests.fakepool import KEPT_GB, FakeDisks
+
+
+def data_disk(inst: Instance, lun: int) -> str:
+    """The path of the instance's data disk at `lun` (beside its OS disk, in its pool)."""
+    return posixpath.join(posixpath.dirname(inst.os_disk), disks.data_disk_name(inst.domain, lun))
 
 
 class Killed(BaseException):
@@ -58,17 +64,14 @@ class FakeDriver:
         self._step("write", inst)
         with self._vm_side():
             for p in (inst.os_disk, inst.seed):
-                Path(p).parent.mkdir(parents=True, exist_ok=True)
-                Path(p).write_bytes(b"disk")
-            for d in inst.profile["vm"]["storageProfile"].get("dataDisks", []):  # as vm.ensure_data_disks
-                disk = inst.dir / f"data-lun{d['lun']}.qcow2"
-                if not disk.exists():
-                    disk.write_bytes(b"empty")
+                FakeDisks.make(p)
+            for d in inst.profile["vm"]["storageProfile"].get("dataDisks", []):  # as disks.ensure_data_disks
+                FakeDisks.make(data_disk(inst, d["lun"]), d["diskSizeGB"])
 
     async def switch(self, inst: Instance) -> None:
         self._step("switch", inst)
         with self._vm_side():
-            assert Path(inst.os_disk).exists(), "switching to a missing OS disk"
+            assert FakeDisks.exists(inst.os_disk), "switching to a missing OS disk"
             self.attached_disks[inst.domain] = inst.os_disk
 
     def attached(self, inst: Instance) -> str | None:
@@ -88,7 +91,7 @@ class FakeDriver:
         self._step("remove", inst)
         with self._vm_side():
             self.attached_disks.pop(inst.domain, None)
-            shutil.rmtree(inst.dir, ignore_errors=True)
+            FakeDisks.delete_of(inst.os_disk, inst.domain)
 
     def surge_refusal(self, ss, count: int) -> str | None:
         if self.room is None or count <= self.room:
@@ -134,7 +137,7 @@ class FakeDriver:
 
 
 def make_scale_set(lab: Lab, doc: dict, driver: FakeDriver, version: str) -> list[Instance]:
-    """Model and instance rows with small files as disks, attached in the fake."""
+    """Model and instance rows with their disks as volumes (a KEPT_GB data disk at LUN 0), attached in the fake."""
     ss = parse(doc)
     lab.models.create(ss.to_json())
     image = lab.gallery.get(*(doc["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"][k]
@@ -145,9 +148,9 @@ def make_scale_set(lab: Lab, doc: dict, driver: FakeDriver, version: str) -> lis
         inst.provisioning_state, inst.boot_id = "Succeeded", f"boot-{iid}"
         inst.extensions = [{"name": e.name, "provisioningState": "Succeeded"}
                            for e in ss.properties.virtualMachineProfile.extensionProfile.extensions]
-        for p in (inst.os_disk, inst.seed, str(inst.dir / "data-lun0.qcow2")):
-            Path(p).parent.mkdir(parents=True, exist_ok=True)
-            Path(p).write_bytes(b"data" if "data" in p else b"disk")
+        for p in (inst.os_disk, inst.seed):
+            FakeDisks.make(p)
+        FakeDisks.make(data_disk(inst, 0), KEPT_GB)
         lab.instances.insert(inst)
         driver.attached_disks[inst.domain] = inst.os_disk
         out.append(inst)

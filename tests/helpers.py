@@ -17,11 +17,14 @@ def make_qcow2(path: Path, size: str = "64M", data: bytes | None = None) -> Path
 
 
 def mark_replicated(lab, iv) -> None:
-    """Record `iv` as replicated to every host of its configured target regions (no copy is made):
-    for tests of what happens after replication, not of replication itself."""
+    """Record `iv` as replicated to every host of its configured target regions, a blank volume
+    standing in for each copy: for tests of what comes after replication, not of replication."""
     from controller.state.replicas import ReplicaStore
     store = ReplicaStore(lab.db)
     for name in iv.target_regions:
         region = lab.regions.configured(name)
         for host in region.hosts if region is not None else ():
             store.record(iv, region.name, host, "Completed", "marked by the test")
+            pool = lab.pool_at(host.uri, host.pool, host.pool_path)  # a stand-in copy, as replication leaves it
+            if pool.volume(iv.volume_name) is None:
+                pool.create_blank(iv.volume_name, 1)

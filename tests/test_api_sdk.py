@@ -217,7 +217,8 @@ def test_platform_fault_domain_count_is_kept_and_checked_against_the_region(api)
     from controller.model.region import Host, Region
     from tests.helpers import mark_replicated
     client = api.client()
-    api.lab.regions.add(Region("east", (Host("test:///default", "default-pool"), Host("qemu:///system", "p"))))
+    api.lab.regions.add(Region("east", (Host("test:///default", "default-pool"),
+                                        Host("test:///default", "east-2", "/pools/east-2"))))
     for iv in api.lab.gallery.list():
         mark_replicated(api.lab, api.lab.gallery.update(iv.publisher, iv.offer, iv.sku, iv.version,
                                                         target_regions=["local", "east"]))

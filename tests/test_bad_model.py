@@ -57,5 +57,5 @@ def test_delete_removes_a_set_whose_model_does_not_read(flab):
     assert ops.delete(flab, "bad") == sorted(i.domain for i in insts)
     assert flab.db.execute("SELECT COUNT(*) FROM scale_sets").fetchone()[0] == 0
     assert flab.db.execute("SELECT COUNT(*) FROM instances").fetchone()[0] == 0
-    assert list(flab.paths.disks.iterdir()) == []
+    assert [v.name for v in flab.pool_at(None).volumes()] == []
     assert not any(o.startswith(f"{flab.paths.home}#") for o in PortAllocator().leases().values())

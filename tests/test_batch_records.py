@@ -3,7 +3,6 @@ kill between recording a settled instance and deleting its old disk."""
 import asyncio
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,7 @@ from controller.state.db import GroupCommit
 from controller.state.instances import LiveSet
 from controller.state.upgrades import UpgradeStore
 from tests.fakedriver import FakeDriver, Killed, make_scale_set
+from tests.fakepool import FakeDisks, os_disks, seeds
 from tests.test_rolling import model, publish, versions
 
 
@@ -90,20 +90,20 @@ def test_a_kill_after_a_settle_is_recorded_leaves_no_old_disk_behind(flab, qcow2
     publish(flab, "2.0.0", qcow2_file)
     up = start_upgrade(flab, flab.models.get("web"), "Platform")
 
-    def killed(swap):
+    def killed(swap, remove):
         raise Killed("after the settle's commit, before the old disk is deleted")
 
     drop_old = rolling.drop_old
     monkeypatch.setattr(rolling, "drop_old", killed)
     with pytest.raises(Killed):
         asyncio.run(Orchestrator(flab, d, poll_interval=0).run(up))
-    assert Path(old_disks[0]).exists() and flab.instances.get("web", 0).image["version"] == "2.0.0"
+    assert FakeDisks.exists(old_disks[0]) and flab.instances.get("web", 0).image["version"] == "2.0.0"
     monkeypatch.setattr(rolling, "drop_old", drop_old)
     flab.db.execute("UPDATE rolling_upgrades SET owner='999999999:0'")
     asyncio.run(Controller(flab, d, say=lambda m: None).run(once=True))
     assert UpgradeStore(flab.db).get(up.id).status == "Completed"
     assert versions(flab) == ["2.0.0"] * 5
-    assert not any(Path(p).exists() for p in old_disks)
+    assert not any(FakeDisks.exists(p) for p in old_disks)
     for inst in flab.instances.list("web"):
-        assert sorted(p.name for p in inst.dir.glob("os-*")) == [Path(inst.os_disk).name]
-        assert sorted(p.name for p in inst.dir.glob("seed-*")) == [Path(inst.seed).name]
+        assert os_disks(inst) == [inst.os_disk]
+        assert seeds(inst) == [inst.seed]

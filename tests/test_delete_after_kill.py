@@ -20,6 +20,7 @@ from controller.virt import vm
 from controller.virt.ports import PortAllocator
 from controller.virt.readiness import Readiness
 from tests.fakedriver import Killed
+from tests.fakepool import os_disks
 from tests.test_model import BASE
 
 P, O, S = "scaleset-lab", "debian", "debian-12"
@@ -99,7 +100,8 @@ def assert_nothing_left(lab, name: str = "web") -> None:
     assert [d.name for d in lab.hv.lab_domains(home)] == []
     prefix = domain_name(lab.paths.home, name, 0)[:-1]  # this lab's (test:///default is shared by the process)
     assert [d.name() for d in lab.hv.conn.listAllDomains() if d.name().startswith(prefix)] == []
-    assert sorted(p.name for p in lab.paths.disks.iterdir()) == []
+    assert [v.name for v in lab.pool_at(None).volumes()] == []  # the lab's own pool: no disk left
+    assert not lab.paths.disks.exists() or list(lab.paths.disks.iterdir()) == []
     for table, column in SET_TABLES:
         assert lab.db.execute(f"SELECT COUNT(*) FROM {table} WHERE {column}=?", (name,)).fetchone()[0] == 0, table
     assert lab.db.execute("SELECT COUNT(*) FROM upgrade_instances").fetchone()[0] == 0
@@ -146,7 +148,7 @@ def test_delete_after_the_instance_rows_went_first(klab):
                     for i in (0, 1)]
     assert klab.db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted')").fetchone()[0] == 0
     assert [d.name for d in klab.hv.lab_domains(str(klab.paths.home))] == []
-    assert list(klab.paths.disks.iterdir()) == []
+    assert [v.name for v in klab.pool_at(None).volumes()] == []
     ops.scale(klab, "web", 1)  # the set works again
     assert [i.provisioning_state for i in klab.instances.list("web")] == ["Succeeded"]
     ops.delete(klab, "web")
@@ -200,7 +202,7 @@ def test_a_busy_instance_refuses_the_whole_command_before_anything_is_recorded(k
     assert "pid 1)" in err.value.reason
     assert klab.db.execute("SELECT instance_id FROM disk_swaps WHERE kind='reimage'").fetchall() == []
     assert [i.provisioning_state for i in klab.instances.list("web")] == ["Succeeded"] * 3
-    assert [len(list(i.dir.glob("os-*"))) for i in klab.instances.list("web")] == [1, 1, 1]
+    assert [len(os_disks(i)) for i in klab.instances.list("web")] == [1, 1, 1]
     mark_dead(klab)
     ops.delete(klab, "web")
     assert_nothing_left(klab)

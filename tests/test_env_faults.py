@@ -10,6 +10,7 @@ import pytest
 
 from controller.cli import main as cli_main
 from controller.state.db import connect
+from tests import fakepool
 
 REPO = Path(__file__).resolve().parent.parent
 REF = ["--publisher", "p", "--offer", "o", "--sku", "s"]
@@ -37,7 +38,7 @@ def failed_cleanly(res: subprocess.CompletedProcess, code: str, names: str) -> s
 @pytest.fixture
 def env(lab, tmp_path) -> dict:
     return {**os.environ, "SCALESET_HOME": str(lab.home), "SCALESET_PORTS_DIR": str(tmp_path),
-            "SCALESET_LIBVIRT_URI": "test:///default", "PYTHONPATH": str(REPO)}
+            "SCALESET_LIBVIRT_URI": "test:///default", "PYTHONPATH": fakepool.PYTHONPATH}
 
 
 @pytest.fixture(scope="module")

@@ -135,9 +135,9 @@ def test_the_seed_ships_the_agent_only_with_the_health_extension(lab):
         d = copy.deepcopy(BASE)["properties"]["virtualMachineProfile"]
         d["extensionProfile"] = {"extensions": exts}
         inst = Instance("web", 0, "dom0", "web000000", 0, 0, {"vm": d, "network": "user"}, "", "", "", "", {22: 1})
-        seed = vm.write_instance_seed(lab, inst, "ci-0123456789ab")
+        seed = vm.instance_seed(lab, inst, "ci-0123456789ab")
         iso = pycdlib.PyCdlib()
-        iso.open(str(seed))
+        iso.open_fp(io.BytesIO(seed))
         buf = io.BytesIO()
         iso.get_file_from_iso_fp(buf, rr_path="/user-data")
         iso.close()

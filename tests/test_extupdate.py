@@ -5,7 +5,6 @@ import copy
 import json
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -25,6 +24,7 @@ from controller.virt import guestext, vm
 from controller.virt.accel import Accel
 from controller.virt.readiness import EXTRA_SEP, SEP, Readiness
 from tests.fakedriver import FakeDriver, Killed, make_scale_set
+from tests.fakepool import FakeDisks
 from tests.test_extensions import guest  # noqa: F401 (a fixture: the runner's folders in tmp_path)
 from tests.test_model import BASE
 
@@ -179,7 +179,7 @@ def test_update_instances_applies_an_extension_change_in_place(tlab):
         old = before[inst.instance_id]
         assert (inst.os_disk, inst.seed, inst.ci_instance_id, inst.boot_id) == \
             (old.os_disk, old.seed, old.ci_instance_id, old.boot_id)  # no new disk, no reboot
-        assert Path(inst.os_disk).exists() and Path(inst.seed).exists()
+        assert FakeDisks.exists(inst.os_disk) and FakeDisks.exists(inst.seed)
         assert inst.provisioning_state == "Succeeded" and views.latest_model_applied(ss, inst)
         assert {s["name"]: s.get("message") for s in inst.extensions} == {"a": None, "b": "echo b2"}
     assert tlab.db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase!='done'").fetchone()[0] == 0
@@ -192,7 +192,7 @@ def test_an_image_change_with_an_extension_change_still_swaps_the_os_disk(tlab):
     set_command(tlab, "b", "echo b2")
     ops.update_model(tlab, "web", ["properties.virtualMachineProfile.storageProfile.imageReference.version=1.1.0"])
     after = ops.update_instances(tlab, "web", ["0"])[0]
-    assert tlab.ran == [] and after.os_disk != before[0] and not Path(before[0]).exists()
+    assert tlab.ran == [] and after.os_disk != before[0] and not FakeDisks.exists(before[0])
     assert after.image["version"] == "1.1.0" and after.provisioning_state == "Succeeded"
 
 
@@ -221,7 +221,7 @@ def test_a_killed_in_place_update_is_finished_by_repair(tlab):
     assert done == ["instance 0: unfinished upgrade completed"]
     inst = tlab.instances.get("web", 0)
     assert tlab.ran == [(0, ["a"], [])] and inst.provisioning_state == "Succeeded"
-    assert views.latest_model_applied(tlab.models.get("web"), inst) and Path(inst.os_disk).exists()
+    assert views.latest_model_applied(tlab.models.get("web"), inst) and FakeDisks.exists(inst.os_disk)
 
 
 # -- rolling upgrades ---------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_a_kill_during_an_in_place_batch_is_resumed(flab, nth):
     assert up.status == "Completed"
     for inst in flab.instances.list("web"):
         assert inst.profile_digest == profile_digest(ss) and inst.provisioning_state == "Succeeded"
-        assert d.attached(inst) == inst.os_disk and Path(inst.os_disk).exists()
+        assert d.attached(inst) == inst.os_disk and FakeDisks.exists(inst.os_disk)
     assert {i for i, _, _ in d.ran_in_place} == {0, 1, 2, 3}
     assert flab.db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted')").fetchone()[0] == 0
 

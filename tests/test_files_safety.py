@@ -1,7 +1,6 @@
 """Files the lab writes are whole or absent, private where they must be, and files/ serves only
 plain names of regular files."""
 import errno
-import json
 import os
 import stat
 import subprocess
@@ -17,7 +16,7 @@ from controller.core.files import TMP_PREFIX, atomic_create, atomic_open, atomic
 from controller.core.settings import LabPaths
 from controller.ops import fileserver
 from controller.virt import seed as seed_mod
-from controller.virt import vm
+from controller.virt import disks, vm
 from controller.virt.ssh import PinnedHostKeys, ensure_keypair
 from images import qcow2
 
@@ -143,30 +142,25 @@ def test_keys_seed_and_secret_are_private_and_whole(lab):
     assert mode(pins.path) == 0o600
     fileserver.secret(lab)
     assert mode(lab.keys / "fileserver.key") == 0o600
-    seed = seed_mod.write_seed(lab.disks / "vm0" / "seed.iso", "#cloud-config\n", "instance-id: a\n")
-    assert mode(seed) == 0o600
-    assert [p.name for p in seed.parent.iterdir()] == ["seed.iso"]
 
 
-def test_a_seed_that_fails_half_way_leaves_the_old_seed(lab, monkeypatch):
-    path = seed_mod.write_seed(lab.disks / "vm0" / "seed.iso", "#cloud-config\n", "instance-id: a\n")
-    before = path.read_bytes()
+def test_a_seed_is_built_in_memory_and_never_written_on_the_controller(lab, monkeypatch):
+    """It may hold protected settings: its bytes go up to the host's pool (disks.write_seed) only."""
+    before = sorted(lab.home.rglob("*"))
+    assert seed_mod.seed_iso("#cloud-config\n", "instance-id: a\n")[32769:32774] == b"CD001"
 
     def broken(self, fp, *a, **k):
         fp.write(b"\0" * 4096)
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(seed_mod.pycdlib.PyCdlib, "write_fp", broken)
     with pytest.raises(OSError):
-        seed_mod.write_seed(path, "#cloud-config\n", "instance-id: b\n")
-    assert path.read_bytes() == before and temporaries(path.parent) == []
+        seed_mod.seed_iso("#cloud-config\n", "instance-id: b\n")
+    assert sorted(lab.home.rglob("*")) == before
 
 
-def test_data_disks_come_from_images_qcow2(tmp_path):
-    """vm.py no longer runs qemu-img itself; images/qcow2.create_blank makes the whole disk."""
+def test_instance_disks_come_from_the_storage_api_not_qemu_img():
+    """No instance disk is a file the controller makes: disks.py asks the host's pool (storage.py)."""
     assert "qemu-img" not in Path(vm.__file__).read_text()
-    disk = tmp_path / "data-lun0.qcow2"
-    qcow2.create_blank(disk, 2)
-    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(disk)], capture_output=True,
-                                     text=True, check=True).stdout)
-    assert info["virtual-size"] == 2 * 1024**3 and info["format"] == "qcow2"
-    assert [p.name for p in tmp_path.iterdir()] == ["data-lun0.qcow2"]
+    text = Path(disks.__file__).read_text()
+    assert not [w for w in ("qemu-img", "open(", "unlink", "pathlib", "import os") if w in text]
+    assert not any(hasattr(qcow2, f) for f in ("create_overlay", "create_blank", "grow"))

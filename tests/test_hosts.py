@@ -1,16 +1,21 @@
 """Instances on the hosts of their region (libvirt's test driver; tests/hostnodes.py)."""
 import copy
+import posixpath
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
+from controller.core.errors import ImageError
 from controller.ops import commands as ops
 from controller.ops import provision, views
 from controller.ops.lab import Lab
+from controller.virt import disks
 from controller.virt.accel import Accel
 from controller.virt.hosts import Connections
 from controller.virt.hypervisor import Hypervisor, attached_os_disk
+from tests.fakepool import disks_of
 from tests.hostnodes import BOUND, O, P, S, booted, node, two_host_lab
 from tests.test_model import BASE
 
@@ -54,6 +59,33 @@ def test_a_set_in_a_two_host_region_spreads_over_both_hosts_by_fault_domain(hlab
     assert view["platformFaultDomain"] == 1 and view["statuses"][1]["code"] == "PowerState/running"
 
 
+def test_a_remote_instances_disks_are_volumes_of_its_host_pool_over_the_replica(hlab, tmp_path):
+    iv = hlab.image(hlab.instances.get("web", 0).image)
+    for inst in hlab.instances.list("web"):
+        pool = hlab.pool_of(inst)
+        assert pool.path == str(tmp_path / inst.host_pool) and posixpath.dirname(inst.os_disk) == pool.path
+        assert len(disks_of(pool, inst.domain)) == 4  # OS disk, seed, two data disks
+        os_disk = disks.volume(pool, inst.os_disk)
+        assert os_disk.backing() == pool.volume(iv.volume_name).path != str(iv.path)  # never a local file
+        assert os_disk.backing_format() == "qcow2"
+        assert disks_of(hlab.pool_at(None), inst.domain) == []  # nothing in the local pool
+
+
+def test_an_image_not_replicated_to_the_host_fails_the_instance_naming_the_host(hlab):
+    h1 = hlab.test_uris[0]
+    iv = hlab.image(hlab.instances.get("web", 0).image)
+    hlab.pool_at(h1, "pool-h1").delete(iv.volume_name)
+    ss = hlab.models.get("web")
+    new = provision.target_of(hlab, ss, hlab.instances.get("web", 0), False, None)
+    with pytest.raises(ImageError) as err:
+        provision.write_disks(hlab, new, iv)
+    assert err.value.code == "ImageNotReplicated" and h1 in err.value.reason and iv.volume_name in err.value.reason
+    assert not disks.exists(hlab.pool_of(new), new.os_disk) and not disks.exists(hlab.pool_of(new), new.seed)
+    [after] = ops.reimage(hlab, "web", ["0"])
+    assert after.provisioning_state == "Failed" and "ImageNotReplicated" not in after.error
+    assert "has no replica" in after.error and after.os_disk == hlab.instances.get("web", 0).os_disk
+
+
 def test_reimage_and_stop_act_on_the_instances_host(hlab):
     h2 = hlab.test_uris[1]
     [after] = ops.reimage(hlab, "web", ["1"])
@@ -65,8 +97,9 @@ def test_reimage_and_stop_act_on_the_instances_host(hlab):
 def test_delete_removes_the_domains_from_every_host(hlab):
     domains = [i.domain for i in hlab.instances.list("web")]
     assert sorted(ops.delete(hlab, "web")) == sorted(domains)
-    for uri in hlab.test_uris:
+    for uri, pool in zip(hlab.test_uris, ("pool-h1", "pool-h2"), strict=True):
         assert hlab.hv_at(uri).lab_domains(str(hlab.paths.home)) == []
+        assert [v.name for v in hlab.pool_at(uri, pool).volumes() if v.name.startswith("sslab-")] == []
 
 
 def test_reconcile_looks_at_every_host_of_the_region(hlab):
@@ -135,3 +168,11 @@ def test_a_local_set_stays_on_the_local_host(lab, qcow2_file, monkeypatch):
     assert t.hosts.states((None, i.domain) for i in insts).states == {i.domain: "running" for i in insts}
     ops.delete(t, "web")
     t.close()
+
+
+def test_dropping_old_disks_on_a_host_that_stopped_answering_leaves_them_to_the_sweep(hlab, silent_host):
+    """The settle is recorded already; reconcile deletes the journal's dead disks when the host is back."""
+    gone = replace(hlab.instances.get("web", 0), host_uri=silent_host, host_pool="p")
+    t0 = time.monotonic()
+    hlab.remover(gone)(gone.os_disk, gone.seed)  # no error, within the host bound
+    assert time.monotonic() - t0 < BOUND + 2

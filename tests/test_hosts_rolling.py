@@ -6,8 +6,8 @@ answers; then it comes back with its domains as they were."""
 import asyncio
 import copy
 import json
+import posixpath
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +19,7 @@ from controller.ops.rolling_driver import LibvirtDriver
 from controller.state.upgrades import UpgradeStore
 from controller.virt import hosts, vm
 from controller.virt.hypervisor import attached_os_disk
+from tests.fakepool import disks_of
 from tests.helpers import mark_replicated
 from tests.hostnodes import BOUND, O, P, S, Silent, booted, two_host_lab
 from tests.test_model import BASE
@@ -60,6 +61,11 @@ class Outage:
     def up(self) -> None:
         self.down_now = False
         self.silent.hang_up()  # the connect left pending on the silent port ends
+
+
+def disk_name(inst) -> str:
+    """The instance's OS disk volume as tests.fakepool.disks_of names it (without the domain)."""
+    return posixpath.basename(inst.os_disk)[len(inst.domain) + 1:]
 
 
 @pytest.fixture
@@ -197,15 +203,15 @@ def test_a_host_that_stops_answering_during_its_batch_fails_that_instance_and_re
     one = rlab.instances.get("web", 1)
     assert one.provisioning_state == "Failed" and h2 in one.error
     assert (one.os_disk, one.image["version"]) == (old.os_disk, "1.0.0")  # what its host still boots
-    assert Path(old.os_disk).exists()
     assert max(s for _, s in rlab.calls) < BOUND + SLACK
 
     outage.up()  # repair asks the host which disk it boots: the old one, so the swap is undone
     repaired, _ = cli(capsys, "repair", "-n", "web")
     assert "instance 1: unfinished rolling undone" in repaired["repaired"]
+    assert disk_name(old) in disks_of(rlab.pool_of(one), one.domain)  # its old disk was kept
     assert rlab.instances.get("web", 1).provisioning_state == "Succeeded"
     up = upgrade(rlab)
     assert up.status == "Completed" and versions(rlab) == ["2.0.0"] * 4
     for inst in rlab.instances.list("web"):
         assert inst.provisioning_state == "Succeeded" and on_own_host(rlab, inst)
-        assert [p.name for p in inst.dir.glob("os-*")] == [Path(inst.os_disk).name]  # no disk left behind
+        assert [n for n in disks_of(rlab.pool_of(inst), inst.domain) if n.startswith("os-")] == [disk_name(inst)]

@@ -3,9 +3,8 @@
 The guest side (the boot wait) is replaced by a stub: there is no guest in the test driver.
 """
 import copy
-import hashlib
+import posixpath
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -14,10 +13,12 @@ from controller.core.procs import process_tag
 from controller.ops import commands as ops
 from controller.ops import provision, views
 from controller.ops.lab import Lab
-from controller.virt import vm
+from controller.virt import disks, vm
 from controller.virt.accel import Accel
 from controller.virt.hypervisor import attached_os_disk
 from controller.virt.readiness import Readiness
+from controller.virt.storage import GIB
+from tests.fakepool import UPLOADS, disks_of
 from tests.test_model import BASE
 
 P, O, S = "scaleset-lab", "debian", "debian-12"
@@ -46,8 +47,9 @@ def tlab(lab, qcow2_file, monkeypatch):
     t.close()
 
 
-def digest(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def name(inst, path: str) -> str:
+    """A disk's volume name without its domain (`os-....qcow2`), as disks_of lists it."""
+    return posixpath.basename(path)[len(inst.domain) + 1:]
 
 
 def test_create_defines_tagged_domains_with_overlays_data_disks_and_seeds(tlab):
@@ -57,19 +59,27 @@ def test_create_defines_tagged_domains_with_overlays_data_disks_and_seeds(tlab):
         tag = tlab.hv.lookup(inst.domain).lab_tag()
         assert (tag.scale_set, tag.instance_id) == ("web", str(inst.instance_id))
         assert attached_os_disk(tlab.hv, inst.domain) == inst.os_disk
-        assert sorted(p.name for p in inst.dir.iterdir()) == sorted(
-            ["data-lun0.qcow2", "data-lun1.qcow2", Path(inst.os_disk).name, Path(inst.seed).name])
-        assert Path(inst.seed).stat().st_mode & 0o777 == 0o600
+        pool = tlab.pool_of(inst)
+        assert disks_of(pool, inst.domain) == sorted(["lun0.qcow2", "lun1.qcow2", name(inst, inst.os_disk), name(inst, inst.seed)])
+        os_disk = disks.volume(pool, inst.os_disk)
+        assert (os_disk.backing(), os_disk.backing_format()) == (str(tlab.image(inst.image).path), "qcow2")
+        seed = UPLOADS[(pool.uri, pool.name, posixpath.basename(inst.seed))]
+        assert b"CIDATA" in seed.upper() and inst.ci_instance_id.encode() in seed
     assert len({tuple(i.ports.values()) for i in insts}) == 3  # no shared forwards
+    assert not [p for p in tlab.paths.home.rglob("*") if "seed" in p.name or p.suffix == ".qcow2"
+                and tlab.paths.gallery not in p.parents]  # no disk of an instance outside the pool
 
 
 def test_reimage_swaps_only_the_os_disk(tlab):
     inst = tlab.instances.get("web", 1)
-    data = {p: digest(p) for p in inst.dir.glob("data-*")}
+    pool = tlab.pool_of(inst)
+    pool.delete(f"{inst.domain}-lun0.qcow2")
+    pool.create_blank(f"{inst.domain}-lun0.qcow2", 7)  # bigger than the model's: kept as it is, not made again
     [after] = ops.reimage(tlab, "web", ["1"])
-    assert after.os_disk != inst.os_disk and not Path(inst.os_disk).exists()
+    assert after.os_disk != inst.os_disk and not disks.exists(pool, inst.os_disk) and disks.exists(pool, after.os_disk)
     assert after.ci_instance_id != inst.ci_instance_id and after.ports == inst.ports
-    assert {p: digest(p) for p in inst.dir.glob("data-*")} == data
+    assert pool.volume(f"{inst.domain}-lun0.qcow2").capacity == 7 * GIB
+    assert disks_of(pool, inst.domain) == sorted(["lun0.qcow2", "lun1.qcow2", name(inst, after.os_disk), name(inst, after.seed)])
     assert attached_os_disk(tlab.hv, after.domain) == after.os_disk
 
 
@@ -89,7 +99,7 @@ def _begin_killed_swap(tlab, switched: bool):
     inst = tlab.instances.get("web", 0)
     new = provision.target_of(tlab, ss, inst, False, None)
     swap = tlab.journal.begin(inst, "reimage", new)
-    provision.write_disks(tlab, new, tlab.image(new.image).path)
+    provision.write_disks(tlab, new, tlab.image(new.image))
     if switched:
         provision.switch(tlab, new)
     tlab.db.execute("UPDATE disk_swaps SET owner_pid='999999999:0' WHERE id=?", (swap.id,))
@@ -101,7 +111,7 @@ def test_repair_completes_a_swap_killed_after_the_switch(tlab):
     done = ops._run(provision.reconcile(tlab, tlab.models.get("web")))
     assert done == ["instance 0: unfinished reimage completed"]
     inst = tlab.instances.get("web", 0)
-    assert inst.os_disk == new.os_disk and not Path(old.os_disk).exists()
+    assert inst.os_disk == new.os_disk and not disks.exists(tlab.pool_of(inst), old.os_disk)
     assert inst.provisioning_state == "Succeeded"
 
 
@@ -110,7 +120,8 @@ def test_repair_undoes_a_swap_killed_before_the_switch(tlab):
     done = ops._run(provision.reconcile(tlab, tlab.models.get("web")))
     assert done == ["instance 0: unfinished reimage undone"]
     inst = tlab.instances.get("web", 0)
-    assert inst.os_disk == old.os_disk and Path(old.os_disk).exists() and not Path(new.os_disk).exists()
+    pool = tlab.pool_of(inst)
+    assert inst.os_disk == old.os_disk and disks.exists(pool, old.os_disk) and not disks.exists(pool, new.os_disk)
     assert attached_os_disk(tlab.hv, inst.domain) == old.os_disk
     assert tlab.hv.lookup(inst.domain).state() == "running"
 
@@ -123,7 +134,7 @@ def test_repair_removes_domains_without_records_and_redefines_lost_ones(tlab):
     done = ops._run(provision.reconcile(tlab, tlab.models.get("web")))
     assert f"domain {stray.domain}: no instance record; removed" in done
     assert "instance 2: domain missing; defined again" in done
-    assert tlab.hv.lookup(stray.domain) is None and not stray.dir.exists()
+    assert tlab.hv.lookup(stray.domain) is None and disks_of(tlab.pool_of(stray), stray.domain) == []
     assert tlab.hv.lookup(gone.domain).state() == "running"
 
 
@@ -142,5 +153,5 @@ def test_scale_in_removes_the_highest_ids_with_their_disks(tlab):
     doomed = tlab.instances.get("web", 2)
     ops.scale(tlab, "web", 2)
     assert [i.instance_id for i in tlab.instances.list("web")] == [0, 1]
-    assert tlab.hv.lookup(doomed.domain) is None and not doomed.dir.exists()
+    assert tlab.hv.lookup(doomed.domain) is None and disks_of(tlab.pool_of(doomed), doomed.domain) == []
     assert tlab.models.get("web").sku.capacity == 2

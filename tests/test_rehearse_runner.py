@@ -15,6 +15,7 @@ from controller.rehearse.report import write_report
 from controller.rehearse.runner import Rehearsal
 from controller.rehearse.scenario import ScenarioError, load
 from controller.rehearse.scrub import scrub
+from tests import fakepool
 from tests.fakebackend import FakeBackend, ScenarioDriver, leftovers
 
 HERE = Path(__file__).resolve().parent
@@ -225,7 +226,7 @@ def test_ctrl_c_of_scaleset_rehearse_deletes_what_it_created(lab, tmp_path, qcow
     text = text[:text.index("  - expectVersion")]
     (folder / "s.yaml").write_text(text)
     env = {**os.environ, "SCALESET_HOME": str(lab.home), "SCALESET_PORTS_DIR": str(tmp_path),
-           "SCALESET_LIBVIRT_URI": "test:///default", "SCALESET_API_PORT": "0", "PYTHONPATH": str(REPO)}
+           "SCALESET_LIBVIRT_URI": "test:///default", "SCALESET_API_PORT": "0", "PYTHONPATH": fakepool.PYTHONPATH}
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "rehearse", str(folder / "s.yaml"), "--junit",
                              str(tmp_path / "j.xml")], env=env, cwd=REPO, stdout=out.open("w"), stderr=subprocess.STDOUT)

@@ -1,7 +1,6 @@
 """The rolling-upgrade orchestrator against a fake hypervisor with scripted health."""
 import asyncio
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,8 @@ from controller.ops.rolling import Orchestrator, start_upgrade
 from controller.ops.service import Controller
 from controller.ops.upgrade_views import history_item, latest_view
 from controller.state.upgrades import UpgradeStore
-from tests.fakedriver import FakeDriver, Killed, make_scale_set
+from tests.fakedriver import FakeDriver, Killed, data_disk, make_scale_set
+from tests.fakepool import KEPT_GB, FakeDisks, os_disks, size_gb
 
 P, O, S = "scaleset-lab", "debian", "debian-12"
 HEALTH_EXT = {"name": "health", "properties": {"publisher": "Microsoft.ManagedServices",
@@ -89,9 +89,9 @@ def test_upgrade_goes_in_batches_of_one_and_cleans_old_disks(flab, qcow2_file):
     assert [e for e in events if e.startswith("batch")] == [f"batch {n + 1}: instances [{n}] -> 2.0.0"
                                                            for n in range(5)]
     for inst in flab.instances.list("web"):
-        assert not Path(old[inst.instance_id]).exists()
-        assert sorted(p.name for p in inst.dir.glob("os-*")) == [Path(inst.os_disk).name]
-        assert (inst.dir / "data-lun0.qcow2").read_bytes() == b"data"
+        assert not FakeDisks.exists(old[inst.instance_id])
+        assert os_disks(inst) == [inst.os_disk]
+        assert size_gb(data_disk(inst, 0)) == KEPT_GB
     view = latest_view(flab, up)
     assert view["runningStatus"]["code"] == "Completed"
     assert view["progress"] == {"successfulInstanceCount": 5, "failedInstanceCount": 0,
@@ -107,7 +107,7 @@ def test_bad_version_is_rolled_back_in_the_first_batch_and_faults(flab, qcow2_fi
     assert up.status == "Faulted" and up.error_code == plan.UPGRADED
     assert versions(flab) == ["1.0.0"] * 5
     now = {i.instance_id: i.os_disk for i in flab.instances.list("web")}
-    assert now == before and all(Path(p).exists() for p in now.values())  # old disk back, others untouched
+    assert now == before and all(FakeDisks.exists(p) for p in now.values())  # old disk back, others untouched
     assert {i for s, i in d.steps} == {0}
     item = history_item(flab, up)
     assert item["properties"]["rollbackInfo"]["successfullyRolledbackInstanceCount"] == 1
@@ -122,7 +122,7 @@ def test_manual_trigger_does_not_roll_back(flab, qcow2_file):
     up, _ = run(flab, d, started_by="User")
     assert up.status == "Faulted" and versions(flab) == ["3.0.0"] + ["1.0.0"] * 4
     inst = flab.instances.get("web", 0)
-    assert inst.provisioning_state == "Failed" and len(list(inst.dir.glob("os-*"))) == 1
+    assert inst.provisioning_state == "Failed" and len(os_disks(inst)) == 1
 
 
 def test_disabled_automatic_rollback_and_rollback_on_policy_breach(flab, qcow2_file):
@@ -250,16 +250,16 @@ def test_a_kill_at_any_step_is_resumed_without_losing_a_disk(flab, qcow2_file, s
     killed = run_until_killed(flab, d, up)
     assert killed == ((step, nth, bad) != ("write", 2, True))  # a faulted upgrade writes no second disk
     for inst in flab.instances.list("web"):  # at the kill: every instance has a disk libvirt boots
-        assert Path(d.attached(inst)).exists()
+        assert FakeDisks.exists(d.attached(inst))
     if killed:
         resume_after_kill(flab, d)
     up = UpgradeStore(flab.db).get(up.id)
     assert up.status == ("Faulted" if bad else "Completed")
     assert versions(flab) == (["1.0.0"] * 5 if bad else ["2.0.0"] * 5)
     for inst in flab.instances.list("web"):
-        assert d.attached(inst) == inst.os_disk and Path(inst.os_disk).exists()
-        assert sorted(p.name for p in inst.dir.glob("os-*")) == [Path(inst.os_disk).name]  # nothing leaks
-        assert (inst.dir / "data-lun0.qcow2").read_bytes() == b"data"
+        assert d.attached(inst) == inst.os_disk and FakeDisks.exists(inst.os_disk)
+        assert os_disks(inst) == [inst.os_disk]  # nothing leaks
+        assert size_gb(data_disk(inst, 0)) == KEPT_GB
     assert flab.db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted')").fetchone()[0] == 0
 
 

@@ -161,7 +161,7 @@ def test_a_database_of_schema_5_keeps_its_instances_on_the_local_host(tmp_path):
     assert tables(db) == tables(connect(tmp_path / "fresh.db"))
     store = InstanceStore(db)
     [inst] = store.list("web")
-    assert (inst.host_uri, inst.host_pool) == (None, None) and store.hosts("web") == [None]
+    assert (inst.host_uri, inst.host_pool) == (None, None) and store.host_pools("web") == [(None, None)]
     store.insert(Instance("web", 1, "d1", "web000001", 1, 1, {}, "x", "/o1", "/s1", "c", {},
                           host_uri="test:///h2.xml", host_pool="p2"))
     got = store.get("web", 1)

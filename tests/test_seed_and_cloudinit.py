@@ -1,18 +1,16 @@
 import io
-import stat
 
 import pycdlib
 import yaml
 
 from controller.virt.cloudinit import SeedSpec, render
-from controller.virt.seed import write_seed
+from controller.virt.seed import seed_iso
 
 
-def test_seed_is_a_cidata_iso_with_the_three_files_and_mode_0600(tmp_path):
-    path = write_seed(tmp_path / "seed.iso", "#cloud-config\n{}\n", "instance-id: i-1\n", "version: 2\n")
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+def test_seed_is_a_cidata_iso_with_the_three_files():
+    data = seed_iso("#cloud-config\n{}\n", "instance-id: i-1\n", "version: 2\n")
     iso = pycdlib.PyCdlib()
-    iso.open(str(path))
+    iso.open_fp(io.BytesIO(data))
     try:
         assert iso.pvd.volume_identifier.decode().strip() == "cidata"
         for name, want in (("user-data", "#cloud-config"), ("meta-data", "instance-id: i-1"),

@@ -16,6 +16,7 @@ from controller.core import signals
 from controller.core.errors import Interrupted
 from controller.state.db import connect
 from images.gallery import Gallery
+from tests import fakepool
 
 REPO = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"ERROR: \(OperationPreempted\) interrupted by SIG(INT|TERM); run scaleset repair .*")
@@ -28,7 +29,7 @@ def env(lab, tmp_path, qcow2_file):
     Gallery(lab, db).import_file("p", "o", "s", "1.0.0", qcow2_file)
     db.close()
     return {**os.environ, "SCALESET_HOME": str(lab.home), "SCALESET_PORTS_DIR": str(tmp_path),
-            "SCALESET_LIBVIRT_URI": "test:///default", "PYTHONPATH": str(REPO)}
+            "SCALESET_LIBVIRT_URI": "test:///default", "PYTHONPATH": fakepool.PYTHONPATH}
 
 
 def start(env, tmp_path, *argv) -> tuple[subprocess.Popen, Path]:

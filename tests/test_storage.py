@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from pathlib import Path
 
+import libvirt
 import pytest
 
 from controller.core.errors import HypervisorError, LabError
@@ -15,23 +15,15 @@ from controller.virt import storage
 from controller.virt.hypervisor import Hypervisor
 from controller.virt.replica import replicate
 from controller.virt.storage import GIB, Pool, ensure_pool
+from tests.fakepool import scratch_pool
 
 URI = "test:///default"
+pytestmark = pytest.mark.bare_test_driver  # the test driver refuses uploads and resizes here
 
 
 @pytest.fixture
 def pool():
-    """A dir pool of the test's own on the test driver (its state is shared by the process)."""
-    hv = Hypervisor(URI)
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    p = ensure_pool(hv, name, f"/pools/{name}")
-    yield p
-    for v in p.volumes():
-        p.delete(v.name)
-    raw = hv.conn.storagePoolLookupByName(name)
-    raw.destroy()
-    raw.undefine()
-    hv.close()
+    yield from scratch_pool()
 
 
 def test_ensure_pool_defines_a_started_autostarted_dir_pool_at_the_path(pool):
@@ -220,3 +212,31 @@ def test_replicate_failures_are_failed_with_the_reason(image, tmp_path):
     rep = replicate(p, "v1.qcow2", src, digest)
     assert (rep.state, rep.uri, rep.pool) == ("Failed", URI, "default-pool")
     assert "cannot upload" in rep.details and p.volume("v1.qcow2") is None
+
+
+class _Busy(libvirt.libvirtError):
+    """libvirt's answer to a refresh while another volume of the pool is being uploaded."""
+
+    def __init__(self) -> None:
+        Exception.__init__(self, "busy")
+
+    def get_error_message(self) -> str:
+        return "internal error: pool 'p' has asynchronous jobs running."
+
+
+def test_a_refresh_waits_for_the_pools_other_upload_then_says_why(pool, monkeypatch):
+    calls = []
+
+    class Raw:
+        def refresh(self, flags):
+            calls.append(flags)
+            if len(calls) < 3:
+                raise _Busy()
+
+    monkeypatch.setattr(pool, "_pool", Raw())
+    pool.refresh()
+    assert len(calls) == 3
+    monkeypatch.setattr(storage, "REFRESH_WAIT", 0.0)
+    calls.clear()
+    with pytest.raises(HypervisorError, match=f"pool {pool.name}: cannot refresh: .*asynchronous jobs running"):
+        pool.refresh()

@@ -1,7 +1,6 @@
 """MaxSurge rolling upgrades on the fake driver: new instances first, old ones deleted once the
 new ones are healthy; capacity never drops; the host-room fallback; a kill at every step."""
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -9,7 +8,9 @@ from controller.ops import upgrade_plan as plan
 from controller.ops.rolling import Orchestrator, start_upgrade
 from controller.ops.upgrade_views import latest_view
 from controller.state.upgrades import UpgradeStore
-from tests.fakedriver import FakeDriver, Killed, make_scale_set
+from controller.virt import disks
+from tests.fakedriver import FakeDriver, Killed, data_disk, make_scale_set
+from tests.fakepool import FakeDisks, disks_of, os_disks, size_gb
 from tests.test_rolling import (
     model,
     publish,
@@ -45,11 +46,11 @@ def run(lab, driver, started_by="Platform"):
 
 
 def leftovers(lab, driver):
-    """Domains the fake still runs and instance folders on disk that no instance row owns."""
+    """Domains the fake still runs and domains with disk volumes in the pool that no instance row owns."""
     rows = lab.instances.list("web")
     domains = set(driver.attached_disks) - {i.domain for i in rows}
-    folders = {p.name for p in lab.paths.disks.iterdir()} - {i.dir.name for i in rows}
-    return domains, folders
+    owners = {disks.domain_of(v.name) for v in lab.pool_at(None).volumes()} - {i.domain for i in rows} - {None}
+    return domains, owners
 
 
 def test_refusal_rules():
@@ -64,7 +65,7 @@ def test_new_instances_replace_old_ones_and_capacity_never_drops(flab, qcow2_fil
     d = FakeDriver()
     make_scale_set(flab, surge_model(capacity, maxBatchInstancePercent=pct), d, "1.0.0")
     publish(flab, "2.0.0", qcow2_file)
-    old_dirs = [i.dir for i in flab.instances.list("web")]
+    old = flab.instances.list("web")
     watch = Watcher(flab, d)
     up, events = run(flab, d)
     assert up.status == "Completed"
@@ -75,10 +76,10 @@ def test_new_instances_replace_old_ones_and_capacity_never_drops(flab, qcow2_fil
     assert [i.instance_id for i in insts] == list(range(capacity, 2 * capacity))  # new ids
     assert versions(flab) == ["2.0.0"] * capacity
     assert {i.update_domain for i in insts} == {i % 5 for i in range(capacity, 2 * capacity)}
-    assert not any(p.exists() for p in old_dirs)  # old instances went with their disks
+    assert not any(disks_of(flab.pool_of(i), i.domain) for i in old)  # old instances went with their disks
     for inst in insts:  # new data disks from the model, new OS disk
-        assert (inst.dir / "data-lun0.qcow2").read_bytes() == b"empty"
-        assert Path(inst.os_disk).exists() and inst.provisioning_state == "Succeeded"
+        assert size_gb(data_disk(inst, 0)) == 1
+        assert FakeDisks.exists(inst.os_disk) and inst.provisioning_state == "Succeeded"
     assert leftovers(flab, d) == (set(), set())
     assert all(b["mode"] == "MaxSurge" for b in up.batch_times)
     assert f"batch 1: new instances {list(range(capacity, capacity + size))} on 2.0.0 replace " \
@@ -149,7 +150,7 @@ def test_a_kill_at_any_step_loses_no_instance_and_leaves_no_duplicate(flab, qcow
     killed = run_until_killed(flab, d, up)
     assert killed == (not bad or (step, nth) in STEPS[:5])  # a faulted upgrade starts no second batch
     for inst in flab.instances.list("web"):  # at the kill: every instance row has a bootable disk or is new
-        assert Path(inst.os_disk).exists() or inst.provisioning_state == "Creating"
+        assert FakeDisks.exists(inst.os_disk) or inst.provisioning_state == "Creating"
     if killed:
         resume_after_kill(flab, d)
     up = UpgradeStore(flab.db).get(up.id)
@@ -158,8 +159,8 @@ def test_a_kill_at_any_step_loses_no_instance_and_leaves_no_duplicate(flab, qcow
     assert len(insts) == 5  # none lost, none left twice
     assert versions(flab) == (["1.0.0"] * 5 if bad else ["2.0.0"] * 5)
     for inst in insts:
-        assert d.attached(inst) == inst.os_disk and Path(inst.os_disk).exists()
-        assert sorted(p.name for p in inst.dir.glob("os-*")) == [Path(inst.os_disk).name]
+        assert d.attached(inst) == inst.os_disk and FakeDisks.exists(inst.os_disk)
+        assert os_disks(inst) == [inst.os_disk]
     assert leftovers(flab, d) == (set(), set())
     assert flab.db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted')").fetchone()[0] == 0
 

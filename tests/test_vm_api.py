@@ -120,4 +120,4 @@ def test_the_sdk_creates_lists_reimages_and_rolls_out(api, tmp_path, az_venv):
     assert power == "PowerState/running"
 
     client.virtual_machine_scale_sets.begin_delete(RG, NAME).result()
-    assert lab.models.stored_name(NAME) is None and not any(lab.paths.disks.glob("*sdk*"))
+    assert lab.models.stored_name(NAME) is None and not any("sdk" in v.name for v in lab.pool_at(None).volumes())

@@ -11,6 +11,7 @@ import pytest
 from controller.model.instance import domain_name
 from controller.ops.lab import Lab
 from controller.virt.ports import PortAllocator
+from tests.fakepool import disks_of
 from tests.vmfixtures import REPO, O, P, S
 
 pytestmark = [
@@ -56,7 +57,7 @@ def test_delete_after_create_was_killed_in_its_boot_wait(vm_lab, v1):
     assert done.returncode == 0, done.stderr
     assert lab.hv.lookup(dom) is None
     assert [d.name for d in lab.hv.lab_domains(str(lab.paths.home)) if d.lab_tag().scale_set == NAME] == []
-    assert not (lab.paths.disks / dom).exists()
+    assert disks_of(lab.pool_at(None), dom) == []  # no volume of it left in the lab's pool
     for table, column in TABLES:
         assert lab.db.execute(f"SELECT COUNT(*) FROM {table} WHERE {column}=?", (NAME,)).fetchone()[0] == 0, table
     assert not any(o.endswith(f"#{dom}") for o in PortAllocator().leases().values())

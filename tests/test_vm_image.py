@@ -18,9 +18,10 @@ from controller.ops.provision import (
     wait_booted,
     write_disks,
 )
-from controller.virt import vm
+from controller.virt import disks, vm
 from images.builder import build
 from images.inspect import read_file
+from tests.fakepool import disks_of
 from tests.vmfixtures import O, P, S
 
 pytestmark = [
@@ -39,7 +40,7 @@ def booted(vm_lab, v1):
     inst = plan_instance(lab, ss, 0, lab.gallery.verify(v1))
     lab.instances.insert(inst)
     try:
-        write_disks(lab, inst, v1.path)
+        write_disks(lab, inst, v1)
         yield lab, inst, wait_booted(lab, inst, switch(lab, inst)).readiness
     finally:
         remove_instance(lab, inst)
@@ -74,12 +75,16 @@ def test_guest_is_reached_through_a_loopback_only_forward_with_a_pinned_host_key
 
 
 def test_os_disk_is_an_overlay_on_the_gallery_image(booted, v1):
-    _, inst, _ = booted
-    overlays = list(inst.dir.glob("os-*.qcow2"))
-    assert len(overlays) == 1
-    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(overlays[0])],
+    lab, inst, _ = booted
+    pool = lab.pool_of(inst)  # the local host's dir pool: the same code path as any host's
+    assert [n for n in disks_of(pool, inst.domain) if n.startswith("os-")] == [
+        Path(inst.os_disk).name[len(inst.domain) + 1:]]  # one overlay, in the pool
+    overlay = disks.volume(pool, inst.os_disk)
+    assert (overlay.backing(), overlay.backing_format(), overlay.format) == (str(v1.path), "qcow2", "qcow2")
+    assert disks.exists(pool, inst.seed) and pool.path == str(lab.paths.home / "pool")
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", overlay.path],
                                      capture_output=True, text=True, check=True).stdout)
-    assert info["backing-filename"] == str(v1.path)
+    assert info["backing-filename"] == str(v1.path) and info["backing-filename-format"] == "qcow2"
     assert info["actual-size"] < 200 * 1024 * 1024  # copy-on-write, not a copy of the image
 
 

@@ -43,7 +43,7 @@ def rehearse(home: Path, scenario: Path, out: Path) -> tuple[subprocess.Complete
 def nothing_left(home: Path) -> dict:
     lab = Lab(LabPaths(home), libvirt_uri())
     try:
-        disks = [p for p in lab.paths.disks.rglob("*") if p.is_file()] if lab.paths.disks.exists() else []
+        disks = [v.name for v in lab.pool_at(None).volumes()]
         return {"sets": [s.name for s in lab.models.list()], "domains": [d.name for d in lab.hv.lab_domains(str(home))],
                 "disks": disks, "versions": [iv.version for iv in lab.gallery.list()],
                 "files": sorted(p.name for p in lab.paths.files.iterdir()) if lab.paths.files.exists() else []}

@@ -13,6 +13,7 @@ from controller.ops.upgrade_plan import UPGRADED
 from controller.ops.upgrade_views import history_item, latest_view
 from controller.state.upgrades import UpgradeStore
 from images.builder import build
+from tests.fakepool import disks_of
 from tests.vmfixtures import O, P, S, app_model, controller_process
 
 pytestmark = [
@@ -79,7 +80,9 @@ def test_automatic_upgrade_to_v2_in_batches_of_one(lab, gallery, tmp_path):
         out = sh(lab, inst.instance_id, f"head -c {len(marker(inst.instance_id))} /dev/disk/by-id/virtio-lun-0; "
                                         "echo; cat /etc/scaleset-demo")
         assert out.splitlines() == [marker(inst.instance_id), "version 2"]
-        assert sorted(p.name for p in Path(inst.dir).glob("os-*")) == [Path(inst.os_disk).name]
+        pool = lab.pool_of(inst)
+        assert [n for n in disks_of(pool, inst.domain) if n.startswith("os-")] == [
+            Path(inst.os_disk).name[len(inst.domain) + 1:]]
 
 
 def test_unhealthy_v3_is_rolled_back_in_the_first_batch(lab, gallery, tmp_path):

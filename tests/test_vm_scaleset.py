@@ -9,6 +9,7 @@ import pytest
 from controller.ops import commands as ops
 from controller.ops import views
 from controller.ops.lab import Lab
+from controller.virt import disks, vm
 from controller.virt.hypervisor import attached_os_disk
 from tests.vmfixtures import O, P, S
 
@@ -77,7 +78,8 @@ def test_reimage_keeps_the_data_disk_and_gives_a_fresh_os_disk(lab):
                "echo old > /var/tmp/on-old-os-disk")
     before = {i.instance_id: i for i in lab.instances.list(NAME)}
     old_ci = sh(lab, 1, "cat /var/lib/cloud/data/instance-id").strip()
-    data_disk = Path(before[1].dir) / "data-lun0.qcow2"
+    pool = lab.pool_of(before[1])
+    data_disk = Path(disks.data_disk_paths(pool, before[1].domain, vm.typed_profile(before[1]).storageProfile.dataDisks)[0])
     inode = data_disk.stat().st_ino
 
     t0 = time.monotonic()
@@ -86,7 +88,7 @@ def test_reimage_keeps_the_data_disk_and_gives_a_fresh_os_disk(lab):
 
     assert after.provisioning_state == "Succeeded", after.error
     assert after.boot_id != before[1].boot_id
-    assert after.os_disk != before[1].os_disk and not Path(before[1].os_disk).exists()
+    assert after.os_disk != before[1].os_disk and not disks.exists(pool, before[1].os_disk)
     assert attached_os_disk(lab.hv, after.domain) == after.os_disk
     assert data_disk.stat().st_ino == inode
     out = sh(lab, 1, "head -c 29 /dev/disk/by-id/virtio-lun-0; echo; ls /var/tmp; cat /var/lib/cloud/data/instance-id")

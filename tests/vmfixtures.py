@@ -6,10 +6,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import libvirt
 import pytest
 
-from controller.core.settings import LabPaths
+from controller.core.settings import LabPaths, libvirt_uri
+from controller.model.region import local_host
 from controller.state.db import connect
+from controller.virt.hypervisor import Hypervisor
 from images.builder import build
 from images.gallery import Gallery
 
@@ -24,7 +27,22 @@ def vm_lab(tmp_path_factory):
     os.environ["SCALESET_HOME"] = str(home)
     os.environ.setdefault("SCALESET_CACHE", str(REPO / ".cache" / "images"))
     os.environ["SCALESET_PORTS_DIR"] = str(home)
-    return LabPaths(home).ensure()
+    yield LabPaths(home).ensure()
+    forget_pool(home)
+
+
+def forget_pool(home: Path) -> None:
+    """The lab's own dir pool (made on first use, persistent on the host's libvirt) undefined again."""
+    hv = Hypervisor(libvirt_uri())
+    try:
+        pool = hv.conn.storagePoolLookupByName(local_host(home, libvirt_uri()).pool)
+        if pool.isActive():
+            pool.destroy()
+        pool.undefine()
+    except libvirt.libvirtError:
+        pass  # never made (no instance), or already gone
+    finally:
+        hv.close()
 
 
 @pytest.fixture(scope="session")

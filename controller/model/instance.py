@@ -132,10 +132,6 @@ class Instance:
     def ssh_port(self) -> int:
         return self.ports[SSH_PORT]
 
-    @property
-    def dir(self) -> Path:
-        return Path(self.os_disk).parent
-
 
 def resolve_ids(instances: list[Instance], wanted: list[str] | None, field_name: str = "--instance-ids") -> list[Instance]:
     """Instances named by `wanted` ('*' or ids); all of them when None."""

@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 from agent.health import UNKNOWN
 from controller.core.clock import now_iso
@@ -42,11 +41,11 @@ from controller.ops.provision import (
     wait_booted,
 )
 from controller.state.health import HealthStore, Reading
-from controller.state.journal import remove_files
 from controller.state.upgrades import UpgradeStore
-from controller.virt import vm
+from controller.virt import disks, vm
 from controller.virt.ports import PortAllocator
 from controller.virt.ssh import CommandResult
+from images.gallery import ImageVersion
 
 MODEL_RETRIES = 20  # compare-and-swap attempts of one model change before ConcurrentUpdate
 
@@ -156,7 +155,7 @@ def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
             for new in news:
                 PortAllocator().release(port_owner(lab, new.domain))
             raise
-        _run(bring_up_many(lab, [(s, n, image.path) for s, n in zip(swaps, news, strict=True)]))
+        _run(bring_up_many(lab, [(s, n, image) for s, n in zip(swaps, news, strict=True)]))
     return lab.instances.list(ss.name)
 
 
@@ -166,22 +165,22 @@ def _swap(lab: Lab, ss: ScaleSet, targets: list[Instance], kind: str, to_model: 
     if not targets:  # e.g. every instance protected from scale-set actions
         return []
     model_image = lab.resolve_image(ss, verify=True) if to_model else None
-    verified: dict[tuple, Path] = {}
+    verified: dict[tuple, ImageVersion] = {}
 
-    def image_of(inst: Instance) -> Path:  # each version's checksum verified once per command
+    def image_of(inst: Instance) -> ImageVersion:  # each version's checksum verified once per command
         key = tuple(sorted(inst.image.items()))
         if key not in verified:
-            verified[key] = lab.image(inst.image, verify=True).path
+            verified[key] = lab.image(inst.image, verify=True)
         return verified[key]
 
-    paths = [model_image.path if model_image else image_of(inst) for inst in targets]
+    images = [model_image or image_of(inst) for inst in targets]
     applied = (applied_profile(ss, model_image.version), profile_digest(ss)) if model_image else None
     news = [(applied and extupdate.in_place_target(inst, applied))  # an extension-only change: in place
             or target_of(lab, ss, inst, to_model, model_image, applied) for inst in targets]
     with transaction(lab.db):
         swaps = lab.journal.begin_many(kind, list(zip(targets, news, strict=True)))
         lab.instances.set_state(ss.name, [i.instance_id for i in targets], "Updating")
-    jobs = list(zip(swaps, news, paths, strict=True))
+    jobs = list(zip(swaps, news, images, strict=True))
     return _run(bring_up_many(lab, jobs))
 
 
@@ -250,31 +249,33 @@ def delete(lab: Lab, name: str) -> list[str]:
     if not (domains or files or lab.models.stored_name(name)):
         raise ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
     for domain in sorted(domains):
-        purge_domain(lab, domain, hosts)
-    remove_files(*files)
+        purge_domain(lab, domain, hosts)  # with its volumes: the files above are among them
     lab.models.delete(name)
     return sorted(d for d, _, _ in rows)
 
 
-def _set_hosts(lab: Lab, name: str) -> list[str | None]:
-    """The hosts the set's domains may be on: its region's (if its model reads) and its rows'."""
+def _set_hosts(lab: Lab, name: str) -> list[tuple[str | None, str | None]]:
+    """The (host, pool) pairs the set's domains and disks may be on: its region's (if its model
+    reads) and its rows'."""
     try:
         model: ScaleSet | None = lab.models.get(name)
     except LabError:
         model = None
-    return lab.host_uris(model, lab.instances.hosts(name))
+    return lab.host_pools(model, lab.instances.host_pools(name))
 
 
-def _set_domains(lab: Lab, name: str, hosts: list[str | None]) -> set[str]:
-    """Domain names of the set that libvirt (on `hosts`), the port leases or the lab's directories
-    still know."""
+def _set_domains(lab: Lab, name: str, hosts: list[tuple[str | None, str | None]]) -> set[str]:
+    """Domain names of the set that libvirt (on `hosts`, in their pools), the port leases or the
+    lab's directories still know."""
     pattern = re.compile(re.escape(domain_name(lab.paths.home, name, 0)[:-1]) + r"\d+", re.IGNORECASE)
-    found = {d.name for uri in hosts for d in lab.hv_at(uri).lab_domains(str(lab.paths.home))
+    found = {d.name for uri in dict.fromkeys(u for u, _ in hosts)
+             for d in lab.hv_at(uri).lab_domains(str(lab.paths.home))
              if (tag := d.lab_tag()) and tag.scale_set.lower() == name.lower()}
+    pools = [pool for pair in hosts if (pool := lab.pool_if_any(*pair))]
+    found |= {d for pool in pools for v in pool.volumes() if (d := disks.domain_of(v.name))}
     owner = port_owner(lab, "")
     found |= {o[len(owner):] for o in PortAllocator().leases().values() if o.startswith(owner)}
-    for folder, suffix in ((lab.paths.disks, ""), (lab.paths.keys / "hostkeys", ".hostkey"),
-                           (lab.paths.logs, ".console.log")):
+    for folder, suffix in ((lab.paths.keys / "hostkeys", ".hostkey"), (lab.paths.logs, ".console.log")):
         if folder.is_dir():
             found |= {p.name.removesuffix(suffix) for p in folder.iterdir() if p.name.endswith(suffix)}
     return {d for d in found if pattern.fullmatch(d)}

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from controller.core.errors import ImageError, ModelError
+from controller.core.errors import HypervisorError, ImageError, ModelError
 from controller.core.settings import LabPaths, lab_paths, libvirt_uri
 from controller.model.instance import Instance
-from controller.model.region import Region, local_host
+from controller.model.region import Host, Region, local_host
 from controller.model.scaleset import ScaleSet
 from controller.state.db import connect
 from controller.state.instances import InstanceStore
@@ -19,10 +19,11 @@ from controller.state.regions import RegionStore
 from controller.state.replicas import ReplicaStore
 from controller.state.scalesets import ScaleSetStore
 from controller.virt import accel as accel_mod
-from controller.virt import vm
+from controller.virt import disks
 from controller.virt.hosts import TIMEOUT, Connections, HostStates
 from controller.virt.hypervisor import Hypervisor
 from controller.virt.reach import Route, direct, endpoint_for, tunnelled
+from controller.virt.storage import GIB, Pool, ensure_pool, find_pool
 from controller.virt.tunnel import SshEndpoint, Tunnels
 from images.gallery import Gallery, ImageVersion
 
@@ -37,6 +38,8 @@ class Lab:
     host_timeout: float = TIMEOUT  # seconds a remote host has to answer before its instances are Unknown
     _endpoints: dict[str, SshEndpoint | None] = field(default_factory=dict, repr=False)
     _endpoints_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pools: dict[tuple[str | None, str | None], Pool] = field(default_factory=dict, repr=False)
+    _pools_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls, accel: accel_mod.Accel | None = None) -> Lab:
@@ -95,22 +98,71 @@ class Lab:
         uri = inst.host_uri
         endpoint = None if uri is None or uri == self.uri else self.ssh_endpoint(uri)
         return direct(inst.ports) if endpoint is None else tunnelled(inst.ports, self.tunnels, endpoint)
+    def pool_at(self, uri: str | None, pool: str | None = None, path: str | None = None) -> Pool:
+        """The storage pool `pool` the lab keeps instance disks in on host `uri` (None, None: the
+        local `dir` pool); missing, it is made at `path` (the local one at <home>/pool), without
+        a path it is an error. Looked up once per host connection and pool."""
+        local = local_host(self.paths.home, self.uri)
+        key = (None, None) if uri in (None, self.uri) and pool in (None, local.pool) else (uri, pool)
+        if key != (None, None) and pool is None:
+            raise HypervisorError(f"no storage pool recorded for host {uri}", field=uri or "")
+        hv = self.hv_at(key[0])  # a reopened connection (the host was down) looks the pool up again
+        with self._pools_lock:
+            found = self._pools.get(key)
+        if found is None or found.hv is not hv:
+            found = ensure_pool(hv, local.pool, local.pool_path) if key == (None, None) else ensure_pool(hv, pool, path)
+            with self._pools_lock:
+                self._pools[key] = found
+        return found
+
+    def pool_if_any(self, uri: str | None, pool: str | None) -> Pool | None:
+        """pool_at, or None if that host has no such pool (nothing of the lab's can be in it)."""
+        local = local_host(self.paths.home, self.uri)
+        if (uri in (None, self.uri) and pool in (None, local.pool)) or (uri, pool) in self._pools:
+            return self.pool_at(uri, pool)
+        if pool is None or find_pool(self.hv_at(uri), pool) is None:
+            return None
+        return self.pool_at(uri, pool)
+
+    def pool_dir(self, host: Host | None) -> str:
+        """The folder of `host`'s pool (None: the local one) on that host, where its volumes are
+        (the pool is made at the host's poolPath if missing)."""
+        if host is None:
+            return self.pool_at(None).path
+        return self.pool_at(host.uri, host.pool, host.pool_path).path
+
+    def pool_of(self, inst: Instance) -> Pool:
+        """The pool of the host the instance lives on (its disks are volumes there)."""
+        return self.pool_at(inst.host_uri, inst.host_pool)
+
+    def remover(self, inst: Instance) -> Callable[..., None]:
+        """Deletes the instance's disks at the paths given (volumes of its host pool). A host that
+        does not answer keeps them: the settle is recorded, reconcile's sweep of the journal's dead
+        disks deletes them later."""
+        def remove(*paths: str) -> None:
+            try:
+                disks.delete(self.pool_of(inst), *paths)
+            except HypervisorError:
+                pass
+        return remove
 
     def states(self, insts: Iterable[Instance]) -> HostStates:
         """The domain state of each instance, read from its host (all hosts at once; a host that
         does not answer makes its instances' states `unknown`, with the reason)."""
         return self.hosts.states((i.host_uri, i.domain) for i in insts)
 
-    def host_uris(self, ss: ScaleSet | None, recorded: Iterable[str | None] = ()) -> list[str | None]:
-        """Every host a set's domains may be on: the local one (None), its region's hosts, and
-        `recorded` (the URIs its instances record), each once."""
-        uris: list[str | None] = [None]
+    def host_pools(self, ss: ScaleSet | None, recorded: Iterable[tuple[str | None, str | None]] = ()
+                   ) -> list[tuple[str | None, str | None]]:
+        """Every (host URI, pool) a set's disks may be in: the local pool (None, None), its region's
+        hosts' and `recorded` (its instances' host_uri and host_pool), each once."""
+        pairs: list[tuple[str | None, str | None]] = [(None, None)]
+        local = local_host(self.paths.home, self.uri).pool
         hosts = self.region_of(ss).hosts if ss is not None else ()
-        for uri in [h.uri for h in hosts] + list(recorded):
-            uri = None if uri == self.uri else uri
-            if uri not in uris:
-                uris.append(uri)
-        return uris
+        for uri, pool in [(h.uri, h.pool) for h in hosts] + list(recorded):
+            pair = (None, None) if uri is None or (uri, pool) == (self.uri, local) else (uri, pool)
+            if pair not in pairs:
+                pairs.append(pair)
+        return pairs
 
     @cached_property
     def gallery(self) -> Gallery:
@@ -153,9 +205,9 @@ class Lab:
             iv = self.gallery.verify(iv) if verify else iv
         except ImageError as exc:
             raise ModelError(IMAGE_REF, exc.reason, exc.code) from None
-        if size is not None and size * vm.GIB < iv.virtual_size_bytes:
-            raise ModelError(vm.OS_DISK_SIZE, f"{size} GB is smaller than image {iv.version} "
-                                              f"({iv.virtual_size_bytes / vm.GIB:g} GB)")
+        if size is not None and size * GIB < iv.virtual_size_bytes:
+            raise ModelError(disks.OS_DISK_SIZE, f"{size} GB is smaller than image {iv.version} "
+                                                 f"({iv.virtual_size_bytes / GIB:g} GB)")
         return iv
 
     def image(self, ref: dict, verify: bool = False) -> ImageVersion:

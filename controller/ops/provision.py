@@ -7,14 +7,12 @@ wait) run in threads; the database is only touched from the event loop's thread.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
-from controller.core.errors import HypervisorError, LabError, ModelError
+from controller.core.errors import HypervisorError, ImageError, LabError, ModelError
 from controller.model import extensions as ext_mod
 from controller.model import placement
 from controller.model.instance import (
@@ -28,20 +26,20 @@ from controller.model.instance import (
 )
 from controller.model.scaleset import ScaleSet
 from controller.ops import extupdate
-from controller.ops.lab import Lab
+from controller.ops.lab import IMAGE_REF, Lab
 from controller.state.health import HealthStore
 from controller.state.journal import (
     Swap,
     new_side,
     old_side,
-    remove_files,
     settle_new,
     settle_old,
 )
 from controller.state.upgrades import UpgradeStore
-from controller.virt import vm
+from controller.virt import disks, vm
 from controller.virt.hypervisor import attached_os_disk
 from controller.virt.ports import PortAllocator
+from controller.virt.storage import Backing, Pool, Volume
 from images.gallery import ImageVersion
 
 BOOT_TIMEOUT = 600.0  # seconds for a new OS disk to reach "cloud-init done"
@@ -75,10 +73,11 @@ def plan_instance(lab: Lab, ss: ScaleSet, instance_id: int, image: ImageVersion)
         update_domain=instance_id % DOMAINS, fault_domain=where.fault_domain,
         host_uri=host.uri if host else None, host_pool=host.pool if host else None,
         profile=applied_profile(ss, image.version), profile_digest=profile_digest(ss),
-        os_disk=str(vm.os_disk_path(vm.instance_dir(lab.paths, dom))), seed="", ci_instance_id="",
-        ports=allocate_ports(lab, dom, guest_ports(ss), {}))
+        os_disk="", seed="", ci_instance_id="", ports=allocate_ports(lab, dom, guest_ports(ss), {}))
+    folder = lab.pool_dir(host)  # its disks are volumes of that host's pool
+    inst.os_disk = posixpath.join(folder, disks.os_disk_name(dom))
     inst.ci_instance_id = vm.new_ci_instance_id(inst)
-    inst.seed = str(vm.seed_path(lab.paths, inst, inst.ci_instance_id))
+    inst.seed = posixpath.join(folder, disks.seed_name(dom, inst.ci_instance_id))
     return inst
 
 
@@ -88,8 +87,9 @@ def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: Ima
     (`applied`: the model's profile and digest, when the caller computed them once for many)."""
     new = Instance.__new__(Instance)  # a shallow copy (fast): the fields that differ are replaced, not changed
     new.__dict__.update(inst.__dict__)
-    disk_dir = os.path.dirname(inst.os_disk)  # the instance's directory (vm.instance_dir)
-    new.os_disk, new.provisioning_state, new.error = os.path.join(disk_dir, vm.os_disk_name()), "Updating", None
+    pool_dir = posixpath.dirname(inst.os_disk)  # its pool's directory on its host (disks.path_in)
+    new.os_disk = posixpath.join(pool_dir, disks.os_disk_name(inst.domain))
+    new.provisioning_state, new.error = "Updating", None
     if to_model:
         assert image is not None
         new.profile, new.profile_digest = applied or (applied_profile(ss, image.version), profile_digest(ss))
@@ -97,19 +97,40 @@ def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: Ima
         if sorted(wanted) != sorted(inst.ports):  # a new probe port: lease one more forward
             new.ports = allocate_ports(lab, inst.domain, wanted, inst.ports)
     new.ci_instance_id = vm.new_ci_instance_id(inst)
-    new.seed = os.path.join(disk_dir, vm.seed_name(new.ci_instance_id))
+    new.seed = posixpath.join(pool_dir, disks.seed_name(inst.domain, new.ci_instance_id))
     return new
 
 
 # -- steps run in threads (no database) ------------------------------------------------------
-def write_disks(lab: Lab, inst: Instance, image_path: Path) -> None:
-    """The new OS disk and seed (and data disks the instance lacks); existing files are kept."""
-    profile = vm.typed_profile(inst)
-    vm.ensure_data_disks(inst.dir, profile)
-    if not Path(inst.os_disk).exists():
-        vm.create_os_disk(Path(inst.os_disk), image_path, profile.storageProfile.osDisk.diskSizeGB)
-    if not Path(inst.seed).exists():
-        vm.write_instance_seed(lab.paths, inst, inst.ci_instance_id)
+def backing(lab: Lab, inst: Instance, iv: ImageVersion) -> Volume | Backing:
+    """What the instance's OS overlay backs onto: on the local host the gallery's file, on another
+    host the version's replica in that host's pool (ImageError ImageNotReplicated without one)."""
+    if inst.host_uri in (None, lab.uri):
+        return Backing(str(iv.path), iv.virtual_size_bytes)
+    pool = lab.pool_of(inst)
+    replica = pool.volume(iv.volume_name)
+    if replica is None:
+        raise ImageError(IMAGE_REF, f"image version {iv.version} has no replica ({iv.volume_name}) in pool "
+                                    f"{pool.name} on host {inst.host_uri}; replicate it to that host first",
+                         "ImageNotReplicated")
+    return replica
+
+
+def write_disks(lab: Lab, inst: Instance, iv: ImageVersion) -> None:
+    """The new OS disk and seed (and data disks the instance lacks), volumes of the instance's host
+    pool; existing ones are kept."""
+    pool, profile = lab.pool_of(inst), vm.typed_profile(inst)
+    base = None if disks.exists(pool, inst.os_disk) else backing(lab, inst, iv)  # no replica: nothing made
+    disks.ensure_data_disks(pool, inst.domain, profile.storageProfile.dataDisks)
+    if base is not None:
+        disks.create_os_disk(pool, inst.os_disk, base, profile.storageProfile.osDisk.diskSizeGB)
+    if not disks.exists(pool, inst.seed):
+        disks.write_seed(pool, inst.seed, vm.instance_seed(lab.paths, inst, inst.ci_instance_id))
+
+
+def _domain_xml(lab: Lab, inst: Instance) -> str:
+    data = vm.typed_profile(inst).storageProfile.dataDisks
+    return vm.domain_xml(lab.paths, inst, disks.data_disk_paths(lab.pool_of(inst), inst.domain, data), lab.accel)
 
 
 def switch(lab: Lab, inst: Instance) -> float:
@@ -123,9 +144,8 @@ def switch(lab: Lab, inst: Instance) -> float:
         dom.destroy()
         if dom.uuid() != vm.domain_uuid(inst):  # defined by an older lab version: same name, other uuid
             dom.undefine()
-    vm.grow_data_disks(inst.dir, vm.typed_profile(inst))
-    _, started = vm.boot(hv, lab.paths, vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed),
-                                                           lab.accel), inst)
+    disks.grow_data_disks(lab.pool_of(inst), inst.domain, vm.typed_profile(inst).storageProfile.dataDisks)
+    _, started = vm.boot(hv, lab.paths, _domain_xml(lab, inst), inst)
     return started
 
 
@@ -151,14 +171,14 @@ def apply_booted(inst: Instance, booted: vm.Booted) -> Instance:
 
 
 # -- one new OS disk, end to end ----------------------------------------------------------------
-async def bring_up(lab: Lab, swap: Swap, new: Instance, image_path: Path, timeout: float = BOOT_TIMEOUT) -> Instance:
+async def bring_up(lab: Lab, swap: Swap, new: Instance, iv: ImageVersion, timeout: float = BOOT_TIMEOUT) -> Instance:
     """Write the new disk, switch the domain to it, wait for cloud-init, settle on it.
     A disk that never boots leaves the instance Failed on it (no automatic rollback here).
     An in-place swap re-runs the changed extensions instead (update_in_place)."""
     if swap.in_place:
         return await update_in_place(lab, swap, new, timeout)
     try:
-        await asyncio.to_thread(write_disks, lab, new, image_path)
+        await asyncio.to_thread(write_disks, lab, new, iv)
         started = await asyncio.to_thread(switch, lab, new)
         lab.journal.set_phase(swap, "swapped")
         booted = await asyncio.to_thread(wait_booted, lab, new, started, timeout)
@@ -174,9 +194,9 @@ async def bring_up(lab: Lab, swap: Swap, new: Instance, image_path: Path, timeou
                     await asyncio.to_thread(switch, lab, old)
                 except Exception as exc2:  # noqa: BLE001
                     old.error += f"; restarting on the old disk failed: {exc2}"
-            settle_old(lab.db, lab.journal, swap, old, new.error)
+            settle_old(lab.db, lab.journal, swap, old, new.error, lab.remover(old))
             return old
-    settle_new(lab.db, lab.journal, swap, new)
+    settle_new(lab.db, lab.journal, swap, new, lab.remover(new))
     return new
 
 
@@ -190,13 +210,13 @@ async def update_in_place(lab: Lab, swap: Swap, new: Instance, timeout: float = 
     except Exception as exc:  # noqa: BLE001 - any failure is the instance's state, not a crash
         old = old_side(new, swap)
         old.provisioning_state, old.error = "Failed", f"extensions not updated in place: {type(exc).__name__}: {exc}"
-        settle_old(lab.db, lab.journal, swap, old, old.error)
+        settle_old(lab.db, lab.journal, swap, old, old.error, lab.remover(old))
         return old
-    settle_new(lab.db, lab.journal, swap, apply_booted(new, booted))
+    settle_new(lab.db, lab.journal, swap, apply_booted(new, booted), lab.remover(new))
     return new
 
 
-async def bring_up_many(lab: Lab, jobs: list[tuple[Swap, Instance, Path]]) -> list[Instance]:
+async def bring_up_many(lab: Lab, jobs: list[tuple[Swap, Instance, ImageVersion]]) -> list[Instance]:
     return list(await asyncio.gather(*(bring_up(lab, s, n, p) for s, n, p in jobs)))
 
 
@@ -214,15 +234,24 @@ def _attached(lab: Lab, inst: Instance) -> str | None:
         return None
 
 
-def purge_domain(lab: Lab, domain: str, hosts: Iterable[str | None] = (None,)) -> None:
-    """A domain and all the lab keeps for it: its definition on each of `hosts` (URIs; None:
-    local), directory (OS disks, seeds, data disks), port leases, pinned host key, console log.
+Pools = Iterable[tuple[str | None, str | None]]  # (host URI, pool); (None, None): the local pool
+
+
+def purge_domain(lab: Lab, domain: str, hosts: Pools = ((None, None),)) -> None:
+    """A domain and all the lab keeps for it: its definition on each of `hosts` and its volumes
+    in their pools (OS disks, seeds, data disks), port leases, pinned host key, console log.
     Whatever is already gone is skipped; a host that does not answer raises HypervisorError."""
-    for uri in hosts:
-        dom = lab.hv_at(uri).lookup(domain)
-        if dom is not None:
-            dom.undefine()
-    shutil.rmtree(vm.instance_dir(lab.paths, domain), ignore_errors=True)
+    undefined: set[str | None] = set()
+    for uri, pool in hosts:
+        uri = None if uri == lab.uri else uri
+        if uri not in undefined:
+            dom = lab.hv_at(uri).lookup(domain)
+            if dom is not None:
+                dom.undefine()
+            undefined.add(uri)
+        found = lab.pool_if_any(uri, pool)
+        if found is not None:
+            disks.purge(found, domain)
     PortAllocator().release(port_owner(lab, domain))
     named = cast(Instance, _Named(domain))
     vm.hostkeys(lab.paths, named).forget()
@@ -231,8 +260,7 @@ def purge_domain(lab: Lab, domain: str, hosts: Iterable[str | None] = (None,)) -
 
 def remove_instance(lab: Lab, inst: Instance) -> None:
     """The instance's domain with all its files and leases, then its health and its row."""
-    purge_domain(lab, inst.domain, (inst.host_uri,))
-    remove_files(inst.os_disk, inst.seed)
+    purge_domain(lab, inst.domain, ((inst.host_uri, inst.host_pool),))
     HealthStore(lab.db).forget(inst.scale_set, inst.instance_id)
     lab.instances.delete(inst.scale_set, inst.instance_id)
 
@@ -245,7 +273,7 @@ async def finish_orphan(lab: Lab, swap: Swap, inst: Instance) -> Instance:
     new = new_side(inst, swap)
     if swap.kind in ("create", "surge") or swap.in_place or attached == swap.new_os_disk:
         image = lab.image(new.image)
-        return await bring_up(lab, swap, new, image.path)
+        return await bring_up(lab, swap, new, image)
     old = old_side(inst, swap)
     if attached != swap.old_os_disk or old.power_state == "running":
         started = await asyncio.to_thread(switch, lab, old)
@@ -253,7 +281,8 @@ async def finish_orphan(lab: Lab, swap: Swap, inst: Instance) -> Instance:
             apply_booted(old, await asyncio.to_thread(wait_booted, lab, old, started))
         except Exception as exc:  # noqa: BLE001
             old.provisioning_state, old.error = "Failed", f"{type(exc).__name__}: {exc}"
-    settle_old(lab.db, lab.journal, swap, old, "interrupted before the new OS disk was attached; undone")
+    settle_old(lab.db, lab.journal, swap, old, "interrupted before the new OS disk was attached; undone",
+               lab.remover(old))
     return old
 
 
@@ -268,12 +297,12 @@ async def settle_orphan(lab: Lab, swap: Swap) -> str:
             raise
         lab.journal.claim(swap)
         lab.journal.set_phase(swap, "aborted", "the instance was removed before the swap finished")
-        remove_files(swap.old_os_disk, swap.old_seed, swap.new_os_disk, swap.new_seed)
         try:
             model = lab.models.get(swap.scale_set)
         except LabError:
             model = None  # the set is gone (or does not read): its region's hosts are not known
-        purge_domain(lab, domain_name(lab.paths.home, swap.scale_set, swap.instance_id), lab.host_uris(model))
+        # its disks, both sides of the swap, are its domain's volumes: purged with it
+        purge_domain(lab, domain_name(lab.paths.home, swap.scale_set, swap.instance_id), lab.host_pools(model))
         return f"{what} closed: the instance is gone; its disks removed"
     try:
         done = await finish_orphan(lab, swap, inst)
@@ -295,12 +324,10 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     busy = lab.journal.busy(ss.name)
     live = {p for i in rows.values() for p in (i.os_disk, i.seed)}
     live |= {p for s in lab.journal.open_swaps(ss.name) for p in (s.old_os_disk, s.old_seed, s.new_os_disk, s.new_seed)}
-    dead = [p for p in lab.journal.dead_files(ss.name) if p not in live and Path(p).exists()]
-    if dead:  # a process killed between recording a settle and deleting the other disk
-        remove_files(*dead)
-        done.append(f"removed {len(dead)} disk files that finished swaps had left behind")
+    dead = [p for p in lab.journal.dead_files(ss.name) if p not in live]
+    pairs = lab.host_pools(ss, ((i.host_uri, i.host_pool) for i in rows.values()))
     down: dict[str | None, str] = {}  # hosts that did not answer: their instances are left alone
-    for uri in lab.host_uris(ss, (i.host_uri for i in rows.values())):
+    for uri in dict.fromkeys(uri for uri, _ in pairs):
         try:
             found = lab.hv_at(uri).lab_domains(str(lab.paths.home))
         except HypervisorError as exc:
@@ -310,13 +337,15 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
         for dom in found:
             tag = dom.lab_tag()
             if tag and tag.scale_set.lower() == ss.name.lower() and dom.name not in rows:
-                purge_domain(lab, dom.name, (uri,))
+                purge_domain(lab, dom.name, [p for p in pairs if p[0] == uri])
                 done.append(f"domain {dom.name}: no instance record; removed")
+    gone = sum(_sweep(pool, dead) for p in pairs if p[0] not in down and (pool := lab.pool_if_any(*p)))
+    if gone:  # a process killed between recording a settle and deleting the other disk
+        done.append(f"removed {gone} disks that finished swaps had left behind")
     for inst in rows.values():
         if inst.instance_id in busy or (None if inst.host_uri == lab.uri else inst.host_uri) in down:
             continue
-        dom = lab.hv_of(inst).lookup(inst.domain)
-        if dom is None and Path(inst.os_disk).exists() and Path(inst.seed).exists():
+        if lab.hv_of(inst).lookup(inst.domain) is None and _has_disks(lab, inst):
             try:
                 await asyncio.to_thread(_redefine, lab, inst)
                 done.append(f"instance {inst.instance_id}: domain missing; defined again")
@@ -327,7 +356,19 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     return done
 
 
+def _sweep(pool: Pool, paths: list[str]) -> int:
+    """Delete the volumes of `pool` among `paths`; returns how many there were."""
+    there = [p for p in paths if disks.exists(pool, p)]
+    disks.delete(pool, *there)
+    return len(there)
+
+
+def _has_disks(lab: Lab, inst: Instance) -> bool:
+    pool = lab.pool_of(inst)
+    return disks.exists(pool, inst.os_disk) and disks.exists(pool, inst.seed)
+
+
 def _redefine(lab: Lab, inst: Instance) -> None:
-    dom = lab.hv_of(inst).define(vm.domain_xml(lab.paths, inst, Path(inst.os_disk), Path(inst.seed), lab.accel))
+    dom = lab.hv_of(inst).define(_domain_xml(lab, inst))
     if inst.power_state == "running":
         dom.start()

@@ -193,7 +193,7 @@ class Orchestrator:
         iid = new.instance_id
         if healthy:
             await self.commits.write(self._settle_many, (up, swap, new, timings))
-            drop_old(swap)
+            drop_old(swap, self.lab.remover(new))
             self.say(f"instance {iid}: Succeeded (swap {timings['swap']:.1f} s, boot {timings['boot']:.1f} s, "
                      f"health {timings['health']:.1f} s)")
             return Outcome(iid, "Succeeded", timings, saved=new)
@@ -222,7 +222,7 @@ class Orchestrator:
             why = f"{type(exc).__name__}: {exc}"[:300]
             old = old_side(new, swap)
             old.provisioning_state, old.error = "Failed", f"extensions not updated in place: {why}"
-            settle_old(self.lab.db, self.lab.journal, swap, old, old.error)
+            settle_old(self.lab.db, self.lab.journal, swap, old, old.error, self.lab.remover(old))
             timings["extensions"] = round(time.monotonic() - t0, 3)
             self.store.set_instance(up, iid, "Failed", why, timings)
             self.say(f"instance {iid}: extensions not updated in place ({why})")
@@ -237,7 +237,7 @@ class Orchestrator:
         if healthy:
             await self.commits.write(self._settle_many, (up, swap, new, timings))
         else:
-            settle_new(self.lab.db, self.lab.journal, swap, new)
+            settle_new(self.lab.db, self.lab.journal, swap, new, self.lab.remover(new))
             self.store.set_instance(up, iid, "Failed", why, timings)
         self.say(f"instance {iid}: {'Succeeded' if healthy else 'Failed'} in place (extensions "
                  f"{timings['extensions']:.1f} s, health {timings['health']:.1f} s)")
@@ -294,7 +294,7 @@ class Orchestrator:
             await self.driver.switch(old)
             apply_booted(old, await self.driver.wait_booted(old, 600.0))
             old.error = f"upgrade to {up.target['version']} rolled back: {why}"[:400]
-            settle_old(self.lab.db, self.lab.journal, swap, old, why)
+            settle_old(self.lab.db, self.lab.journal, swap, old, why, self.lab.remover(old))
             self.say(f"instance {old.instance_id}: rolled back to {old.image['version']}")
             state = "RolledBack"
         except Exception as exc:  # noqa: BLE001
@@ -306,7 +306,8 @@ class Orchestrator:
                 attached = None
             if attached == old.os_disk:
                 old.provisioning_state, old.error = "Failed", up.rollback_error
-                settle_old(self.lab.db, self.lab.journal, swap, old, up.rollback_error)
+                settle_old(self.lab.db, self.lab.journal, swap, old, up.rollback_error,
+                           self.lab.remover(old))
             else:
                 saved = None
             self.say(f"instance {old.instance_id}: rollback failed ({exc})")
@@ -322,7 +323,7 @@ class Orchestrator:
         except HypervisorError as down:
             self._leave_to_repair(swap, new, down)
             return None
-        settle_new(self.lab.db, self.lab.journal, swap, new)
+        settle_new(self.lab.db, self.lab.journal, swap, new, self.lab.remover(new))
         return new
 
     def _leave_to_repair(self, swap: Swap, new: Instance, down: HypervisorError) -> None:

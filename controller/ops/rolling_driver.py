@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 
 from controller.model.instance import Instance
 from controller.model.modeldiff import Change
@@ -14,7 +13,6 @@ from controller.ops.health import Monitor
 from controller.ops.lab import Lab
 from controller.ops.upgrade_plan import surge_refusal
 from controller.state.health import HealthStore, Reading
-from controller.state.journal import remove_files
 from controller.virt.hypervisor import attached_os_disk
 from controller.virt.vm import Booted
 
@@ -32,8 +30,7 @@ class LibvirtDriver:
         return mon
 
     async def write_disks(self, inst: Instance) -> None:
-        image = self.lab.image(inst.image)
-        await asyncio.to_thread(provision.write_disks, self.lab, inst, Path(image.path))
+        await asyncio.to_thread(provision.write_disks, self.lab, inst, self.lab.image(inst.image))
 
     async def switch(self, inst: Instance) -> None:
         self._started[inst.domain] = await asyncio.to_thread(provision.switch, self.lab, inst)
@@ -55,8 +52,7 @@ class LibvirtDriver:
         return {iid: r.state for iid, r in readings.items()}
 
     async def remove(self, inst: Instance) -> None:
-        await asyncio.to_thread(provision.purge_domain, self.lab, inst.domain, (inst.host_uri,))
-        remove_files(inst.os_disk, inst.seed)
+        await asyncio.to_thread(provision.purge_domain, self.lab, inst.domain, ((inst.host_uri, inst.host_pool),))
 
     def surge_refusal(self, ss: ScaleSet, count: int) -> str | None:
         limit = os.environ.get("SCALESET_MAX_GUESTS")

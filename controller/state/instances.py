@@ -126,10 +126,10 @@ class InstanceStore:
         return [tuple(r) for r in self.db.execute("SELECT domain, os_disk, seed FROM instances WHERE scale_set=?",
                                                   (scale_set,))]
 
-    def hosts(self, scale_set: str) -> list[str | None]:
-        """The host URIs the set's instances live on (None: local), each once."""
-        return [r[0] for r in self.db.execute("SELECT DISTINCT host_uri FROM instances WHERE scale_set=?",
-                                              (scale_set,))]
+    def host_pools(self, scale_set: str) -> list[tuple[str | None, str | None]]:
+        """The (host URI, pool) pairs the set's instances live on (None, None: local), each once."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT DISTINCT host_uri, host_pool FROM instances WHERE scale_set=?", (scale_set,))]
 
     def remote_domains(self) -> dict[str, str]:
         """domain -> host URI of every instance that lives on a host other than the local one."""

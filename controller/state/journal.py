@@ -15,8 +15,8 @@ the job. Data disks are never opened: only the domain definition names them.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from controller.core.clock import now_iso
@@ -185,13 +185,7 @@ def old_side(inst: Instance, swap: Swap) -> Instance:
                    profile=swap.old_profile, profile_digest=swap.old_digest)
 
 
-def remove_files(*paths: str) -> None:
-    for p in paths:
-        if p:
-            try:
-                os.unlink(p)
-            except FileNotFoundError:
-                pass
+Remove = Callable[..., None]  # deletes the instance's disks at the paths given (ops: its host pool's volumes)
 
 
 def record_new(db: sqlite3.Connection, journal: SwapJournal, settled: list[tuple[Swap, Instance]]) -> None:
@@ -200,23 +194,24 @@ def record_new(db: sqlite3.Connection, journal: SwapJournal, settled: list[tuple
     journal.set_phases([swap for swap, _ in settled], "done")
 
 
-def drop_old(swap: Swap) -> None:
+def drop_old(swap: Swap, remove: Remove) -> None:
     """The old disk of a recorded settle_new (a kill before this leaves it to sweep_dead)."""
     if swap.old_os_disk != swap.new_os_disk:
-        remove_files(swap.old_os_disk, swap.old_seed)
+        remove(swap.old_os_disk, swap.old_seed)
 
 
-def settle_new(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance) -> None:
+def settle_new(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance, remove: Remove) -> None:
     """The instance lives on the new disk from now on: record it, then drop the old disk."""
     with transaction(db):
         record_new(db, journal, [(swap, inst)])
-    drop_old(swap)
+    drop_old(swap, remove)
 
 
-def settle_old(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance, error: str | None) -> None:
+def settle_old(db: sqlite3.Connection, journal: SwapJournal, swap: Swap, inst: Instance, error: str | None,
+               remove: Remove) -> None:
     """The instance stays on (or went back to) its old disk: drop the new one."""
     with transaction(db):
         InstanceStore(db).save(inst)
         journal.set_phase(swap, "aborted", error)
     if not swap.in_place:  # in place, the "new" disk is the one the instance keeps
-        remove_files(swap.new_os_disk, swap.new_seed)
+        remove(swap.new_os_disk, swap.new_seed)

@@ -1,19 +1,17 @@
 """cloud-init NoCloud seed: an ISO 9660 volume labelled `cidata`, written in pure Python.
 
-Attached to the guest as a read-only virtio disk (Debian's cloud kernel has no SATA).
-The seed can carry secrets (protected settings), so it is written 0600.
+Built in memory and uploaded as a volume of the instance's pool (disks.py); attached to the
+guest as a read-only virtio disk (Debian's cloud kernel has no SATA). The seed can carry secrets
+(protected settings): it is never written to the controller's disk.
 """
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pycdlib
 
-from controller.core.files import atomic_open
 
-
-def write_seed(path: Path, user_data: str, meta_data: str, network_config: str | None = None) -> Path:
+def seed_iso(user_data: str, meta_data: str, network_config: str | None = None) -> bytes:
     files = {"user-data": user_data, "meta-data": meta_data}
     if network_config is not None:
         files["network-config"] = network_config
@@ -22,10 +20,9 @@ def write_seed(path: Path, user_data: str, meta_data: str, network_config: str |
     for i, (name, text) in enumerate(files.items()):
         data = text.encode()
         iso.add_fp(io.BytesIO(data), len(data), f"/FILE{i};1", rr_name=name, joliet_path=f"/{name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    out = io.BytesIO()
     try:
-        with atomic_open(path, 0o600) as f:
-            iso.write_fp(f)
+        iso.write_fp(out)
     finally:
         iso.close()
-    return path
+    return out.getvalue()

@@ -16,9 +16,11 @@ import errno
 import hashlib
 import io
 import os
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from xml.sax.saxutils import escape
@@ -30,6 +32,7 @@ from controller.core.errors import HypervisorError, LabError, from_os_error
 from controller.virt.hypervisor import Hypervisor
 
 GIB = 1024 ** 3
+REFRESH_WAIT = 120.0  # seconds a refresh waits for the pool's other uploads (an image's takes a while)
 CHUNK = 256 * 1024  # bytes per stream send / receive: libvirt's stream packet (1 and 4 MiB were no faster)
 _ZEROS = bytes(CHUNK)
 
@@ -91,12 +94,22 @@ class Volume:
         return el.get("type") if el is not None else None
 
 
+@dataclass(frozen=True)
+class Backing:
+    """A qcow2 an overlay can back onto that is no volume of the pool (a file on the pool's host)."""
+    path: str
+    capacity: int  # virtual size in bytes
+    format: str = "qcow2"
+
+
 class Pool:
     """A storage pool on one host (active). Volume names are file names in a `dir` pool."""
 
     def __init__(self, hv: Hypervisor, pool: libvirt.virStoragePool) -> None:
         self.hv, self._pool = hv, pool
         self.uri, self.name = hv.uri, pool.name()
+        with self._errors(None, "describe the pool"):  # its directory on its host (a volume: path/name)
+            self.path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
 
     def __repr__(self) -> str:
         return f"Pool({self.uri} {self.name})"
@@ -105,8 +118,18 @@ class Pool:
         return _errors(self.uri, self.name, volume, action)
 
     def refresh(self) -> None:
-        with self._errors(None, "refresh"):
-            self._pool.refresh(0)
+        """Re-read the pool; while another upload to it runs libvirt refuses, so this waits (up to
+        REFRESH_WAIT seconds) for that upload to end."""
+        deadline = time.monotonic() + REFRESH_WAIT
+        while True:
+            try:
+                self._pool.refresh(0)
+                return
+            except libvirt.libvirtError as exc:
+                if "asynchronous jobs" not in _message(exc) or time.monotonic() > deadline:
+                    raise HypervisorError(f"pool {self.name}: cannot refresh: {_message(exc)}", field=self.uri) from exc
+            signals.check()
+            time.sleep(0.1)
 
     def _lookup(self, name: str) -> libvirt.virStorageVol | None:
         try:
@@ -131,7 +154,7 @@ class Pool:
         with self._errors(None, "list the volumes"):
             return sorted((Volume(self, v) for v in self._pool.listAllVolumes(0)), key=lambda v: v.name)
 
-    def _create(self, name: str, capacity: int, fmt: str, backing: Volume | None = None,
+    def _create(self, name: str, capacity: int, fmt: str, backing: Volume | Backing | None = None,
                 allocation: int | None = None) -> Volume:
         xml = (f"<volume><name>{escape(name)}</name><capacity unit='bytes'>{capacity}</capacity>"
                + (f"<allocation unit='bytes'>{allocation}</allocation>" if allocation is not None else "")
@@ -143,9 +166,9 @@ class Pool:
         with self._errors(name, "create the volume"):
             return Volume(self, self._pool.createXML(xml, 0))
 
-    def create_overlay(self, name: str, backing: Volume, size_gb: int | None = None) -> Volume:
-        """A qcow2 over `backing` (a qcow2 of this pool), its backing format recorded as qcow2;
-        virtual size: the larger of the backing's and `size_gb` GiB."""
+    def create_overlay(self, name: str, backing: Volume | Backing, size_gb: int | None = None) -> Volume:
+        """A qcow2 over `backing` (a qcow2 volume of this pool, or a file of its host), its backing
+        format recorded as qcow2; virtual size: the larger of the backing's and `size_gb` GiB."""
         if backing.format != "qcow2":
             raise HypervisorError(f"pool {self.name}, volume {backing.name}: an overlay needs a qcow2 backing "
                                   f"volume, libvirt reports {backing.format or 'no format'}", field=self.uri)
@@ -167,11 +190,11 @@ class Pool:
             return self._upload(name, f, os.fstat(f.fileno()).st_size)
 
     def upload_bytes(self, name: str, data: bytes) -> Volume:
-        """A new raw volume holding `data` (a NoCloud seed ISO)."""
-        return self._upload(name, io.BytesIO(data), len(data))
+        """A new raw volume holding `data` (a NoCloud seed ISO; raw, so not probed: no pool refresh)."""
+        return self._upload(name, io.BytesIO(data), len(data), probe=False)
 
-    def _upload(self, name: str, f: BinaryIO, size: int) -> Volume:
-        # Made raw, probed again after the upload: a qcow2's bytes make a qcow2 volume.
+    def _upload(self, name: str, f: BinaryIO, size: int, probe: bool = True) -> Volume:
+        # Made raw, probed again after the upload (`probe`): a qcow2's bytes make a qcow2 volume.
         vol = self._create(name, size, "raw", allocation=0)._vol
         stream = None
         try:
@@ -181,7 +204,8 @@ class Pool:
                 _send(stream, f, size)
                 stream.finish()
                 stream = None
-            self.refresh()
+            if probe:
+                self.refresh()
             return Volume(self, self._require(name))
         except BaseException:
             if stream is not None:
@@ -297,6 +321,17 @@ def _section(fd: int, offset: int, size: int) -> tuple[int, bool]:
     if data > offset:
         return min(data, size), False
     return min(os.lseek(fd, offset, os.SEEK_HOLE), size), True
+
+
+def find_pool(hv: Hypervisor, name: str) -> Pool | None:
+    """The pool `name` on this host (started and refreshed), None if the host has no such pool."""
+    try:
+        hv.conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+            return None
+        raise HypervisorError(f"pool {name}: cannot look it up: {_message(exc)}", field=hv.uri) from exc
+    return ensure_pool(hv, name)
 
 
 def ensure_pool(hv: Hypervisor, name: str, path: str | None = None) -> Pool:

@@ -1,7 +1,7 @@
 """One instance as libvirt sees it: its disks, its seed, its domain XML, its boot and wait.
 
-Data disks are created once (qcow2, one per LUN, serial `lun-N`) and never opened again by
-the lab: only the guest writes to them.
+The disks themselves are volumes of the instance's host pool (disks.py); data disks (qcow2, one
+per LUN, serial `lun-N`) are never opened by the lab: only the guest writes to them.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.core.errors import ModelError
 from controller.core.settings import LabPaths
 from controller.model import extensions as ext_mod
 from controller.model.instance import Instance
@@ -27,17 +26,12 @@ from controller.virt.domain_xml import Disk, DomainSpec, Forward, cache_mode, re
 from controller.virt.hypervisor import Domain, Hypervisor
 from controller.virt.reach import Route
 from controller.virt.readiness import Readiness, run_as_owner, wait_ready
-from controller.virt.seed import write_seed
+from controller.virt.seed import seed_iso
 from controller.virt.ssh import GuestSSH, PinnedHostKeys, ensure_keypair
-from images import qcow2
 
 
 def typed_profile(inst: Instance) -> VirtualMachineProfile:
     return from_json(VirtualMachineProfile, inst.profile["vm"], "$.virtualMachineProfile")
-
-
-def instance_dir(paths: LabPaths, domain: str) -> Path:
-    return paths.disks / domain
 
 
 def console_log(paths: LabPaths, inst: Instance) -> Path:
@@ -65,61 +59,7 @@ def guest_address(hv: Hypervisor, domain: str) -> str | None:
     return dom.lease_address() if dom is not None else None
 
 
-def data_disk_path(inst_dir: Path, lun: int) -> Path:
-    return inst_dir / f"data-lun{lun}.qcow2"
-
-
-def ensure_data_disks(inst_dir: Path, profile: VirtualMachineProfile) -> None:
-    """Create the data disks the profile names and the instance lacks; existing ones are kept."""
-    inst_dir.mkdir(parents=True, exist_ok=True)
-    for d in profile.storageProfile.dataDisks:
-        path = data_disk_path(inst_dir, d.lun)
-        if not path.exists():
-            qcow2.create_blank(path, d.diskSizeGB)
-
-
-GIB = 1 << 30
-OS_DISK_SIZE = "$.properties.virtualMachineProfile.storageProfile.osDisk.diskSizeGB"
 _NAMES = random.Random(secrets.randbits(64))  # names need to be unique, not secret: no syscall each
-
-
-def os_disk_name() -> str:
-    """A new, unique OS disk name (the old disk stays until the instance is settled)."""
-    return f"os-{_NAMES.getrandbits(32):08x}.qcow2"
-
-
-def os_disk_path(inst_dir: Path) -> Path:
-    return inst_dir / os_disk_name()
-
-
-def create_os_disk(disk: Path, image_path: Path, size_gb: int | None = None) -> None:
-    """A qcow2 overlay on the image version: no copy, milliseconds whatever the image size;
-    `size_gb` (osDisk.diskSizeGB) makes it bigger than the image (the guest grows its root at boot)."""
-    disk.parent.mkdir(parents=True, exist_ok=True)
-    size = None
-    if size_gb is not None:
-        base = qcow2.virtual_size(image_path)
-        if size_gb * GIB < base:
-            raise ModelError(OS_DISK_SIZE, f"{size_gb} GB is smaller than the image ({base / GIB:g} GB)")
-        size = size_gb * GIB if size_gb * GIB > base else None
-    qcow2.create_overlay(image_path, disk, size)
-
-
-def grow_data_disks(inst_dir: Path, profile: VirtualMachineProfile) -> None:
-    """Data disks the profile makes bigger grow (never shrink); the guest's filesystem on them is its
-    own to grow, as in Azure. Only while the domain is off (qemu holds a lock on its disks)."""
-    for d in profile.storageProfile.dataDisks:
-        path = data_disk_path(inst_dir, d.lun)
-        if path.exists():
-            qcow2.grow(path, d.diskSizeGB * GIB)
-
-
-def seed_name(ci_instance_id: str) -> str:
-    return f"seed-{ci_instance_id[-12:]}.iso"
-
-
-def seed_path(paths: LabPaths, inst: Instance, ci_instance_id: str) -> Path:
-    return instance_dir(paths, inst.domain) / seed_name(ci_instance_id)
 
 
 def new_ci_instance_id(inst: Instance) -> str:
@@ -127,8 +67,8 @@ def new_ci_instance_id(inst: Instance) -> str:
     return f"{inst.domain}-{_NAMES.getrandbits(48):012x}"
 
 
-def write_instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) -> Path:
-    """The NoCloud seed of the instance's applied profile (0600: it may hold protectedSettings)."""
+def instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) -> bytes:
+    """The NoCloud seed ISO of the instance's applied profile (it may hold protectedSettings)."""
     profile = typed_profile(inst)
     osp = profile.osProfile
     _, lab_key = ensure_keypair(paths.keys)
@@ -154,7 +94,7 @@ def write_instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) ->
         instance_id=ci_instance_id, hostname=inst.computer_name, admin_user=osp.adminUsername,
         ssh_keys=keys, mac=mac_of(inst), runcmd=runcmd, write_files=write_files, custom_data=custom,
         cloud_configs=cloud_configs, grow_root=profile.storageProfile.osDisk.diskSizeGB is not None))
-    return write_seed(seed_path(paths, inst, ci_instance_id), docs["user-data"], docs["meta-data"], docs["network-config"])
+    return seed_iso(docs["user-data"], docs["meta-data"], docs["network-config"])
 
 
 def _bare_spec(inst: Instance) -> DomainSpec:
@@ -188,15 +128,16 @@ def _target(i: int) -> str:
     return "vd" + (letters[i] if i < 26 else letters[i // 26 - 1] + letters[i % 26])
 
 
-def domain_xml(paths: LabPaths, inst: Instance, os_disk: Path, seed: Path, accel: accel_mod.Accel) -> str:
+def domain_xml(paths: LabPaths, inst: Instance, data_disks: dict[int, str], accel: accel_mod.Accel) -> str:
+    """The domain on the instance's OS disk and seed; `data_disks`: LUN -> volume path (disks.py)."""
     profile = typed_profile(inst)
     storage = profile.storageProfile
     direct = direct_io(paths.disks)
-    disks = [Disk(os_disk, "vda", cache=cache_mode(storage.osDisk.caching, direct))]
+    disks = [Disk(Path(inst.os_disk), "vda", cache=cache_mode(storage.osDisk.caching, direct))]
     for i, d in enumerate(sorted(storage.dataDisks, key=lambda d: d.lun)):
-        disks.append(Disk(data_disk_path(instance_dir(paths, inst.domain), d.lun), _target(i + 1),
-                          serial=f"lun-{d.lun}", cache=cache_mode(d.caching, direct)))
-    disks.append(Disk(seed, _target(len(disks)), format="raw", readonly=True))
+        disks.append(Disk(Path(data_disks[d.lun]), _target(i + 1), serial=f"lun-{d.lun}",
+                          cache=cache_mode(d.caching, direct)))
+    disks.append(Disk(Path(inst.seed), _target(len(disks)), format="raw", readonly=True))
     spec = DomainSpec(
         name=inst.domain, home=paths.home, disks=disks, console_log=console_log(paths, inst),
         forwards=[Forward(h, g) for g, h in sorted(inst.ports.items())], domain_type=accel.domain_type,
