@@ -7,8 +7,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 log=$(mktemp -t scaleset-fast-lane.XXXXXX)
+set -m  # a background job of a script ignores SIGINT; with job control it keeps it (Ctrl-C tests need it)
 .venv/bin/pytest -v --durations=10 -m "not vm and not azcli" >"$log" 2>&1 &
 lane=$!
+set +m
 trap 'kill -TERM "$lane" 2>/dev/null; wait "$lane"; cat "$log"; exit 130' INT TERM
 
 .venv/bin/pytest -v --durations=30 -m "vm or azcli"

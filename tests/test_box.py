@@ -3,6 +3,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 from pathlib import Path
@@ -158,7 +159,8 @@ def _fake_ci(tmp_path, *args, **env):
     calls = tmp_path / "calls"
     full = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_LOG=str(calls), **env)
     proc = subprocess.Popen(["scripts/vagrant-ci.sh", "--out", str(tmp_path / "out"), *args], cwd=REPO, env=full,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509 (as from a terminal)
     return proc, calls
 
 
@@ -173,7 +175,6 @@ def test_vagrant_ci_exits_with_the_tests_status_and_always_destroys(tmp_path):
 
 
 def test_vagrant_ci_destroys_the_machine_on_ctrl_c(tmp_path):
-    import signal
     import time
     proc, calls = _fake_ci(tmp_path, FAKE_UP_WAIT="600")  # bounds below are loose: a loaded machine is slow
     deadline = time.monotonic() + 180
