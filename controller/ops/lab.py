@@ -46,6 +46,11 @@ class Lab:
         return cls(lab_paths().ensure(), libvirt_uri(), accel)
 
     @cached_property
+    def local(self) -> Host:
+        """The lab's own libvirt as a region host, with its `dir` pool (computed once)."""
+        return local_host(self.paths.home, self.uri)
+
+    @cached_property
     def db(self) -> sqlite3.Connection:
         return connect(self.paths.db)
 
@@ -84,7 +89,7 @@ class Lab:
         conn = sqlite3.connect(f"file:{self.paths.db}?mode=ro", uri=True, timeout=30)
         conn.row_factory = sqlite3.Row
         try:
-            hosts = RegionStore(conn, local_host(self.paths.home, self.uri)).hosts_at(uri)
+            hosts = RegionStore(conn, self.local).hosts_at(uri)
         finally:
             conn.close()
         endpoint = endpoint_for(uri, next((h.ssh for h in hosts if h.ssh), None))
@@ -102,7 +107,7 @@ class Lab:
         """The storage pool `pool` the lab keeps instance disks in on host `uri` (None, None: the
         local `dir` pool); missing, it is made at `path` (the local one at <home>/pool), without
         a path it is an error. Looked up once per host connection and pool."""
-        local = local_host(self.paths.home, self.uri)
+        local = self.local
         key = (None, None) if uri in (None, self.uri) and pool in (None, local.pool) else (uri, pool)
         if key != (None, None) and pool is None:
             raise HypervisorError(f"no storage pool recorded for host {uri}", field=uri or "")
@@ -117,7 +122,7 @@ class Lab:
 
     def pool_if_any(self, uri: str | None, pool: str | None) -> Pool | None:
         """pool_at, or None if that host has no such pool (nothing of the lab's can be in it)."""
-        local = local_host(self.paths.home, self.uri)
+        local = self.local
         if (uri in (None, self.uri) and pool in (None, local.pool)) or (uri, pool) in self._pools:
             return self.pool_at(uri, pool)
         if pool is None or find_pool(self.hv_at(uri), pool) is None:
@@ -156,7 +161,7 @@ class Lab:
         """Every (host URI, pool) a set's disks may be in: the local pool (None, None), its region's
         hosts' and `recorded` (its instances' host_uri and host_pool), each once."""
         pairs: list[tuple[str | None, str | None]] = [(None, None)]
-        local = local_host(self.paths.home, self.uri).pool
+        local = self.local.pool
         hosts = self.region_of(ss).hosts if ss is not None else ()
         for uri, pool in [(h.uri, h.pool) for h in hosts] + list(recorded):
             pair = (None, None) if uri is None or (uri, pool) == (self.uri, local) else (uri, pool)
@@ -190,7 +195,7 @@ class Lab:
     @property
     def regions(self) -> RegionStore:
         """Configured regions; `local` is this lab's libvirt (`uri`) with its own dir pool."""
-        return RegionStore(self.db, local_host(self.paths.home, self.uri))
+        return RegionStore(self.db, self.local)
 
     def region_of(self, ss: ScaleSet) -> Region:
         """The region of the scale set's location (a label on the local host if none is configured)."""
