@@ -1,4 +1,4 @@
-"""Small real files for tests."""
+"""Small real files and shared helpers for tests."""
 import subprocess
 from pathlib import Path
 
@@ -28,3 +28,15 @@ def mark_replicated(lab, iv) -> None:
             pool = lab.pool_at(host.uri, host.pool, host.pool_path)  # a stand-in copy, as replication leaves it
             if pool.volume(iv.volume_name) is None:
                 pool.create_blank(iv.volume_name, 1)
+
+
+def cli_json(capsys, *argv) -> tuple[object, float]:
+    """A CLI command's JSON output (it must exit 0) and how long it took."""
+    import json
+    import time
+
+    from controller.cli.main import main
+    capsys.readouterr()
+    t0 = time.monotonic()
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out), time.monotonic() - t0

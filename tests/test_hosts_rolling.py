@@ -5,13 +5,11 @@ connection dies (as libvirt's keepalive leaves it) and a new connect reaches a p
 answers; then it comes back with its domains as they were."""
 import asyncio
 import copy
-import json
 import posixpath
 import time
 
 import pytest
 
-from controller.cli.main import main
 from controller.ops import upgrade_plan as plan
 from controller.ops.lab import Lab
 from controller.ops.rolling import Orchestrator, start_upgrade
@@ -20,6 +18,7 @@ from controller.state.upgrades import UpgradeStore
 from controller.virt import hosts, vm
 from controller.virt.hypervisor import attached_os_disk
 from tests.fakepool import disks_of
+from tests.helpers import cli_json as cli
 from tests.helpers import mark_replicated
 from tests.hostnodes import BOUND, O, P, S, Silent, booted, two_host_lab
 from tests.test_model import BASE
@@ -100,14 +99,6 @@ def upgrade(lab: Lab, on_event=lambda msg: None, started_by: str = "User"):
     up = start_upgrade(lab, lab.models.get("web"), started_by)
     asyncio.run(Orchestrator(lab, LibvirtDriver(lab), poll_interval=0, on_event=on_event).run(up))
     return UpgradeStore(lab.db).get(up.id)
-
-
-def cli(capsys, *argv) -> tuple[object, float]:
-    """A CLI command's JSON output and how long it took."""
-    capsys.readouterr()
-    t0 = time.monotonic()
-    assert main(list(argv)) == 0
-    return json.loads(capsys.readouterr().out), time.monotonic() - t0
 
 
 def on_own_host(lab: Lab, inst) -> bool:

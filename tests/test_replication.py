@@ -101,6 +101,18 @@ def test_replication_to_a_two_host_region_then_latest_and_status(rlab, qcow2_fil
     assert rlab.gallery.resolve(P, O, S, "latest", "east").version == "1.0.0"
 
 
+def test_the_labs_own_host_in_a_region_gets_no_copy_of_the_gallery_file(rlab, qcow2_file):
+    rlab.regions.add(Region("duo", (rlab.local, Host(URI, rlab.pools[1], f"/pools/{rlab.pools[1]}"))))
+    iv = rlab.gallery.import_file(P, O, S, "1.0.0", qcow2_file, ["duo"])
+    own, far = replication.replicate_version(rlab, iv)
+    assert (own.pool, own.state, own.bytes) == (rlab.local.pool, "Completed", 0) and "own host" in own.details
+    assert far.state == "Completed" and far.bytes == iv.size_bytes
+    assert rlab.pool_at(None).volume(iv.volume_name) is None  # its overlays back onto the gallery file
+    assert rlab.gallery.resolve(P, O, S, "latest", "duo").version == "1.0.0"
+    replication.delete_version(rlab, iv)
+    assert ReplicaStore(rlab.db).of(iv) == [] and volumes(rlab, rlab.pools[1]) == []
+
+
 def test_latest_waits_for_replication_and_a_pinned_version_names_the_region(rlab, qcow2_file):
     replication.replicate_version(rlab, publish(rlab, qcow2_file, "1.0.0"))
     new = publish(rlab, qcow2_file, "1.1.0")

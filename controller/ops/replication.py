@@ -3,7 +3,8 @@
 Each host of a configured target region gets a verified copy of the version's file as volume
 `iv.volume_name` in its pool (controller/virt/replica.py); every step is recorded in
 `image_replicas`, which `Gallery.resolve` reads (a version counts in a region once replicated).
-A region that is not configured (and `local`) reads the gallery file: nothing to replicate.
+A region that is not configured (and `local`) reads the gallery file: nothing to replicate; nor
+does a configured region's host that is the lab's own libvirt.
 """
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ def target_regions(lab: Lab, iv: ImageVersion, regions: list[str] | None = None)
 def replicate_to(lab: Lab, iv: ImageVersion, region: Region, host: Host) -> Replica:
     """One host: Replicating, then Completed or Failed with the reason (a host that does not answer)."""
     store = ReplicaStore(lab.db)
+    if (host.uri, host.pool) == (lab.uri, lab.local.pool):  # overlays here back onto the gallery file
+        rep = Replica(host.uri, host.pool, iv.volume_name, "Completed", "the lab's own host: the gallery file is used",
+                      0.0, 0)
+        store.record(iv, region.name, host, rep.state, rep.details)
+        return rep
     store.record(iv, region.name, host, "Replicating", "replication under way")
     t0 = time.monotonic()
     try:
