@@ -7,6 +7,8 @@ import asyncio
 import copy
 import posixpath
 import time
+import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import pytest
 
@@ -206,3 +208,15 @@ def test_a_host_that_stops_answering_during_its_batch_fails_that_instance_and_re
     for inst in rlab.instances.list("web"):
         assert inst.provisioning_state == "Succeeded" and on_own_host(rlab, inst)
         assert [n for n in disks_of(rlab.pool_of(inst), inst.domain) if n.startswith("os-")] == [disk_name(inst)]
+
+
+def test_a_guest_on_another_host_has_no_path_of_this_machine_but_its_disks(rlab, tmp_path):
+    """Its console is a pty (the console log is a file here), and qemu runs as that host's libvirt
+    makes it, not as the lab's owner here; a guest on the lab's own host keeps both."""
+    for inst in rlab.instances.list("web"):
+        root = ET.fromstring(rlab.hv_at(inst.host_uri).lookup(inst.domain).xml())
+        assert [s.get("type") for s in root.iter("serial")] == ["pty"] and root.find("seclabel") is None
+        assert str(rlab.paths.home) not in ET.tostring(root.find("devices"), encoding="unicode")
+    here = vm.domain_xml(rlab.paths, replace(rlab.instances.get("web", 0), host_uri=None), {}, rlab.accel)
+    root = ET.fromstring(here)
+    assert [s.get("type") for s in root.iter("serial")] == ["file"] and root.find("seclabel") is not None

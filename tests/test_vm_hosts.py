@@ -7,11 +7,9 @@ answering. The daemon comes back (its guests ran on), `repair` and a new upgrade
 Prints the controller's CPU per batch, by the host of its instance. Needs root."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
-import time
 
 import pytest
 
@@ -21,13 +19,10 @@ from controller.ops import commands as ops
 from controller.ops import replication
 from controller.ops import upgrade_plan as plan
 from controller.ops.lab import Lab
-from controller.ops.rolling import Orchestrator, start_upgrade
-from controller.ops.rolling_driver import LibvirtDriver
-from controller.state.upgrades import UpgradeStore
 from controller.virt.hypervisor import Hypervisor, attached_os_disk
 from tests.helpers import cli_json as cli
 from tests.secondhost import second_host  # noqa: F401 (session fixture)
-from tests.vmfixtures import O, P, S, app_model
+from tests.vmfixtures import BatchCpu, O, P, S, app_model, upgrade
 
 pytestmark = [
     pytest.mark.vm,
@@ -76,40 +71,6 @@ def duo(vm_lab, v1, v2, request):
             lab.close()
 
 
-class Batches:
-    """The orchestrator's events, with this process's CPU seconds at each batch's start and end;
-    `after_first` runs once the first batch's instance has succeeded."""
-
-    def __init__(self, after_first=None) -> None:
-        self.events: list[str] = []
-        self.cpu: list[list[float]] = []
-        self.after_first, self._succeeded = after_first, 0
-
-    def __call__(self, msg: str) -> None:
-        self.events.append(msg)
-        now = time.process_time()
-        if msg.startswith("batch "):
-            if self.cpu:
-                self.cpu[-1].append(now)
-            self.cpu.append([now])
-        elif msg.startswith("upgrade ") and self.cpu and len(self.cpu[-1]) == 1:
-            self.cpu[-1].append(now)
-        elif ": Succeeded" in msg and len(self.cpu) == 1:
-            self._succeeded += 1
-            if self._succeeded == 1 and self.after_first:
-                self.cpu[-1].append(now)  # the batch ends here, before whatever after_first costs
-                self.after_first()
-
-    def per_batch(self) -> list[float]:
-        return [round(b[1] - b[0], 2) for b in self.cpu if len(b) == 2]
-
-
-def upgrade(lab: Lab, batches: Batches):
-    up = start_upgrade(lab, lab.models.get(NAME), "User")
-    asyncio.run(Orchestrator(lab, LibvirtDriver(lab), on_event=batches).run(up))
-    return UpgradeStore(lab.db).get(up.id)
-
-
 def sh(lab: Lab, i: int, script: str) -> str:
     res = ops.run_command(lab, NAME, str(i), script)
     assert res.exit_status == 0, res.stderr
@@ -145,8 +106,8 @@ def test_four_guests_spread_over_two_hosts_by_fault_domain(duo):
 def test_the_second_host_dies_mid_upgrade_then_repair_and_a_new_upgrade_finish(duo, capsys):
     far = duo.far
     retarget(duo, V2, [*duo.gallery.get(P, O, S, V2).target_regions, NAME])  # now `latest` in duo is 1.1.0
-    first = Batches(after_first=lambda: far.ns.signal_daemon(signal.SIGKILL))
-    up = upgrade(duo, first)
+    first = BatchCpu(after_first=lambda: far.ns.signal_daemon(signal.SIGKILL))
+    up = upgrade(duo, NAME, first)
     assert up.status == "Faulted" and up.error_code == plan.DURING == \
         "MaxUnhealthyInstancePercentExceededInRollingUpgrade", up.error_message
     assert "2 of 4 instances are unhealthy (instances 1, 3)" in up.error_message
@@ -164,8 +125,8 @@ def test_the_second_host_dies_mid_upgrade_then_repair_and_a_new_upgrade_finish(d
     far.ns.start_daemon()  # libvirtd again; the guests it ran are still running
     repaired, _ = cli(capsys, "repair", "-n", NAME)
     assert not any(far.uri in line for line in repaired["repaired"]), repaired
-    second = Batches()
-    up = upgrade(duo, second)
+    second = BatchCpu()
+    up = upgrade(duo, NAME, second)
     print("\nfirst upgrade:", first.events, "\nsecond upgrade:", second.events)  # (capsys took earlier output)
     assert up.status == "Completed", up.error_message
     cpu = first.per_batch() + second.per_batch()  # batches: instance 0 (this host), 1 (far), 2 (this), 3 (far)

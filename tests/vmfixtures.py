@@ -119,3 +119,39 @@ def controller_process(log: Path, paths: LabPaths, *args: str):
         proc.terminate()
         proc.wait(30)
         print("\n--- controller log ---\n" + log.read_text()[-4000:])
+
+
+class BatchCpu:
+    """The orchestrator's events, and this process's CPU seconds per batch of one: from "batch N"
+    to its instance's outcome (swap, boot wait, health gate, settle). `after_first` runs once the
+    first batch's instance has succeeded."""
+
+    def __init__(self, after_first=None) -> None:
+        self.events: list[str] = []
+        self.cpu: list[list[float]] = []
+        self.after_first = after_first
+
+    def __call__(self, msg: str) -> None:
+        self.events.append(msg)
+        now = time.process_time()
+        if msg.startswith("batch ") and " -> " in msg:
+            self.cpu.append([now])
+        elif msg.startswith("instance ") and self.cpu and len(self.cpu[-1]) == 1:
+            self.cpu[-1].append(now)
+            if len(self.cpu) == 1 and ": Succeeded" in msg and self.after_first:
+                self.after_first()
+
+    def per_batch(self) -> list[float]:
+        return [round(b[1] - b[0], 3) for b in self.cpu if len(b) == 2]
+
+
+def upgrade(lab, name: str, batches: BatchCpu):
+    """A rolling upgrade of set `name` started by a user, run to its end in this process."""
+    import asyncio
+
+    from controller.ops.rolling import Orchestrator, start_upgrade
+    from controller.ops.rolling_driver import LibvirtDriver
+    from controller.state.upgrades import UpgradeStore
+    up = start_upgrade(lab, lab.models.get(name), "User")
+    asyncio.run(Orchestrator(lab, LibvirtDriver(lab), on_event=batches).run(up))
+    return UpgradeStore(lab.db).get(up.id)

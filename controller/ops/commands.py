@@ -330,7 +330,8 @@ def refresh(lab: Lab, inst: Instance) -> Instance:
     if dom is None or dom.state() != "running":
         return inst
     try:
-        booted = vm.wait(hv, lab.paths, inst, time.monotonic() - 1, timeout=45, route=lab.route(inst))
+        booted = vm.wait(hv, lab.paths, inst, time.monotonic() - 1, timeout=45, route=lab.route(inst),
+                         here=lab.here(inst))
     except Exception:  # noqa: BLE001 - an unreachable guest keeps its last known view
         return inst
     inst.boot_id, inst.stamp = booted.readiness.boot_id, booted.readiness.stamp

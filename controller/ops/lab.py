@@ -97,6 +97,10 @@ class Lab:
             self._endpoints[uri] = endpoint
         return endpoint
 
+    def here(self, inst: Instance) -> bool:
+        """Whether the instance lives on the lab's own libvirt (which shares this machine's files)."""
+        return inst.host_uri in (None, self.uri)
+
     def route(self, inst: Instance) -> Route:
         """How to reach the instance's forwarded guest ports: directly on this machine, or
         through an SSH tunnel to its host (HypervisorError if there is no way)."""

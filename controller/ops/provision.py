@@ -105,7 +105,7 @@ def target_of(lab: Lab, ss: ScaleSet, inst: Instance, to_model: bool, image: Ima
 def backing(lab: Lab, inst: Instance, iv: ImageVersion) -> Volume | Backing:
     """What the instance's OS overlay backs onto: on the local host the gallery's file, on another
     host the version's replica in that host's pool (ImageError ImageNotReplicated without one)."""
-    if inst.host_uri in (None, lab.uri):
+    if lab.here(inst):
         return Backing(str(iv.path), iv.virtual_size_bytes)
     pool = lab.pool_of(inst)
     replica = pool.volume(iv.volume_name)
@@ -130,7 +130,8 @@ def write_disks(lab: Lab, inst: Instance, iv: ImageVersion) -> None:
 
 def _domain_xml(lab: Lab, inst: Instance) -> str:
     data = vm.typed_profile(inst).storageProfile.dataDisks
-    return vm.domain_xml(lab.paths, inst, disks.data_disk_paths(lab.pool_of(inst), inst.domain, data), lab.accel)
+    return vm.domain_xml(lab.paths, inst, disks.data_disk_paths(lab.pool_of(inst), inst.domain, data), lab.accel,
+                         lab.here(inst))
 
 
 def switch(lab: Lab, inst: Instance) -> float:
@@ -150,7 +151,7 @@ def switch(lab: Lab, inst: Instance) -> float:
 
 
 def wait_booted(lab: Lab, inst: Instance, started: float, timeout: float = BOOT_TIMEOUT) -> vm.Booted:
-    return vm.wait(lab.hv_of(inst), lab.paths, inst, started, timeout, lab.route(inst))
+    return vm.wait(lab.hv_of(inst), lab.paths, inst, started, timeout, lab.route(inst), lab.here(inst))
 
 
 def apply_booted(inst: Instance, booted: vm.Booted) -> Instance:

@@ -39,7 +39,7 @@ class DomainSpec:
     name: str
     home: Path
     disks: list[Disk]
-    console_log: Path
+    console_log: Path | None  # None: the console is a pty (a host that does not share our files)
     forwards: list[Forward]
     domain_type: str = "qemu"
     memory_mib: int = 512
@@ -95,7 +95,8 @@ def render(spec: DomainSpec) -> str:
         vcpus=int(spec.vcpus), domain_type=spec.domain_type, run_as=spec.run_as,
         disks=[{"path": str(d.path), "target": d.target, "format": d.format, "serial": d.serial,
                 "readonly": d.readonly, "cache": d.cache} for d in spec.disks],
-        console_log=str(spec.console_log), forwards=spec.forwards, netdev=netdev_arg(spec.forwards),
+        console_log=str(spec.console_log) if spec.console_log else None, forwards=spec.forwards,
+        netdev=netdev_arg(spec.forwards),
         mac=spec.mac, nic_slot=NIC_SLOT, uuid=spec.uuid, network=spec.network,
         nat_network=spec.nat_network,
     )

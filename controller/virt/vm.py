@@ -128,8 +128,11 @@ def _target(i: int) -> str:
     return "vd" + (letters[i] if i < 26 else letters[i // 26 - 1] + letters[i % 26])
 
 
-def domain_xml(paths: LabPaths, inst: Instance, data_disks: dict[int, str], accel: accel_mod.Accel) -> str:
-    """The domain on the instance's OS disk and seed; `data_disks`: LUN -> volume path (disks.py)."""
+def domain_xml(paths: LabPaths, inst: Instance, data_disks: dict[int, str], accel: accel_mod.Accel,
+               here: bool = True) -> str:
+    """The domain on the instance's OS disk and seed; `data_disks`: LUN -> volume path (disks.py).
+    On another host (`here` False) paths of this machine mean nothing: the console is a pty, and
+    qemu runs as that host's libvirt makes it (not as the lab's owner here)."""
     profile = typed_profile(inst)
     storage = profile.storageProfile
     direct = direct_io(paths.disks)
@@ -139,10 +142,12 @@ def domain_xml(paths: LabPaths, inst: Instance, data_disks: dict[int, str], acce
                           cache=cache_mode(d.caching, direct)))
     disks.append(Disk(Path(inst.seed), _target(len(disks)), format="raw", readonly=True))
     spec = DomainSpec(
-        name=inst.domain, home=paths.home, disks=disks, console_log=console_log(paths, inst),
+        name=inst.domain, home=paths.home, disks=disks,
+        console_log=console_log(paths, inst) if here else None,
         forwards=[Forward(h, g) for g, h in sorted(inst.ports.items())], domain_type=accel.domain_type,
         memory_mib=int(inst.profile["memoryMiB"]), vcpus=int(inst.profile["vcpus"]),
-        scale_set=inst.scale_set, instance_id=str(inst.instance_id), run_as=run_as_owner(paths.home),
+        scale_set=inst.scale_set, instance_id=str(inst.instance_id),
+        run_as=run_as_owner(paths.home) if here else None,
         network=inst.profile.get("network", "user"),
         title=f"{inst.scale_set} instance {inst.instance_id} ({inst.computer_name})")
     return render(spec)
@@ -164,10 +169,10 @@ class Booted:
 
 
 def wait(hv: Hypervisor, paths: LabPaths, inst: Instance, started: float, timeout: float,
-         route: Route | None = None) -> Booted:
-    """Wait for the guest to be ready; a guest on another host (`route.remote`) has its console
-    log there, so only SSH tells."""
-    log = None if route is not None and route.remote else console_log(paths, inst)
+         route: Route | None = None, here: bool = True) -> Booted:
+    """Wait for the guest to be ready; a guest on another host (not `here`, or `route.remote`)
+    has no console log here, so only SSH tells."""
+    log = None if not here or (route is not None and route.remote) else console_log(paths, inst)
     r = wait_ready(hv, inst.domain, log, ssh(paths, inst, hv, route), started, timeout,
                    extra=ext_mod.READ_STATUSES)
     return Booted(r, ext_mod.parse_statuses(r.extra))
