@@ -42,7 +42,7 @@ def main() -> int:
     from tests.vmfixtures import BatchCpu, O, P, S, app_model, forget_pool, upgrade
 
     paths = LabPaths(work / "home").ensure()
-    policy = {"mode": "Manual", "rollingUpgradePolicy": {"maxBatchInstancePercent": 1,
+    policy = {"mode": "Manual", "rollingUpgradePolicy": {"maxBatchInstancePercent": max(5, 100 // args.count),
                                                          "maxUnhealthyInstancePercent": 100}}
     sets = {"one": "local", "two": "two"}
     with running_host(work / "ns") as far:
