@@ -25,3 +25,70 @@ def test_console_tail_is_the_last_printable_line(tmp_path):
     log.write_bytes(b"x" * 5000 + b"\n[  OK  ] Reached target \x1b[1mNetwork\x1b[0m.\r\n\n")
     assert console_tail(log) == "[  OK  ] Reached target [1mNetwork[0m."
     assert console_tail(tmp_path / "missing.log") == ""
+
+
+class _Dom:
+    def __init__(self, paused_on_io: bool = False) -> None:
+        self.paused_on_io, self.resets = paused_on_io, 0
+
+    def state(self) -> str:
+        return "paused" if self.paused_on_io else "running"
+
+    def io_error(self) -> bool:
+        return self.paused_on_io
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+class _Hv:
+    def __init__(self, dom: _Dom) -> None:
+        self.dom = dom
+
+    def lookup(self, name):
+        return self.dom
+
+
+class _Guest:
+    """SSH that answers at once with a finished cloud-init (the console is what is tested)."""
+    def wait(self, deadline):
+        pass
+
+    def run(self, cmd, timeout):
+        from types import SimpleNamespace
+        return SimpleNamespace(stdout=f'{{"v1": {{"errors": []}}}}\n{SEP}\nboot-1\n{SEP}\n{{}}\n')
+
+    def close(self):
+        pass
+
+
+def test_a_guest_paused_on_a_disk_error_fails_at_once_saying_so(tmp_path):
+    import time
+
+    import pytest
+
+    from controller.virt.readiness import wait_ready
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"paused on a disk I/O error \(a full disk\? \d+ MiB free"):
+        wait_ready(_Hv(_Dom(paused_on_io=True)), "g", tmp_path / "c.log", _Guest(), t0, timeout=600)
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_silent_console_gets_one_reset_and_a_talking_one_none(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from controller.virt import readiness
+    monkeypatch.setattr(readiness, "SILENT_RESET", 0.5)
+    log = tmp_path / "c.log"
+    dom = _Dom()
+    # The guest prints nothing until it is reset, then boots to cloud-init's final message.
+    threading.Timer(1.5, lambda: log.write_bytes(b"Cloud-init v. 22.4 finished at now\n")).start()
+    r = readiness.wait_ready(_Hv(dom), "g", log, _Guest(), time.monotonic(), timeout=60)
+    assert dom.resets == 1 and 0.5 < r.timings["silentConsoleReset"] < 1.5
+    assert r.boot_id == "boot-1"
+    talking = _Dom()
+    log.write_bytes(b"[  OK  ] Started a unit.\n")
+    threading.Timer(1.5, lambda: log.write_bytes(b"Cloud-init v. 22.4 finished at now\n")).start()
+    r = readiness.wait_ready(_Hv(talking), "g", log, _Guest(), time.monotonic(), timeout=60)
+    assert talking.resets == 0 and "silentConsoleReset" not in r.timings

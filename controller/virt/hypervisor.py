@@ -68,6 +68,15 @@ class Domain:
         st, _ = self._dom.state()
         return _STATES.get(st, "unknown")
 
+    def io_error(self) -> bool:
+        """Paused by qemu on a disk I/O error (a full disk, mostly): it waits, never boots on."""
+        st, reason = self._dom.state()
+        return st == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_IOERROR
+
+    def reset(self) -> None:
+        """A hard reset of the running guest (same qemu process, same console file)."""
+        self._dom.reset(0)
+
     def start(self) -> None:
         if not self._dom.isActive():
             try:

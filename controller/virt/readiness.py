@@ -6,6 +6,7 @@ console -> SSH answers -> cloud-init's result.json -> boot id and image stamp re
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from controller.virt.ssh import GuestSSH
 STAMP = "/etc/scaleset-lab/image.json"
 SEP = "----scaleset-lab----"
 EXTRA_SEP = "----scaleset-lab-extra----"
+# A guest whose console stays empty this long after its start is reset once: our images print
+# within seconds of userspace, and an early-boot hang (seen rarely under TCG) never recovers alone.
+SILENT_RESET = 240.0
 READINESS_PROBE = (
     "while [ ! -e /run/cloud-init/result.json ]; do sleep 1; done; "
     f"cat /run/cloud-init/result.json; echo {SEP}; cat /proc/sys/kernel/random/boot_id; "
@@ -45,7 +49,7 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path | None, client: Gues
     for cloud-init's result.json and read it, the boot id and the stamp (and the output of
     `extra`, a command run right after)."""
     deadline = started_at + timeout
-    t_console = None
+    t_console = t_reset = None
     while console_log is not None and time.monotonic() < deadline - 30:
         if console_finished(console_log):
             t_console = time.monotonic() - started_at
@@ -53,13 +57,21 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path | None, client: Gues
         dom = hv.lookup(name)
         if dom is None or dom.state() not in ("running", "paused"):
             raise RuntimeError(f"{name} stopped while booting; console: {console_log}")
+        if dom.io_error():
+            free = shutil.disk_usage(console_log.parent).free / 2**20
+            raise RuntimeError(f"{name} paused on a disk I/O error (a full disk? {free:.0f} MiB free "
+                               f"beside its console log {console_log})")
+        if t_reset is None and time.monotonic() - started_at > SILENT_RESET and not console_tail(console_log):
+            dom.reset()
+            t_reset = time.monotonic() - started_at
         signals.sleep(0.25)  # a signal ends the wait at once
     try:
         client.wait(deadline)
     except TimeoutError as exc:  # say where the boot stood: the console's last line
         if console_log is None:
             raise
-        raise TimeoutError(f"{exc}; the console's last line: {console_tail(console_log)!r}") from None
+        reset = f" (reset after {t_reset:.0f} s of a silent console)" if t_reset else ""
+        raise TimeoutError(f"{exc}; the console's last line{reset}: {console_tail(console_log)!r}") from None
     t_ssh = time.monotonic() - started_at
     # One round trip, no Python in the guest: cloud-init writes result.json when its final
     # stage is over (`cloud-init status --wait` would cost seconds of guest CPU under TCG).
@@ -72,7 +84,8 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path | None, client: Gues
     main, _, extra_out = res.stdout.partition(EXTRA_SEP + "\n")
     status, boot_id, stamp = parse_readiness(main)
     return Readiness(status, boot_id, stamp,
-                     {"consoleCloudInitFinished": t_console, "ssh": t_ssh, "cloudInitDone": t_ci}, extra_out)
+                     {"consoleCloudInitFinished": t_console, "ssh": t_ssh, "cloudInitDone": t_ci}
+                     | ({"silentConsoleReset": t_reset} if t_reset else {}), extra_out)
 
 
 def parse_readiness(out: str) -> tuple[str, str, dict]:
