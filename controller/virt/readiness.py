@@ -6,6 +6,7 @@ console -> SSH answers -> cloud-init's result.json -> boot id and image stamp re
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ EXTRA_SEP = "----scaleset-lab-extra----"
 # A guest whose console stays empty this long after its start is reset once: our images print
 # within seconds of userspace, and an early-boot hang (seen rarely under TCG) never recovers alone.
 SILENT_RESET = 240.0
+log = logging.getLogger("scaleset.virt")
 READINESS_PROBE = (
     "while [ ! -e /run/cloud-init/result.json ]; do sleep 1; done; "
     f"cat /run/cloud-init/result.json; echo {SEP}; cat /proc/sys/kernel/random/boot_id; "
@@ -64,6 +66,7 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path | None, client: Gues
         if t_reset is None and time.monotonic() - started_at > SILENT_RESET and not console_tail(console_log):
             dom.reset()
             t_reset = time.monotonic() - started_at
+            log.warning("%s: the console was silent for %.0f s; the guest was reset once", name, t_reset)
         signals.sleep(0.25)  # a signal ends the wait at once
     try:
         client.wait(deadline)
