@@ -57,9 +57,10 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path | None, client: Gues
             t_console = time.monotonic() - started_at
             break
         dom = hv.lookup(name)
-        if dom is None or dom.state() not in ("running", "paused"):
+        state = dom.state() if dom is not None else "gone"
+        if state not in ("running", "paused"):
             raise RuntimeError(f"{name} stopped while booting; console: {console_log}")
-        if dom.io_error():
+        if state == "paused" and dom.io_error():  # one state call per poll while it runs
             free = shutil.disk_usage(console_log.parent).free / 2**20
             raise RuntimeError(f"{name} paused on a disk I/O error (a full disk? {free:.0f} MiB free "
                                f"beside its console log {console_log})")
