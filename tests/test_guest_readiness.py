@@ -51,10 +51,17 @@ class _Dom:
 
 
 class _Hv:
-    def __init__(self, dom: _Dom) -> None:
-        self.dom = dom
+    """`unanswered` looks fail as a stalled libvirtd's do, then the guest is there."""
+    uri = "test:///default"
+
+    def __init__(self, dom: _Dom, unanswered: int = 0) -> None:
+        self.dom, self.unanswered = dom, unanswered
 
     def lookup(self, name):
+        from controller.core.errors import HypervisorError
+        if self.unanswered:
+            self.unanswered -= 1
+            raise HypervisorError("libvirt at test:///default: Cannot recv data: Connection reset by peer")
         return self.dom
 
 
@@ -95,3 +102,47 @@ def test_a_silent_console_gets_one_reset_and_a_talking_one_none(tmp_path, monkey
     talking = _Dom(log, talk_after=1.0)
     r = readiness.wait_ready(_Hv(talking), "g", log, _Guest(), time.monotonic(), timeout=60)
     assert talking.resets == 0 and "silentConsoleReset" not in r.timings
+
+
+def test_a_libvirt_that_stops_answering_does_not_fail_a_boot(tmp_path, caplog):
+    import time
+
+    from controller.virt.readiness import wait_ready
+    log = tmp_path / "c.log"
+    log.write_bytes(b"[  OK  ] Started a unit.\n")
+    hv = _Hv(_Dom(log, talk_after=0.5), unanswered=3)
+    r = wait_ready(hv, "g", log, _Guest(), time.monotonic(), timeout=60)
+    assert r.boot_id == "boot-1" and hv.unanswered == 0
+    said = [m for m in caplog.messages if "libvirt does not answer" in m]
+    assert len(said) == 1 and "Connection reset by peer" in said[0]  # said once, not every poll
+
+
+def test_a_guest_that_stopped_while_booting_says_why(tmp_path):
+    import time
+
+    import pytest
+
+    from controller.virt.hypervisor import Hypervisor
+    from controller.virt.readiness import wait_ready
+    hv = Hypervisor("test:///default")
+    dom = hv.define("<domain type='test'><name>why-stopped</name><memory>65536</memory>"
+                    "<os><type>hvm</type></os></domain>")
+    try:
+        dom.start()
+        hv.conn.lookupByName("why-stopped").destroy()  # a forced stop from another client
+        log = tmp_path / "c.log"
+        with pytest.raises(RuntimeError, match=r"why-stopped stopped while booting: it was destroyed \(a forced stop"):
+            wait_ready(hv, "why-stopped", log, _Guest(), time.monotonic(), timeout=40)
+        dom.undefine()
+        with pytest.raises(RuntimeError, match="stopped while booting: it is no longer defined"):
+            wait_ready(hv, "why-stopped", log, _Guest(), time.monotonic(), timeout=40)
+    finally:
+        hv.close()
+
+
+def test_the_labs_own_connection_is_opened_again_once_it_died(flab):
+    first = flab.hv
+    assert flab.hv is first  # reused while alive
+    first.conn.close()  # as libvirt closes a connection whose daemon missed its keepalives
+    second = flab.hv
+    assert second is not first and second.alive() and flab.hosts.get(None) is second

@@ -1,6 +1,7 @@
 """The lab a command works on: its paths, database, libvirt connections (one per host) and gallery."""
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
@@ -27,6 +28,7 @@ from controller.virt.storage import GIB, Pool, ensure_pool, find_pool
 from controller.virt.tunnel import SshEndpoint, Tunnels
 from images.gallery import Gallery, ImageVersion
 
+log = logging.getLogger("scaleset.virt")
 IMAGE_REF = "$.properties.virtualMachineProfile.storageProfile.imageReference"
 
 
@@ -40,6 +42,8 @@ class Lab:
     _endpoints_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _pools: dict[tuple[str | None, str | None], Pool] = field(default_factory=dict, repr=False)
     _pools_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _hv: Hypervisor | None = field(default=None, repr=False)
+    _hv_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls, accel: accel_mod.Accel | None = None) -> Lab:
@@ -54,10 +58,19 @@ class Lab:
     def db(self) -> sqlite3.Connection:
         return connect(self.paths.db)
 
-    @cached_property
+    @property
     def hv(self) -> Hypervisor:
-        """The lab's own libvirt (the `local` region's host)."""
-        return Hypervisor(self.uri)
+        """The lab's own libvirt (the `local` region's host), opened on first use. One that died
+        (libvirt closed it: the daemon missed its keepalives for 20 s, or restarted) is opened
+        again, so one stall of the daemon does not fail the rest of a long command."""
+        with self._hv_lock:
+            if self._hv is not None and not self._hv.alive():
+                dead, self._hv = self._hv, None
+                log.warning("the connection to libvirt at %s died; opening it again", self.uri)
+                dead.close()
+            if self._hv is None:
+                self._hv = Hypervisor(self.uri)
+            return self._hv
 
     @cached_property
     def hosts(self) -> Connections:
@@ -231,7 +244,8 @@ class Lab:
             self.tunnels.close()
         if "hosts" in self.__dict__:
             self.hosts.close()
-        if "hv" in self.__dict__:
-            self.hv.close()
+        if self._hv is not None:
+            self._hv.close()
+            self._hv = None
         if "db" in self.__dict__:
             self.db.close()

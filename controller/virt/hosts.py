@@ -151,7 +151,4 @@ class Connections:
 
 
 def _alive(hv: Hypervisor) -> bool:
-    try:
-        return hv.conn.isAlive() == 1
-    except libvirt.libvirtError:
-        return False
+    return hv.alive()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import libvirt
 
@@ -43,6 +43,13 @@ _STATES = {
     libvirt.VIR_DOMAIN_SHUTDOWN: "stopping", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
     libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
 }
+_SHUTOFF_WHY = {
+    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "the guest powered itself off",
+    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "it was destroyed (a forced stop, by libvirt or another client)",
+    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "qemu crashed",
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "qemu failed to start",
+    libvirt.VIR_DOMAIN_SHUTOFF_DAEMON: "libvirtd stopped it (it could not reconnect to its qemu)",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,13 @@ class Domain:
         """Paused by qemu on a disk I/O error (a full disk, mostly): it waits, never boots on."""
         st, reason = self._dom.state()
         return st == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_IOERROR
+
+    def why_stopped(self) -> str:
+        """libvirt's reason for a domain that is not running, in words."""
+        st, reason = self._dom.state()
+        if st == libvirt.VIR_DOMAIN_SHUTOFF:
+            return _SHUTOFF_WHY.get(reason, f"shut off (libvirt's reason {reason})")
+        return _STATES.get(st, "unknown")
 
     def reset(self) -> None:
         """A hard reset of the running guest (same qemu process, same console file)."""
@@ -187,6 +201,13 @@ class Hypervisor:
         except libvirt.libvirtError:  # a driver in this process (test:///default) has no keepalive
             pass
 
+    def alive(self) -> bool:
+        """False once libvirt closed the connection (missed keepalives, a restarted daemon)."""
+        try:
+            return self.conn.isAlive() == 1
+        except libvirt.libvirtError:
+            return False
+
     def close(self) -> None:
         try:
             self.conn.close()
@@ -200,10 +221,14 @@ class Hypervisor:
             raise HypervisorError(f"libvirt rejected the domain: {exc.get_error_message()}") from exc
 
     def lookup(self, name: str) -> Domain | None:
+        """The domain, None when it is not defined; HypervisorError when libvirt cannot tell
+        (a dead connection is not a missing domain)."""
         try:
             return Domain(self.conn.lookupByName(name))
-        except libvirt.libvirtError:
-            return None
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise HypervisorError(f"libvirt at {self.uri}: {exc.get_error_message()}") from exc
 
     def domains(self) -> list[Domain]:
         return [Domain(d) for d in self.conn.listAllDomains()]

@@ -12,7 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import libvirt
+
 from controller.core import signals
+from controller.core.errors import HypervisorError
 from controller.virt.hypervisor import Hypervisor
 from controller.virt.ssh import GuestSSH
 
@@ -22,6 +25,7 @@ EXTRA_SEP = "----scaleset-lab-extra----"
 # A guest whose console stays empty this long after its start is reset once: our images print
 # within seconds of userspace, and an early-boot hang (seen rarely under TCG) never recovers alone.
 SILENT_RESET = 240.0
+QEMU_LOGS = "/var/log/libvirt/qemu"  # the system libvirtd's per-domain qemu logs
 log = logging.getLogger("scaleset.virt")
 READINESS_PROBE = (
     "while [ ! -e /run/cloud-init/result.json ]; do sleep 1; done; "
@@ -52,22 +56,20 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path | None, client: Gues
     `extra`, a command run right after)."""
     deadline = started_at + timeout
     t_console = t_reset = None
+    unanswered = False
     while console_log is not None and time.monotonic() < deadline - 30:
         if console_finished(console_log):
             t_console = time.monotonic() - started_at
             break
-        dom = hv.lookup(name)
-        state = dom.state() if dom is not None else "gone"
-        if state not in ("running", "paused"):
-            raise RuntimeError(f"{name} stopped while booting; console: {console_log}")
-        if state == "paused" and dom.io_error():  # one state call per poll while it runs
-            free = shutil.disk_usage(console_log.parent).free / 2**20
-            raise RuntimeError(f"{name} paused on a disk I/O error (a full disk? {free:.0f} MiB free "
-                               f"beside its console log {console_log})")
-        if t_reset is None and time.monotonic() - started_at > SILENT_RESET and not console_tail(console_log):
-            dom.reset()
-            t_reset = time.monotonic() - started_at
-            log.warning("%s: the console was silent for %.0f s; the guest was reset once", name, t_reset)
+        try:
+            if check_domain(hv, name, console_log, started_at, reset=t_reset is None):
+                t_reset = time.monotonic() - started_at
+        except (HypervisorError, libvirt.libvirtError) as exc:
+            # libvirt did not answer this time (a stalled daemon, a connection it dropped): the
+            # console and SSH still tell, and the deadline bounds the wait
+            if not unanswered:
+                log.warning("%s: libvirt does not answer while the guest boots (%s); waiting on", name, exc)
+            unanswered = True
         signals.sleep(0.25)  # a signal ends the wait at once
     try:
         client.wait(deadline)
@@ -90,6 +92,35 @@ def wait_ready(hv: Hypervisor, name: str, console_log: Path | None, client: Gues
     return Readiness(status, boot_id, stamp,
                      {"consoleCloudInitFinished": t_console, "ssh": t_ssh, "cloudInitDone": t_ci}
                      | ({"silentConsoleReset": t_reset} if t_reset else {}), extra_out)
+
+
+def check_domain(hv: Hypervisor, name: str, console_log: Path, started_at: float, reset: bool) -> bool:
+    """One look at a booting domain: RuntimeError saying why when it stopped or is paused on a
+    disk I/O error; a hard reset (True returned) when `reset` and its console has been silent for
+    SILENT_RESET seconds. One state call while it runs."""
+    dom = hv.lookup(name)
+    state = dom.state() if dom is not None else "gone"
+    if state not in ("running", "paused"):
+        why = "it is no longer defined" if dom is None else dom.why_stopped()
+        raise RuntimeError(f"{name} stopped while booting: {why}; console: {console_log}"
+                           + qemu_log_line(hv.uri, name))
+    if state == "paused" and dom.io_error():
+        free = shutil.disk_usage(console_log.parent).free / 2**20
+        raise RuntimeError(f"{name} paused on a disk I/O error (a full disk? {free:.0f} MiB free "
+                           f"beside its console log {console_log})")
+    if reset and time.monotonic() - started_at > SILENT_RESET and not console_tail(console_log):
+        dom.reset()
+        log.warning("%s: the console was silent for %.0f s; the guest was reset once", name,
+                    time.monotonic() - started_at)
+        return True
+    return False
+
+
+def qemu_log_line(uri: str, name: str) -> str:
+    """'; qemu's log: <its last line>' for a guest of this machine's system libvirtd, else ''."""
+    path = Path(QEMU_LOGS) / f"{name}.log"
+    last = console_tail(path) if uri == "qemu:///system" else ""
+    return f"; qemu's log {path}: {last!r}" if last else ""
 
 
 def parse_readiness(out: str) -> tuple[str, str, dict]:
