@@ -175,3 +175,29 @@ def test_a_dead_or_hung_host_fails_calls_in_seconds_not_forever(tmp_path, image)
     print(f"\nhung mid-upload: an error after {hung:.1f} s; open to a hung daemon: given up after {opened:.1f} s; "
           f"open to a dead one: {refused:.2f} s; a call on a dead connection: {dead:.2f} s")
     assert 15 < hung < 30 and 3 <= opened < 5 and refused < 2 and dead < 2
+
+
+def test_a_daemon_that_stalls_past_its_keepalives_costs_the_lab_one_reconnect(tmp_path):
+    """libvirt drops a connection whose daemon misses its keepalives for 20 s (seen on a loaded CI
+    machine): the lab's own connection is opened again, and a lookup on the dead one is an error,
+    never "no such domain"."""
+    from controller.core.settings import LabPaths
+    from controller.ops.lab import Lab
+    with running_host(tmp_path / "ns") as h:
+        lab = Lab(LabPaths(tmp_path / "lab").ensure(), h.uri)
+        try:
+            first = lab.hv
+            h.ns.signal_daemon(signal.SIGSTOP)
+            t0 = time.monotonic()
+            while first.alive() and time.monotonic() - t0 < 60:
+                time.sleep(0.5)
+            dropped = time.monotonic() - t0
+            h.ns.signal_daemon(signal.SIGCONT)
+            with pytest.raises(HypervisorError, match=re.escape(f"libvirt at {h.uri}: ")):
+                first.lookup("anything")
+            second = lab.hv
+            assert second is not first and second.alive() and second.lookup("anything") is None
+        finally:
+            lab.close()
+    print(f"\nthe stalled daemon's connection dropped after {dropped:.1f} s")
+    assert dropped < 40

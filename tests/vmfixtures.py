@@ -26,7 +26,7 @@ def vm_lab(tmp_path_factory):
     home = tmp_path_factory.mktemp("vmlab")
     os.environ["SCALESET_HOME"] = str(home)
     os.environ.setdefault("SCALESET_CACHE", str(REPO / ".cache" / "images"))
-    os.environ["SCALESET_PORTS_DIR"] = str(home)
+    os.environ.setdefault("SCALESET_PORTS_DIR", str(home))  # make test: one registry for both lanes
     yield LabPaths(home).ensure()
     forget_pool(home)
 
