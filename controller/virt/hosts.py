@@ -112,10 +112,11 @@ class Connections:
         except TimeoutError:
             self.drop(uri)
             raise down(uri, f"no answer from libvirt within {self.timeout:g} s") from None
-        except libvirt.libvirtError as exc:
+        except (libvirt.libvirtError, HypervisorError) as exc:  # HypervisorError: a lookup on a dead connection
             if not _alive(hv):
                 self.drop(uri)
-                raise down(uri, exc.get_error_message() or str(exc)) from None
+                why = exc.reason if isinstance(exc, HypervisorError) else exc.get_error_message() or str(exc)
+                raise down(uri, why) from None
             raise
 
     def states(self, domains: Iterable[tuple[str | None, str]]) -> HostStates:
