@@ -10,7 +10,7 @@ setup:
 demo: setup
 	@scripts/demo.sh
 
-# Every tier, in two lanes at once (VM and az tiers beside the fast and Vagrant tiers, then test_vm_rehearse).
+# Every tier, in two lanes at once (VM and az tiers beside the fast and Vagrant tiers, then test_vm_rehearse and test_vm_surge).
 test: setup
 	$(SUDO) scripts/run-tests.sh
 

@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-LANE2_VM=(tests/test_vm_rehearse.py)
+LANE2_VM=(tests/test_vm_rehearse.py tests/test_vm_surge.py)
 log=$(mktemp -t scaleset-fast-lane.XXXXXX)
 # One port registry for the labs of both lanes: their 127.0.0.1 forwards never collide.
 SCALESET_PORTS_DIR=$(mktemp -d -t scaleset-ports.XXXXXX)
