@@ -146,3 +146,38 @@ def test_the_labs_own_connection_is_opened_again_once_it_died(flab):
     first.conn.close()  # as libvirt closes a connection whose daemon missed its keepalives
     second = flab.hv
     assert second is not first and second.alive() and flab.hosts.get(None) is second
+
+
+class _RawDom:
+    """libvirt's domain object whose first `fails` creates fail with `why`."""
+    def __init__(self, fails: int, why: str) -> None:
+        self.fails, self.why, self.creates, self.active = fails, why, 0, False
+
+    def name(self):
+        return "g"
+
+    def isActive(self):
+        return self.active
+
+    def create(self):
+        import libvirt
+        self.creates += 1
+        if self.creates <= self.fails:
+            raise libvirt.libvirtError(f"failed to load cgroup BPF prog: {self.why}")
+        self.active = True
+
+
+def test_a_start_that_fails_with_eagain_is_tried_again_and_another_failure_is_not():
+    import pytest
+
+    from controller.core.errors import HypervisorError
+    from controller.virt.hypervisor import Domain
+    flaky = _RawDom(2, "Resource temporarily unavailable")
+    Domain(flaky).start()
+    assert flaky.creates == 3 and flaky.active
+    with pytest.raises(HypervisorError, match="cannot start g: failed to load cgroup BPF prog: Resource temp"):
+        Domain(_RawDom(3, "Resource temporarily unavailable")).start()
+    broken = _RawDom(1, "Permission denied")
+    with pytest.raises(HypervisorError, match="Permission denied"):
+        Domain(broken).start()
+    assert broken.creates == 1

@@ -16,6 +16,8 @@ from controller.virt.domain_xml import METADATA_NS
 # Silence libvirt's default error printer; errors arrive as exceptions.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
+START_TRIES = 3  # a start that fails with EAGAIN (os.strerror(errno.EAGAIN)) is tried this often
+EAGAIN = "Resource temporarily unavailable"
 KEEPALIVE = (5, 3)  # seconds between probes, unanswered probes before libvirt drops the connection
 OPEN_TIMEOUT = 25.0  # seconds: libvirt's open has no timeout of its own (a stopped daemon: forever)
 _events = threading.Lock()
@@ -91,12 +93,20 @@ class Domain:
         """A hard reset of the running guest (same qemu process, same console file)."""
         self._dom.reset(0)
 
-    def start(self) -> None:
-        if not self._dom.isActive():
+    def start(self, tries: int = START_TRIES) -> None:
+        """Start it (a no-op when running). A start that fails with EAGAIN is tried again: libvirtd's
+        cgroup BPF program load gives up when a signal is pending (seen with creates at once)."""
+        for attempt in range(1, tries + 1):
+            if self._dom.isActive():
+                return
             try:
                 self._dom.create()
+                return
             except libvirt.libvirtError as exc:
-                raise HypervisorError(f"cannot start {self.name}: {exc.get_error_message()}") from exc
+                why = exc.get_error_message() or str(exc)
+                if EAGAIN not in why or attempt == tries:
+                    raise HypervisorError(f"cannot start {self.name}: {why}") from exc
+            signals.sleep(0.25 * attempt)
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """ACPI power-off, then hard stop after `timeout`."""
