@@ -215,11 +215,11 @@ def test_a_dead_host_raises_within_the_bound_and_never_hangs(tmp_path, key, sshd
         with pytest.raises(TunnelError, match="cannot connect.*refused"):
             t.open_channel(ep, web.port)
         refused = time.monotonic() - start
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            try:
-                got = s.recv(1)  # a forward's client is closed or reset, not left waiting
-            except ConnectionResetError:
-                got = b""
+        try:  # a forward's client is closed or reset, not left waiting (recv would time out)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                got = s.recv(1)
+        except ConnectionResetError:  # on a loaded machine the reset can come before connect() returns
+            got = b""
         assert got == b""
     print(f"\ndead host: {on_old:.2f} s on the old connection, {fresh:.2f} s fresh (timeout 1 s), "
           f"{refused:.3f} s refused")
