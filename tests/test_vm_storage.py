@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -201,3 +202,27 @@ def test_a_daemon_that_stalls_past_its_keepalives_costs_the_lab_one_reconnect(tm
             lab.close()
     print(f"\nthe stalled daemon's connection dropped after {dropped:.1f} s")
     assert dropped < 40
+
+
+def test_the_labs_pool_whose_folder_was_removed_is_built_again(tmp_path):
+    """A lab home deleted by hand leaves its pool defined on libvirtd; the next lab at that home
+    builds the pool's folder again (stopped or still active) instead of failing."""
+    hv = Hypervisor("qemu:///system")
+    name, path = f"sslab-test-{uuid.uuid4().hex[:8]}", tmp_path / "home" / "pool"
+    try:
+        ensure_pool(hv, name, str(path))
+        for stopped in (True, False):
+            if stopped:
+                hv.conn.storagePoolLookupByName(name).destroy()
+            shutil.rmtree(path.parent)
+            pool = ensure_pool(hv, name, str(path))
+            assert path.is_dir() and pool.volumes() == []
+        shutil.rmtree(path.parent)
+        with pytest.raises(HypervisorError, match="cannot open directory"):
+            ensure_pool(hv, name)  # without the lab's path: not ours to build, an error naming why
+    finally:
+        raw = hv.conn.storagePoolLookupByName(name)
+        if raw.isActive():
+            raw.destroy()
+        raw.undefine()
+        hv.close()

@@ -349,11 +349,30 @@ def ensure_pool(hv: Hypervisor, name: str, path: str | None = None) -> Pool:
                 f"and pool-autostart {name}", field=hv.uri) from exc
         with _errors(hv.uri, name, None, f"define a dir pool at {path}"):
             pool = define_dir_pool(hv, name, path)
-    with _errors(hv.uri, name, None, "start"):
-        if not pool.isActive():
-            pool.create(0)
-        pool.refresh(0)
+    try:
+        with _errors(hv.uri, name, None, "start"):
+            if not pool.isActive():
+                pool.create(0)
+            pool.refresh(0)
+    except HypervisorError:
+        if path is None:
+            raise
+        with _errors(hv.uri, name, None, f"build its folder {path} again and start"):
+            _rebuild(pool)  # the lab's own pool whose folder was removed (a lab home deleted by hand)
     return Pool(hv, pool)
+
+
+def _rebuild(pool: libvirt.virStoragePool) -> None:
+    """Stop the pool, build it (a dir pool: its folder made again, what is there kept), start it."""
+    if pool.isActive():
+        pool.destroy()
+    try:
+        pool.build(0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+            raise
+    pool.create(0)
+    pool.refresh(0)
 
 
 def define_dir_pool(hv: Hypervisor, name: str, path: str) -> libvirt.virStoragePool:
