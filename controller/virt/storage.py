@@ -366,13 +366,18 @@ def _rebuild(pool: libvirt.virStoragePool) -> None:
     """Stop the pool, build it (a dir pool: its folder made again, what is there kept), start it."""
     if pool.isActive():
         pool.destroy()
+    _build(pool)
+    pool.create(0)
+    pool.refresh(0)
+
+
+def _build(pool: libvirt.virStoragePool) -> None:
+    """Build the pool (a dir pool: its folder); a driver without build (test://) has nothing to build."""
     try:
         pool.build(0)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
             raise
-    pool.create(0)
-    pool.refresh(0)
 
 
 def define_dir_pool(hv: Hypervisor, name: str, path: str) -> libvirt.virStoragePool:
@@ -381,11 +386,7 @@ def define_dir_pool(hv: Hypervisor, name: str, path: str) -> libvirt.virStorageP
     xml = f"<pool type='dir'><name>{escape(name)}</name><target><path>{escape(path)}</path></target></pool>"
     pool = hv.conn.storagePoolDefineXML(xml, 0)
     try:
-        try:
-            pool.build(0)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
-                raise
+        _build(pool)
         pool.create(0)
         pool.setAutostart(1)
     except libvirt.libvirtError:
