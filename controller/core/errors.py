@@ -20,7 +20,7 @@ STATUS = {
     "AuthenticationFailed": 401, "InvalidAuthenticationToken": 401, "ExpiredAuthenticationToken": 401,
     "SubscriptionNotFound": 404, "ResourceGroupNotFound": 404, "InvalidResourceType": 404,
     "MissingApiVersionParameter": 400, "RequestEntityTooLarge": 413, "UnsupportedMediaType": 415,
-    "MethodNotAllowed": 405, "Forbidden": 403,
+    "MethodNotAllowed": 405, "Forbidden": 403, "PreconditionFailed": 412,
 }
 
 
