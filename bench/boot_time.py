@@ -74,7 +74,7 @@ def main() -> int:
             lab.instances.insert(inst)
             try:
                 others = running_guests(lab.hv)  # other guests share the host's cores under TCG
-                write_disks(lab, inst, iv.path)
+                write_disks(lab, inst, iv)
                 booted = wait_booted(lab, inst, switch(lab, inst))
                 r = booted.readiness
                 others |= running_guests(lab.hv) - {inst.domain}

@@ -61,7 +61,7 @@ def main() -> int:
             new = target_of(lab, ss, inst, False, None)
             swap = lab.journal.begin(inst, "reimage", new)
             t0 = time.monotonic()
-            write_disks(lab, new, image.path)
+            write_disks(lab, new, image)
             t1 = time.monotonic()
             started = switch(lab, new)
             t2 = time.monotonic()
