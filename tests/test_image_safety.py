@@ -23,11 +23,11 @@ URI = "properties.storageProfile.osDiskImage.source.uri"
 @pytest.fixture
 def hostile(tmp_path):
     """A qcow2 whose data lives in a host file, and one with a backing file."""
-    secret = tmp_path / "host-file.raw"
-    secret.write_bytes(b"host secret\n" * 1000)
-    data_file = tmp_path / "datafile.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={tmp_path / 'x.raw'}",
-                    str(data_file), "16M"], check=True)
+    src = tmp_path / "src.raw"
+    src.write_bytes(os.urandom(1024 * 1024))
+    data_file = tmp_path / "datafile.qcow2"  # whole and consistent: only its data lives in a host file
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", "-o",
+                    f"data_file={tmp_path / 'host-file.raw'}", str(src), str(data_file)], check=True)
     base = make_qcow2(tmp_path / "base.qcow2")
     overlay = tmp_path / "overlay.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)],
@@ -55,13 +55,10 @@ def test_a_qcow2_naming_a_host_file_is_never_published(flab, hostile, kind, tmp_
 
 
 @pytest.mark.parametrize("kind", ["data file", "backing file"])
-def test_the_cli_refuses_an_import_naming_a_host_file(flab, hostile, kind, capsys):
-    os.environ["SCALESET_LIBVIRT_URI"] = "test:///default"
-    try:
-        code = main(["image", "import", "--publisher", P, "--offer", O, "--sku", S, "--version", "2.0.0",
-                     "--file", str(hostile[kind])])
-    finally:
-        del os.environ["SCALESET_LIBVIRT_URI"]
+def test_the_cli_refuses_an_import_naming_a_host_file(flab, hostile, kind, capsys, monkeypatch):
+    monkeypatch.setenv("SCALESET_LIBVIRT_URI", "test:///default")
+    code = main(["image", "import", "--publisher", P, "--offer", O, "--sku", S, "--version", "2.0.0",
+                 "--file", str(hostile[kind])])
     err = capsys.readouterr().err
     assert code == 1 and "--file" in err and kind in err, err
     assert [v.version for v in flab.gallery.list()] == ["1.0.0"]
