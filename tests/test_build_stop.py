@@ -171,6 +171,8 @@ def test_sigterm_of_the_controller_ends_an_api_started_build(flab, tmp_path):
             proc.kill()
     wait_for(lambda: not alive(leader) and not alive(grandchild), "the build's processes ended with the controller")
     assert [v.version for v in flab.gallery.list()] == ["1.0.0"]
+    sweep(flab.paths.gallery, flab.paths.cache)  # what the next start does
+    assert not list(flab.paths.cache.glob(".build-*")) and not list(flab.paths.gallery.rglob(".*partial"))
     assert "Traceback" not in err.read_text()
 
 
