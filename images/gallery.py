@@ -157,7 +157,9 @@ def sweep(*folders: Path) -> list[Path]:
     removed = []
     for folder in folders:
         try:
-            entries = list(folder.iterdir()) + list(folder.rglob(".*.partial"))
+            partials = [p for p in folder.glob("*/*/*/.*.partial")  # publisher/offer/sku: not in temporary folders
+                        if not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
+            entries = list(folder.iterdir()) + partials
         except OSError:
             continue
         for entry in dict.fromkeys(entries):
@@ -322,9 +324,12 @@ class Gallery:
         return iv
 
     def verify(self, iv: ImageVersion) -> ImageVersion:
-        """Check the file against its recorded sha256 before it is used."""
+        """Check the file against its recorded sha256 (and that no host file is behind it) before it is used."""
         if not iv.path.is_file():
             raise ImageError("imageReference", f"{iv.urn}: file {iv.path} is missing", "ImageCorrupted")
+        problem = qcow2.header_problem(qcow2.read_header(iv.path))
+        if problem:  # published before the lab checked for host files behind an image
+            raise ImageError("imageReference", f"{iv.urn}: {iv.path} {problem}", "InvalidImageFormat")
         actual = qcow2.sha256_file(iv.path)
         if actual != iv.sha256:
             raise ImageError("imageReference", f"{iv.urn}: sha256 mismatch (recorded {iv.sha256[:12]}..., "

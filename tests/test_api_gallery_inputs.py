@@ -130,3 +130,34 @@ def test_a_customize_script_gets_one_answer_for_missing_and_unfit(api, tmp_path)
         err = r.json()["error"]
         answers.append({**err, "message": err["message"].replace(str(path), "PATH")})
     assert all(a == answers[0] for a in answers), answers
+
+
+def test_clients_that_read_change_and_write_with_if_match_lose_no_change(api):
+    """8 clients each add their region to targetRegions: GET, add, PUT with If-Match, again on
+    412 (or 409 while another's replication runs). All 8 regions are kept."""
+    import threading
+    import time
+    errors: list[str] = []
+
+    def client(n: int) -> None:
+        for _ in range(500):
+            got = raw(api, "GET", V1)
+            targets = got.json()["properties"]["publishingProfile"]["targetRegions"]
+            body = {"location": "local", "properties": {"publishingProfile": {
+                "targetRegions": [*targets, {"name": f"r{n}"}]}}}
+            r = raw(api, "PUT", V1, json=body, headers={"If-Match": got.headers["ETag"]})
+            if r.status_code == 200:
+                return
+            if r.status_code not in (409, 412):
+                errors.append(r.text)
+                return
+            time.sleep(0.01 * (n + 1))
+        errors.append(f"client {n} never got its write in")
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    kept = set(api.lab.gallery.get(P, O, S, "1.0.0").target_regions)
+    assert kept >= {f"r{n}" for n in range(8)}, kept

@@ -126,3 +126,13 @@ def test_a_link_to_a_good_qcow2_is_read_through(lab, qcow2_file, tmp_path):
     link = tmp_path / "link.qcow2"
     link.symlink_to(qcow2_file)
     assert check_source(link, "--file", lab.home) == qcow2_file.resolve()
+
+
+def test_a_version_published_before_the_check_is_refused_where_it_is_used(flab, hostile):
+    """An old lab's version with an external data file: never the base of an instance disk."""
+    iv = flab.gallery.get(P, O, S, "1.0.0")
+    os.chmod(iv.path, 0o644)
+    iv.path.write_bytes(hostile["data file"].read_bytes())
+    with pytest.raises(ImageError) as err:
+        flab.gallery.verify(iv)
+    assert err.value.code == "InvalidImageFormat" and "external data file" in err.value.reason
