@@ -56,6 +56,8 @@ GALLERIES = "subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute
 IMAGES = GALLERIES + "/{g}/images"
 VERSIONS = IMAGES + "/{i}/versions"
 TYPE = "Microsoft.Compute/galleries"
+
+
 @dataclass(frozen=True)
 class Image:
     """An image definition: the one (publisher, offer, sku) a gallery's image name stands for."""
