@@ -12,6 +12,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from controller.core import procs
 from controller.core.errors import ImageError
 
 SECTOR = 512
@@ -20,7 +21,7 @@ GRUB_MODULES = ["biosdisk", "part_msdos", "ext2", "normal", "linux", "configfile
 
 
 def _run(args: list[str], what: str, **kw) -> subprocess.CompletedProcess:
-    res = subprocess.run(args, capture_output=True, text=True, **kw)
+    res = procs.run(args, capture_output=True, text=True, **kw)
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-5:]
         raise ImageError("build", f"{what} failed (exit {res.returncode}): {' | '.join(tail)}", "BuildFailed")

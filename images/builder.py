@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -14,11 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from controller.core import procs
 from controller.core.errors import ImageError
 
 from . import bootdisk
 from .aptsources import host_sources
-from .gallery import Gallery, ImageVersion
+from .gallery import Gallery, ImageVersion, owned
 from .recipe import Recipe, choose
 
 STAMP_PATH = "etc/scaleset-lab/image.json"
@@ -68,12 +68,12 @@ def package_set(recipe: Recipe, cache: Path, log: Log) -> Path:
             return tar
         _require_root()
         t0 = time.monotonic()
-        with tempfile.TemporaryDirectory(dir=cache, prefix=".mmdebstrap-") as tmp:
+        with tempfile.TemporaryDirectory(dir=cache, prefix=owned(".mmdebstrap-")) as tmp:
             sources = Path(tmp) / "sources.list"
             sources.write_text(host_sources(recipe.suite))
             partial = Path(tmp) / "rootfs.tar"
             log(f"package set: mmdebstrap {recipe.suite} with {len(recipe.packages)} packages ...")
-            res = subprocess.run(_mmdebstrap_args(recipe, sources, partial), capture_output=True, text=True)
+            res = procs.run(_mmdebstrap_args(recipe, sources, partial), capture_output=True, text=True)
             if res.returncode != 0:
                 tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-6:])
                 raise ImageError("build", f"mmdebstrap failed (exit {res.returncode}): {tail}", "BuildFailed")
@@ -94,7 +94,7 @@ def run_customize(root: Path, script: Path, index: int) -> None:
     cmd = (f"mount -t proc proc {r}/proc && mount -t sysfs sys {r}/sys && mount --rbind /dev {r}/dev && "
            f"exec chroot {r} /bin/sh -e {inside}")
     try:
-        res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", cmd],
+        res = procs.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", cmd],
                              capture_output=True, text=True,
                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
                                   "LC_ALL": "C.UTF-8", "HOME": "/root"})
@@ -136,11 +136,11 @@ def build(gallery: Gallery, publisher: str, offer: str, sku: str, version: str,
     cache = gallery.paths.cache
     cache.mkdir(parents=True, exist_ok=True)
     tar = package_set(recipe, cache, log)
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
+    with tempfile.TemporaryDirectory(dir=cache, prefix=owned(".build-")) as tmp:
         work = Path(tmp)
         root = work / "root"
         root.mkdir()
-        subprocess.run(["tar", "-C", str(root), "-xf", str(tar)], check=True)
+        procs.run(["tar", "-C", str(root), "-xf", str(tar)], check=True)
         for i, s in enumerate(scripts):
             log(f"customize[{i}]: {s}")
             run_customize(root, s, i)

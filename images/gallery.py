@@ -1,11 +1,13 @@
 """The local image gallery: immutable versions with checksums, `latest`, exclusions, regions."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from controller.core.clock import now_iso
 from controller.core.errors import ImageError
+from controller.core.procs import owner_alive, process_tag
 from controller.core.settings import LabPaths
 from controller.core.txn import transaction
 from controller.model.versions import LATEST, parse_version
@@ -51,6 +54,13 @@ class ImageVersion:
     @property
     def urn(self) -> str:
         return f"{self.publisher}:{self.offer}:{self.sku}:{self.version}"
+
+    @property
+    def etag(self) -> str:
+        """Changes with every write of the version's record (a new file, exclusion, regions)."""
+        record = json.dumps([self.publisher, self.offer, self.sku, self.version, str(self.path), self.sha256,
+                             self.exclude_from_latest, list(self.target_regions), self.published_at])
+        return hashlib.sha256(record.encode()).hexdigest()[:16]
 
     @property
     def volume_name(self) -> str:
@@ -108,6 +118,73 @@ def _regions(regions: list[str] | None) -> list[str]:
 
 def _always(iv: ImageVersion, region: str) -> bool:
     return True
+
+
+Expect = Callable[["ImageVersion | None"], None]  # raises unless the version as read may be written
+_OWNED = re.compile(r"\.(?:import|build|mmdebstrap)-(\d+)_([^-]+)-|\..*\.(\d+)_([^.]+)\.partial$")
+
+
+def owned(prefix: str) -> str:
+    """A temporary name's prefix carrying this process's tag: `sweep` removes it once we are gone."""
+    return f"{prefix}{process_tag().replace(':', '_')}-"
+
+
+def _remove_tree(path: Path) -> None:
+    """rm -r that never crosses into another file system (a mount a killed build left)."""
+    top = path.lstat().st_dev
+    if not stat.S_ISDIR(path.lstat().st_mode):
+        path.unlink(missing_ok=True)
+        return
+    for parent, dirs, files in os.walk(path, topdown=False):
+        for name in files + dirs:
+            p = Path(parent) / name
+            try:
+                st = p.lstat()
+                if st.st_dev != top:
+                    continue
+                p.rmdir() if stat.S_ISDIR(st.st_mode) else p.unlink()
+            except OSError:
+                pass  # not empty (a mount below) or gone: left
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def sweep(*folders: Path) -> list[Path]:
+    """Remove what builds and imports of processes that are gone left in `folders` (their
+    temporary folders and partial files); what a live process works on stays."""
+    removed = []
+    for folder in folders:
+        try:
+            partials = [p for p in folder.glob("*/*/*/.*.partial")  # publisher/offer/sku: not in temporary folders
+                        if not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
+            entries = list(folder.iterdir()) + partials
+        except OSError:
+            continue
+        for entry in dict.fromkeys(entries):
+            m = _OWNED.match(entry.name)
+            if m is None:
+                continue
+            pid, start = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+            if owner_alive(f"{pid}:{start}"):
+                continue
+            _remove_tree(entry)
+            removed.append(entry)
+    return removed
+
+
+def _copy_regular(src: Path, dest: Path, field: str) -> None:
+    """Copy a regular file (opened once: a FIFO or device is refused, never waited on)."""
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        raise ImageError(field, f"{src} does not exist or is not a readable regular file", "FileNotFound") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ImageError(field, f"{src} is not a regular file", "FileNotFound")
+        with dest.open("wb") as out:
+            shutil.copyfileobj(f, out, 4 * 1024 * 1024)
 
 
 class Gallery:
@@ -180,7 +257,7 @@ class Gallery:
         digest = qcow2.sha256_file(disk)
         dest = self._dest(publisher, offer, sku, version)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")  # two imports never share it
+        partial = dest.with_name(f"{owned('.' + dest.name + '.')[:-1]}.partial")  # two imports never share it
         shutil.move(str(disk), partial)
         os.chmod(partial, 0o444)
         now = now_iso()
@@ -205,17 +282,21 @@ class Gallery:
         self.check_new(publisher, offer, sku, version)
         _regions(target_regions)
         qcow2.inspect(file, "file")
-        with tempfile.TemporaryDirectory(dir=self.paths.gallery, prefix=".import-") as tmp:
+        with tempfile.TemporaryDirectory(dir=self.paths.gallery, prefix=owned(".import-")) as tmp:
             copy = Path(tmp) / "disk.qcow2"
-            shutil.copyfile(file, copy)
+            _copy_regular(file, copy, "file")  # publish checks the copy again: what is published was checked
             return self.publish(publisher, offer, sku, version, copy, source="imported",
                                 target_regions=target_regions, exclude_from_latest=exclude_from_latest)
 
     def update(self, publisher: str, offer: str, sku: str, version: str, *,
-               exclude_from_latest: bool | None = None, target_regions: list[str] | None = None) -> ImageVersion:
-        """Change what Azure lets change on a published version: exclusion and regions."""
+               exclude_from_latest: bool | None = None, target_regions: list[str] | None = None,
+               expect: Expect | None = None) -> ImageVersion:
+        """Change what Azure lets change on a published version: exclusion and regions; `expect`
+        (an If-Match) sees the version as read in the write's transaction."""
         self.get(publisher, offer, sku, version)
         with transaction(self.db):
+            if expect is not None:
+                expect(self.get(publisher, offer, sku, version))
             if exclude_from_latest is not None:
                 self.db.execute("UPDATE image_versions SET exclude_from_latest=? WHERE publisher=? AND offer=? "
                                 "AND sku=? AND version=?", (int(exclude_from_latest), publisher, offer, sku, version))
@@ -226,22 +307,29 @@ class Gallery:
         return self.get(publisher, offer, sku, version)
 
     def delete(self, publisher: str, offer: str, sku: str, version: str,
-               in_use: set[tuple[str, str, str, str]]) -> ImageVersion:
-        """Remove a version no OS disk is built on (`in_use`: lower-case publisher/offer/sku)."""
+               in_use: set[tuple[str, str, str, str]], expect: Expect | None = None) -> ImageVersion:
+        """Remove a version no OS disk is built on (`in_use`: lower-case publisher/offer/sku);
+        `expect` sees it as read in the write's transaction."""
         iv = self.get(publisher, offer, sku, version)
         if (publisher.lower(), offer.lower(), sku.lower(), version) in in_use:
             raise ImageError("version", f"{iv.urn} is in use by instances (their OS disks are overlays on it); "
                                         "upgrade or delete them first", "ImageVersionInUse")
         with transaction(self.db):
+            if expect is not None:
+                iv = self.get(publisher, offer, sku, version)
+                expect(iv)
             self.db.execute("DELETE FROM image_versions WHERE publisher=? AND offer=? AND sku=? AND version=?",
                             (publisher, offer, sku, version))
         iv.path.unlink(missing_ok=True)
         return iv
 
     def verify(self, iv: ImageVersion) -> ImageVersion:
-        """Check the file against its recorded sha256 before it is used."""
+        """Check the file against its recorded sha256 (and that no host file is behind it) before it is used."""
         if not iv.path.is_file():
             raise ImageError("imageReference", f"{iv.urn}: file {iv.path} is missing", "ImageCorrupted")
+        problem = qcow2.header_problem(qcow2.read_header(iv.path))
+        if problem:  # published before the lab checked for host files behind an image
+            raise ImageError("imageReference", f"{iv.urn}: {iv.path} {problem}", "InvalidImageFormat")
         actual = qcow2.sha256_file(iv.path)
         if actual != iv.sha256:
             raise ImageError("imageReference", f"{iv.urn}: sha256 mismatch (recorded {iv.sha256[:12]}..., "

@@ -175,12 +175,12 @@ def test_a_version_under_creation_is_not_created_twice_nor_deleted(api, disk, mo
     assert raw(api, "GET", path).json()["properties"]["provisioningState"] == "Succeeded"
 
 
-def test_an_import_of_a_file_that_is_no_qcow2_fails_the_operation_naming_the_uri(api, tmp_path):
+def test_an_import_of_a_file_that_is_no_qcow2_is_refused_at_once_naming_the_uri(api, tmp_path):
     junk = tmp_path / "junk.qcow2"
     junk.write_bytes(b"not a disk" * 100)
     with pytest.raises(HttpResponseError) as err:
-        api.client().gallery_image_versions.begin_create_or_update(RG, G, I, "1.0.1", version_body(str(junk))).result()
-    assert (err.value.error.code, err.value.error.target) == ("InvalidImageFormat", URI)
+        api.client().gallery_image_versions.begin_create_or_update(RG, G, I, "1.0.1", version_body(str(junk)))
+    assert (err.value.status_code, err.value.error.code, err.value.error.target) == (400, "InvalidParameter", URI)
     assert [v.version for v in api.lab.gallery.list()] == ["1.0.0"]
 
 

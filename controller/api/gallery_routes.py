@@ -20,30 +20,35 @@ regions within the operation (controller/ops/replication.py): a host that fails 
 `ReplicationFailed`, one error detail per host. GET with `$expand=ReplicationStatus` adds
 `properties.replicationStatus`. DELETE removes the replicas too, or nothing (a replica in use, a
 host that does not answer).
-The controller reads those files as the user running it: the API is local-only (127.0.0.1).
+The controller reads those files as the user running it: the API is local-only (127.0.0.1). The
+source is checked before the 201 (images/source.py: one answer for every file that is no readable
+qcow2 outside the lab's home; no backing or external data file), the scripts likewise.
+A version's `etag` (body and `ETag` header) is a hash of its record; If-Match / If-None-Match are
+checked in the write's transaction. A build's child processes belong to this API (procs.Children):
+they stop when it stops, and what stopped builds left is swept when it starts.
 """
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlparse
 
 from aiohttp import web
 
 from controller.api import bodies, operations, responses
 from controller.api.context import ApiContext
+from controller.api.gallery_bodies import LAB, URI, content, publishing, refield, request_properties
+from controller.api.preconditions import NONE, Preconditions, etag
 from controller.api.router import Router, cacheable
 from controller.api.scope import check_subscription, group
-from controller.core.errors import ImageError, LabError, ModelError
+from controller.core import procs
+from controller.core.errors import ImageError, ModelError
 from controller.model.armid import DEFAULT_RESOURCE_GROUP, group_path
 from controller.model.versions import parse_version
 from controller.ops import replication
 from controller.ops.lab import Lab
 from images.builder import build
-from images.gallery import DEFAULT_REGION, ImageVersion, check_name
+from images.gallery import DEFAULT_REGION, ImageVersion, check_name, sweep
 from images.recipe import choose as choose_recipe
 
 log = logging.getLogger("scaleset.api")
@@ -51,12 +56,6 @@ GALLERIES = "subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute
 IMAGES = GALLERIES + "/{g}/images"
 VERSIONS = IMAGES + "/{i}/versions"
 TYPE = "Microsoft.Compute/galleries"
-URI = "properties.storageProfile.osDiskImage.source.uri"
-PUBLISHING = "properties.publishingProfile"
-LAB = "properties.lab"
-# An ImageError's field (the CLI's flag) as the JSON path of the request.
-_FIELDS = {"file": URI, "version": "galleryImageVersionName", "sku": LAB + ".recipe", "build": LAB,
-           "--recipe": LAB + ".recipe"}
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,22 @@ def version_view(rg: str, iv: ImageVersion, status: dict | None = None, state: s
     if status is not None:
         props["replicationStatus"] = status
     return {"id": f"{gallery_id(rg, iv.publisher)}/images/{iv.sku}/versions/{iv.version}", "name": iv.version,
-            "type": flat["type"], "location": flat["location"], "tags": flat["tags"], "properties": props}
+            "type": flat["type"], "location": flat["location"], "tags": flat["tags"], "etag": etag_of(iv),
+            "properties": props}
+
+
+def etag_of(iv: ImageVersion) -> str:
+    return etag(iv.etag)
+
+
+def expecting(pre: Preconditions):
+    """The check a write makes of the version as it reads it (None: it does not exist)."""
+    return lambda iv: pre.check(None if iv is None else etag_of(iv))
+
+
+def tagged(response: web.Response, iv: ImageVersion) -> web.Response:
+    response.headers["ETag"] = etag_of(iv)
+    return response
 
 
 def _is(name: str, want: str) -> bool:
@@ -169,80 +183,6 @@ def find_version(lab: Lab, img: Image, v: str) -> ImageVersion:
                                                 "found.", "ImageVersionNotFound")
 
 
-def publishing(props: dict) -> tuple[bool | None, list[str] | None]:
-    """excludeFromLatest and targetRegions[].name of a request (None: not given)."""
-    prof = bodies.json_object(props.get("publishingProfile"), PUBLISHING)
-    exclude = prof.get("excludeFromLatest")
-    if exclude is not None and not isinstance(exclude, bool):
-        raise ModelError(PUBLISHING + ".excludeFromLatest", "must be true or false")
-    targets = prof.get("targetRegions")
-    if targets is None:
-        return exclude, None
-    if not isinstance(targets, list) or not targets:
-        raise ModelError(PUBLISHING + ".targetRegions", "must be a non-empty list of {name, regionalReplicaCount}")
-    regions = []
-    for n, t in enumerate(targets):
-        field = f"{PUBLISHING}.targetRegions[{n}]"
-        name = bodies.json_object(t, field).get("name")
-        if not isinstance(name, str):
-            raise ModelError(field + ".name", "is required: a region name")
-        regions.append(check_name(field + ".name", name))
-    return exclude, regions
-
-
-def local_file(value: Any, field: str) -> Path:
-    """An absolute path or file:// URL of an existing, readable file on this machine."""
-    if not isinstance(value, str) or not value:
-        raise ModelError(field, "must be an absolute path or a file:// URL")
-    url = urlparse(value)
-    if url.scheme == "file":
-        if url.netloc not in ("", "localhost"):
-            raise ModelError(field, "a file:// URL must name a file of this machine (no host)")
-        value = unquote(url.path)
-    elif url.scheme and len(url.scheme) > 1:
-        raise ModelError(field, f"'{url.scheme}' URLs are not supported: the lab reads local files only")
-    path = Path(value)
-    if not path.is_absolute():
-        raise ModelError(field, "must be an absolute path (the controller's working folder is not the caller's)")
-    if not path.is_file() or not os.access(path, os.R_OK):
-        raise ModelError(field, f"{str(path)[:200]} does not exist or is not a readable file", "FileNotFound")
-    return path
-
-
-def content(props: dict) -> tuple[Path | None, str | None, list[Path]]:
-    """What a request would publish: (source, recipe, customize); (None, None, []) for nothing."""
-    storage = bodies.json_object(props.get("storageProfile"), "properties.storageProfile")
-    if storage.get("source") is not None:
-        raise ModelError("properties.storageProfile.source", "the lab imports qcow2 files only: give " + URI)
-    disk = bodies.json_object(storage.get("osDiskImage"), "properties.storageProfile.osDiskImage")
-    uri = bodies.json_object(disk.get("source"), "properties.storageProfile.osDiskImage.source").get("uri")
-    lab = bodies.json_object(props.get("lab"), LAB)
-    unknown = sorted(set(lab) - {"recipe", "customize", "offer"})
-    if unknown:
-        raise ModelError(f"{LAB}.{unknown[0][:40]}", "unknown field (known: recipe, customize, offer)")
-    wants_build = "recipe" in lab or "customize" in lab
-    if uri is not None and wants_build:
-        raise ModelError(LAB, f"give either {URI} (import) or properties.lab.recipe/customize (build), not both")
-    if uri is not None:
-        return local_file(uri, URI), None, []
-    if not wants_build:
-        return None, None, []
-    recipe, scripts = lab.get("recipe"), lab.get("customize", [])
-    if recipe is not None and not isinstance(recipe, str):
-        raise ModelError(LAB + ".recipe", "must be a recipe name (a string)")
-    if not isinstance(scripts, list):
-        raise ModelError(LAB + ".customize", "must be a list of absolute paths of scripts")
-    return None, recipe or "", [local_file(s, f"{LAB}.customize[{n}]") for n, s in enumerate(scripts)]
-
-
-def _refield(exc: ImageError) -> LabError:
-    """An ImageError of the gallery or builder naming the request's field instead of the CLI's flag."""
-    field = _FIELDS.get(exc.field) or exc.field
-    if exc.field.startswith("customize["):
-        field = f"{LAB}.{exc.field}"
-    return LabError(field, exc.reason, exc.code)
-
-
 def _immutable(iv: ImageVersion, props: dict) -> None:
     source, recipe, _ = content(props)
     if recipe is not None or (source is not None and source.resolve() != iv.path.resolve()):
@@ -250,11 +190,13 @@ def _immutable(iv: ImageVersion, props: dict) -> None:
                                                     "excludeFromLatest and targetRegions change)", "Conflict")
 
 
-def update(lab: Lab, iv: ImageVersion, props: dict) -> tuple[ImageVersion, bool]:
-    """The version after the update; True when its targetRegions were given (to sync)."""
+def update(lab: Lab, iv: ImageVersion, props: dict, pre: Preconditions = NONE
+           ) -> tuple[ImageVersion, bool]:
+    """The version after the update (`pre` checked as the write reads it); True when its
+    targetRegions were given (to sync)."""
     exclude, regions = publishing(props)
     return lab.gallery.update(iv.publisher, iv.offer, iv.sku, iv.version, exclude_from_latest=exclude,
-                              target_regions=regions), regions is not None
+                              target_regions=regions, expect=expecting(pre)), regions is not None
 
 
 def replicated(lab: Lab, rg: str, iv: ImageVersion, sync: bool = False) -> dict:
@@ -267,7 +209,8 @@ def replicated(lab: Lab, rg: str, iv: ImageVersion, sync: bool = False) -> dict:
     return version_view(rg, iv)
 
 
-def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | tuple[ImageVersion, bool]:
+def plan(lab: Lab, g: str, i: str, v: str, props: dict, pre: Preconditions = NONE
+         ) -> NewVersion | tuple[ImageVersion, bool]:
     """Validate a PUT: the new version to create, or the existing one after its update."""
     check_name("galleryName", g)
     check_name("galleryImageName", i)
@@ -289,9 +232,10 @@ def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | tuple[Im
     iv = version_of(lab, img, v)
     if iv is not None:
         _immutable(iv, props)
-        return update(lab, iv, props)
+        return update(lab, iv, props, pre)
+    pre.check(None)
     exclude, regions = publishing(props)
-    source, recipe, scripts = content(props)
+    source, recipe, scripts = content(props, lab.paths.home)
     if source is None and recipe is None:
         raise ModelError(URI, f"is required: a qcow2 file to import, or {LAB}.recipe/customize to build one")
     if recipe is not None:
@@ -303,7 +247,7 @@ def plan(lab: Lab, g: str, i: str, v: str, props: dict) -> NewVersion | tuple[Im
     try:
         lab.gallery.check_new(img.publisher, img.offer, img.sku, v)
     except ImageError as exc:
-        raise _refield(exc) from None
+        raise refield(exc) from None
     return NewVersion(img, v, source, recipe, scripts, bool(exclude), regions)
 
 
@@ -319,27 +263,39 @@ def create(lab: Lab, rg: str, new: NewVersion) -> dict:
                        recipe_name=new.recipe, target_regions=new.regions, log=lambda line: log.info("build: %s", line),
                        exclude_from_latest=new.exclude, recipe_field=LAB + ".recipe")
     except ImageError as exc:
-        raise _refield(exc) from None
+        raise refield(exc) from None
     return replicated(lab, rg, iv)
 
 
-def remove(lab: Lab, g: str, i: str, v: str) -> bool:
-    """Delete a version no instance uses; False when there is none."""
+def remove(lab: Lab, g: str, i: str, v: str, pre: Preconditions = NONE) -> bool:
+    """Delete a version no instance uses (`pre` checked first and as the delete reads it); False
+    when there is none."""
     try:
         iv = find_version(lab, find_image(lab, g, i), v)
     except ModelError as exc:
         if exc.status == 404:
+            pre.check(None)
             return False
         raise
+    check = expecting(pre)
+    check(iv)  # before any replica goes
     try:
-        replication.delete_version(lab, iv)
+        replication.delete_version(lab, iv, check)
     except ImageError as exc:
-        raise _refield(exc) from None
+        raise refield(exc) from None
     return True
 
 
 def register(router: Router, ctx: ApiContext) -> None:
     creating: set[tuple[str, str, str]] = set()  # (publisher, sku, version), lower-case: under creation
+    children = procs.Children()  # of the builds started here: they stop when the API stops
+    ctx.on_shutdown.append(children.stop)
+    for left in sweep(ctx.paths.gallery, ctx.paths.cache):  # what a stopped controller's builds left
+        log.info("removed %s (left by a build or import that was stopped)", left)
+
+    def owned_create(lab: Lab, rg: str, new: NewVersion) -> dict:
+        with procs.owned_by(children):
+            return create(lab, rg, new)
 
     def key(g: str, i: str, v: str) -> tuple[str, str, str]:
         return g.lower(), i.lower(), v
@@ -375,15 +331,16 @@ def register(router: Router, ctx: ApiContext) -> None:
             return [version_view(rg, iv) for iv in lab.gallery.list(img.publisher, img.offer, img.sku)]
         return responses.page(request, await ctx.read(items))
 
-    @cacheable(lambda r: "$expand" not in r.query)
     async def get_version(request: web.Request, p: dict[str, str]) -> web.Response:
+        """Not cached: the cache keeps bodies, not the ETag header."""
         rg = group(p)
         expand = request.query.get("$expand", "").lower() == "replicationstatus"
 
-        def view(lab: Lab) -> dict:
+        def view(lab: Lab) -> tuple[dict, ImageVersion]:
             iv = find_version(lab, find_image(lab, p["g"], p["i"]), p["v"])
-            return version_view(rg, iv, replication.replication_status(lab, iv) if expand else None)
-        return responses.body(await ctx.read(view))
+            return version_view(rg, iv, replication.replication_status(lab, iv) if expand else None), iv
+        body, iv = await ctx.read(view)
+        return tagged(responses.body(body), iv)
 
     def idle(rg: str, p: dict[str, str]) -> None:
         """Conflict while an update of the version replicates (two would upload one volume)."""
@@ -394,16 +351,17 @@ def register(router: Router, ctx: ApiContext) -> None:
     def updated(request: web.Request, rg: str, iv: ImageVersion, sync: bool) -> web.Response:
         """An updated version; with targetRegions, the replication is the long-running operation."""
         if not sync:
-            return responses.body(version_view(rg, iv))
+            return tagged(responses.body(version_view(rg, iv)), iv)
         view = version_view(rg, iv, state="Updating")
         op = ctx.ops.start("update", view["id"], DEFAULT_REGION, ctx.work(replicated, rg, iv, True))
-        return responses.body(view, 200, operations.headers(request, op, location=False))
+        return tagged(responses.body(view, 200, operations.headers(request, op, location=False)), iv)
 
     async def put_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
-        props = bodies.json_object(bodies.json_object(await bodies.read(request), "body").get("properties"), "properties")
+        pre = Preconditions.of(request.headers)
+        props = request_properties(await bodies.read(request))
         idle(rg, p)
-        new = await ctx.read(plan, p["g"], p["i"], p["v"], props)
+        new = await ctx.read(plan, p["g"], p["i"], p["v"], props, pre)
         if isinstance(new, tuple):  # an existing version: its publishingProfile was updated
             return updated(request, rg, *new)
         mine = key(new.image.publisher, new.image.sku, new.version)
@@ -417,7 +375,7 @@ def register(router: Router, ctx: ApiContext) -> None:
 
         async def work() -> dict:
             try:
-                return await ctx.work(create, rg, new)
+                return await ctx.work(owned_create, rg, new)
             finally:
                 creating.discard(mine)
         op = ctx.ops.start("create", view["id"], DEFAULT_REGION, work())
@@ -425,21 +383,23 @@ def register(router: Router, ctx: ApiContext) -> None:
 
     async def patch_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
-        props = bodies.json_object(bodies.json_object(await bodies.read(request), "body").get("properties"), "properties")
+        pre = Preconditions.of(request.headers)
+        props = request_properties(await bodies.read(request))
 
         def write(lab: Lab) -> tuple[ImageVersion, bool]:
             iv = find_version(lab, find_image(lab, p["g"], p["i"]), p["v"])
             _immutable(iv, props)
-            return update(lab, iv, props)
+            return update(lab, iv, props, pre)
         idle(rg, p)
         return updated(request, rg, *await ctx.read(write))
 
     async def delete_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
+        pre = Preconditions.of(request.headers)
         if key(p["g"], p["i"], p["v"]) in creating:
             raise ModelError("galleryImageVersionName", f"version '{p['v']}' is being created", "Conflict")
         idle(rg, p)
-        return web.Response(status=200 if await ctx.read(remove, p["g"], p["i"], p["v"]) else 204)
+        return web.Response(status=200 if await ctx.read(remove, p["g"], p["i"], p["v"], pre) else 204)
 
     router.add("GET", "subscriptions/{sub}/providers/Microsoft.Compute/galleries", list_galleries)
     router.add("GET", GALLERIES, list_galleries)

@@ -60,8 +60,11 @@ def cmd_image_build(args) -> int:
 
 
 def cmd_image_import(args) -> int:
+    from images.source import check_source
     lab = Lab.open()
-    iv = lab.gallery.import_file(args.publisher, args.offer, args.sku, args.version, args.file,
+    lab.gallery.check_new(args.publisher, args.offer, args.sku, args.version)
+    source = check_source(args.file, "--file", lab.paths.home)  # as the API checks it: a self-contained qcow2
+    iv = lab.gallery.import_file(args.publisher, args.offer, args.sku, args.version, source,
                                  target_regions=args.target_regions)
     _print(iv.to_json())
     cli_replicas.published(lab, iv)

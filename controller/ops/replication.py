@@ -123,9 +123,10 @@ def sync_regions(lab: Lab, iv: ImageVersion) -> Sync:
     return out
 
 
-def delete_version(lab: Lab, iv: ImageVersion) -> ImageVersion:
+def delete_version(lab: Lab, iv: ImageVersion, expect=None) -> ImageVersion:
     """Delete the replicas on every host, then the version; nothing is deleted while an instance
-    uses the version, a replica has users, or a replica's host does not answer."""
+    uses the version, a replica has users, or a replica's host does not answer. `expect`: the
+    gallery's check of the version as its delete reads it (an If-Match)."""
     if (iv.publisher.lower(), iv.offer.lower(), iv.sku.lower(), iv.version) in lab.instances.images_in_use():
         raise ImageError("version", f"{iv.urn} is in use by instances (their OS disks are overlays on it); "
                                     "upgrade or delete them first; nothing was deleted", "ImageVersionInUse")
@@ -145,7 +146,7 @@ def delete_version(lab: Lab, iv: ImageVersion) -> ImageVersion:
     for row, pool in found:
         pool.delete(row.volume)
         store.forget(iv, row.host_uri, row.pool)
-    return lab.gallery.delete(iv.publisher, iv.offer, iv.sku, iv.version, lab.instances.images_in_use())
+    return lab.gallery.delete(iv.publisher, iv.offer, iv.sku, iv.version, lab.instances.images_in_use(), expect)
 
 
 def _region_state(rows: list, region: Region | None) -> tuple[str, str]:
