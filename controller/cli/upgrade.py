@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from controller.api.endpoint import configured_port, endpoint
 from controller.cli.inputs import check_range, check_seconds
 from controller.cli.vmss import out
 from controller.core import signals
-from controller.core.errors import ModelError
+from controller.core.errors import Interrupted, ModelError
 from controller.ops import views
 from controller.ops.lab import Lab
 from controller.ops.rolling import Orchestrator, start_upgrade
@@ -47,7 +48,14 @@ def cmd_controller(args) -> int:
             if api is not None:
                 api.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except Interrupted as exc:
+        if controller.cut_off():  # said as any interrupted command says it: repair (or a restart) finishes it
+            raise
+        _say(f"controller stopped ({signal.Signals(exc.signum).name})")
+        signals.reported()
+        return signals.exit_code(exc.signum)
     return 0
 
 

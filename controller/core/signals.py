@@ -110,6 +110,11 @@ def reported() -> None:
     _S.reported = True
 
 
+def was_reported() -> bool:
+    """Whether the line that says how the command stopped is out."""
+    return _S.reported
+
+
 def reset() -> None:
     """Forget a past signal (tests)."""
     STOP.clear()

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from controller.core.errors import HypervisorError, ImageError, LabError, ModelError
+from controller.core.errors import HypervisorError, ImageError, Interrupted, LabError, ModelError
 from controller.model import extensions as ext_mod
 from controller.model import placement
 from controller.model.instance import (
@@ -184,6 +184,8 @@ async def bring_up(lab: Lab, swap: Swap, new: Instance, iv: ImageVersion, timeou
         lab.journal.set_phase(swap, "swapped")
         booted = await asyncio.to_thread(wait_booted, lab, new, started, timeout)
         apply_booted(new, booted)
+    except Interrupted:  # the process stops: the swap stays open for the next controller or `repair`
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure is the instance's state, not a crash
         new.provisioning_state, new.error = "Failed", f"{type(exc).__name__}: {exc}"
         if swap.old_os_disk and _attached(lab, new) != new.os_disk:
