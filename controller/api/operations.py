@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -23,7 +24,7 @@ from aiohttp import web
 from controller.api import responses
 from controller.core import signals
 from controller.core.clock import now_iso
-from controller.core.errors import STATUS, LabError, ModelError
+from controller.core.errors import STATUS, LabError, ModelError, from_db_error
 from controller.state.db import connect
 from controller.state.operations import KEEP_SECONDS, MAX_KEPT, OperationStore
 
@@ -83,9 +84,11 @@ class Operations:
         try:
             for gone in store.begin(op.id, kind, resource, location, op.start_time) if store else ():
                 self.items.pop(gone, None)
-        except BaseException:
+        except BaseException as exc:
             if asyncio.iscoroutine(work):
                 work.close()  # never started
+            if isinstance(exc, sqlite3.Error):  # a full disk: InsufficientStorage, before any work
+                raise from_db_error(exc, self.db) from None
             raise
         self.items[op.id] = op
         self.version += 1

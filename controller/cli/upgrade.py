@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sqlite3
 import sys
 from datetime import datetime
 
@@ -13,7 +14,7 @@ from controller.api.endpoint import configured_port, endpoint
 from controller.cli.inputs import check_range, check_seconds
 from controller.cli.vmss import out
 from controller.core import signals
-from controller.core.errors import Interrupted, ModelError
+from controller.core.errors import ModelError
 from controller.ops import views
 from controller.ops.lab import Lab
 from controller.ops.rolling import Orchestrator, start_upgrade
@@ -48,14 +49,18 @@ def cmd_controller(args) -> int:
             if api is not None:
                 api.stop()
 
-    try:
-        asyncio.run(run())
-    except Interrupted as exc:
-        if controller.cut_off():  # said as any interrupted command says it: repair (or a restart) finishes it
-            raise
-        _say(f"controller stopped ({signal.Signals(exc.signum).name})")
-        signals.reported()
-        return signals.exit_code(exc.signum)
+    def farewell(signum: int) -> str | None:
+        """A stop that cut nothing off says so (from any thread: a connection of its own); one that
+        did says the ERROR line (repair, or the next controller, finishes it)."""
+        db = sqlite3.connect(f"file:{lab.paths.db}?mode=ro", uri=True, timeout=1)
+        try:
+            cut = controller.cut_off(db)
+        finally:
+            db.close()
+        return None if cut else f"{datetime.now().strftime('%H:%M:%S')} controller stopped ({signal.Signals(signum).name})"
+
+    signals.say_instead(farewell)
+    asyncio.run(run())
     return 0
 
 

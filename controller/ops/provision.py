@@ -319,10 +319,9 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     """Make libvirt and the database agree after a crash; returns what was done."""
     done = []
     upgrading = UpgradeStore(lab.db).active(ss.name) is not None
-    for swap in lab.journal.orphans(ss.name):
-        if swap.kind in ("rolling", "surge") and upgrading:
-            continue  # the rolling upgrade resumes its own instances (rolling.py, surge.py)
-        done.append(await settle_orphan(lab, swap))
+    orphans = [s for s in lab.journal.orphans(ss.name)  # a rolling upgrade resumes its own (rolling.py, surge.py)
+               if not (s.kind in ("rolling", "surge") and upgrading)]
+    done += await asyncio.gather(*(settle_orphan(lab, s) for s in orphans))  # their boot waits at once
     rows = {i.domain: i for i in lab.instances.list(ss.name)}
     busy = lab.journal.busy(ss.name)
     live = {p for i in rows.values() for p in (i.os_disk, i.seed)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -200,19 +201,21 @@ class Controller:
             if runner is not None:
                 await runner.cleanup()
 
-    def cut_off(self) -> list[str]:
-        """What this process had under way (a stop now leaves it to the next controller or to
-        `scaleset repair`): its API operations in progress, its unfinished swaps, the upgrades it drives."""
+    def cut_off(self, db: sqlite3.Connection | None = None) -> list[str]:
+        """What this process has under way (a stop now leaves it to the next controller or to
+        `scaleset repair`): its API operations in progress, its unfinished swaps, the upgrades it
+        drives, its repair of what the last one left. `db`: a connection of the caller's thread."""
+        db = db or self.lab.db
         me = process_tag()
         out = []
-        ops = OperationStore(self.lab.db).mine_in_progress()
+        ops = OperationStore(db).mine_in_progress()
         if ops:
             out.append(f"{ops} operation(s) in progress")
-        swaps = self.lab.db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted') "
+        swaps = db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted') "
                                     "AND owner_pid=?", (me,)).fetchone()[0]
         if swaps:
             out.append(f"{swaps} unfinished OS-disk swap(s)")
-        ups = self.lab.db.execute("SELECT COUNT(*) FROM rolling_upgrades WHERE status=? AND owner=?",
+        ups = db.execute("SELECT COUNT(*) FROM rolling_upgrades WHERE status=? AND owner=?",
                                   (ACTIVE, me)).fetchone()[0]
         if ups:
             out.append(f"{ups} rolling upgrade(s)")

@@ -86,9 +86,12 @@ class OperationStore:
         with transaction(self.db):
             self.db.execute("UPDATE operations SET owner=? WHERE id=?", (process_tag(), op_id))
 
-    def prune(self, keep_seconds: float = KEEP_SECONDS, max_kept: int = MAX_KEPT) -> list[str]:
-        """Forget operations ended more than `keep_seconds` ago, then the oldest ended ones past
-        `max_kept` (operations in progress are kept); returns the ids forgotten."""
+    def prune(self, keep_seconds: float | None = None, max_kept: int | None = None) -> list[str]:
+        """Forget operations ended more than `keep_seconds` (KEEP_SECONDS) ago, then the oldest
+        ended ones past `max_kept` - 1 (MAX_KEPT: room for one more; operations in progress are
+        kept); returns the ids forgotten."""
+        keep_seconds = KEEP_SECONDS if keep_seconds is None else keep_seconds
+        max_kept = MAX_KEPT if max_kept is None else max_kept
         with transaction(self.db):
             gone = [r[0] for r in self.db.execute("SELECT id FROM operations WHERE ended_epoch < ?",
                                                   (time.time() - keep_seconds,))]
