@@ -1,9 +1,10 @@
 """`python -m tests.killctl ARGS...`: `scaleset ARGS...` (the CLI, as its own process) on libvirt's
 test driver whose domains and volumes outlive the process (tests/persistvirt.py, state file
 $SCALESET_TEST_VIRT_STATE), with the fake pool's uploads (tests/fakepool.py) and a boot wait that
-answers at once. While the file $SCALESET_TEST_HOLD exists, the steps named in
-$SCALESET_TEST_HOLD_AT wait (where a kill -9 finds an operation InProgress): `boot` (a guest
-still booting) and `purge` (a delete that removed one domain of its set)."""
+answers at once. While the file $SCALESET_TEST_HOLD (or, for one set's guests, that path plus
+`-<set>`) exists, the steps named in $SCALESET_TEST_HOLD_AT wait (where a kill -9 finds an
+operation InProgress): `boot` (a guest still booting) and `purge` (a delete that removed one
+domain of its set)."""
 from __future__ import annotations
 
 import os
@@ -14,17 +15,20 @@ from pathlib import Path
 from tests import fakepool, persistvirt
 
 
-def hold(step: str) -> None:
+def hold(step: str, scale_set: str = "") -> None:
+    """Wait while the hold file exists (or, for a step of one scale set, `<hold file>-<set>`)."""
     from controller.core import signals
-    path = os.environ.get("SCALESET_TEST_HOLD")
-    while step in os.environ.get("SCALESET_TEST_HOLD_AT", "boot").split(",") and path and Path(path).exists():
+    path = os.environ.get("SCALESET_TEST_HOLD", "")
+    if step not in os.environ.get("SCALESET_TEST_HOLD_AT", "boot").split(",") or not path:
+        return
+    while Path(path).exists() or (scale_set and Path(f"{path}-{scale_set}").exists()):
         signals.sleep(0.02)
 
 
 def booted(lab, inst, started, timeout=0.0):
     from controller.virt import vm
     from controller.virt.readiness import Readiness
-    hold("boot")
+    hold("boot", inst.scale_set)
     exts = vm.typed_profile(inst).extensionProfile.extensions
     return vm.Booted(Readiness("done", str(uuid.uuid4()), {"version": inst.image["version"]}, {}),
                      [{"name": e.name, "provisioningState": "Succeeded"} for e in exts])

@@ -65,11 +65,15 @@ class KillLab:
             return 0
         return doc["port"] if doc.get("pid") == self.proc.pid else 0
 
-    def hold_steps(self) -> None:
-        self.hold.touch()
+    def hold_steps(self, scale_set: str = "") -> None:
+        """The held steps wait from now on (only those of `scale_set`'s guests, if named)."""
+        self._hold(scale_set).touch()
 
-    def release(self) -> None:
-        self.hold.unlink(missing_ok=True)
+    def release(self, scale_set: str = "") -> None:
+        self._hold(scale_set).unlink(missing_ok=True)
+
+    def _hold(self, scale_set: str) -> Path:
+        return self.hold.with_name(f"{self.hold.name}-{scale_set}") if scale_set else self.hold
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -6,7 +6,9 @@ controller's loop runs meanwhile. The API operations the dead process had InProg
 (state/operations.py) are claimed by this process and end truthfully:
 
 - a create or update (PUT, PATCH) of a set is resumed: the set is brought to its model's capacity
-  (commands.scale, as the request's own work did), then Succeeded or Failed as its instances are;
+  (commands.scale, as the request's own work did); a create then ends Succeeded or Failed as its
+  instances are; an update, whose new capacity the stop may have cut off before it was stored,
+  ends Failed `OperationPreempted` naming the capacity the set has (or as its instances failed);
 - a delete of a set is resumed (commands.delete), before any repair of that set;
 - a rolling upgrade (osRollingUpgrade) ends as the upgrade does (the controller resumes it), a
   cancel once it stopped;
@@ -156,8 +158,12 @@ class TakeUp:
         if bad:
             self._end(op, "Failed", {"code": "InstanceOperationFailed", "target": "instanceIds", "message": "; ".join(
                 f"instance {i.instance_id}: {i.error}" for i in bad)})
-        else:
+        elif op.kind == "create":  # its capacity was stored with the model before the operation began
             self._end(op, "Succeeded")
+        else:  # a PATCH or PUT stores a new capacity only as its work begins: the stop may have cut that off
+            self._end(op, "Failed", preempted(
+                f"the restarted controller repaired the scale set and brought it to its stored capacity "
+                f"({capacity}, every instance Succeeded); send the request again if it changed the capacity"))
 
     async def _follow(self, name: str, op: OpRecord, cancel: bool = False) -> None:
         """A rolling upgrade's operation ends as the upgrade does (the loop resumes the upgrade)."""
