@@ -152,4 +152,4 @@ def test_orphans_answer_in_progress_until_taken_up_then_end_preempted(flab):
         assert rec.status == "Failed" and rec.error["code"] == "OperationPreempted", rec
         assert "the controller stopped while the operation ran" in rec.error["message"] and why in rec.error["message"]
         assert rec.end_time and not rec.orphaned
-    assert len(said) == 2 and all("cut off by the last stop" in s for s in said)
+    assert len(said) == 2 and all("left by the last controller" in s for s in said)

@@ -77,6 +77,7 @@ def hold() -> None:
 def uninstall() -> None:
     """Give the previous handlers back (for callers of main() other than the process entry)."""
     hold()
+    _S.farewell = None
     if _S.previous and threading.current_thread() is threading.main_thread():
         for sig in SIGNALS:
             signal.signal(sig, _S.previous[sig])

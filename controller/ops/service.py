@@ -219,6 +219,6 @@ class Controller:
                                   (ACTIVE, me)).fetchone()[0]
         if ups:
             out.append(f"{ups} rolling upgrade(s)")
-        if self.takeup is not None and any(not t.done() for t in self.takeup.tasks.values()):
+        if self.takeup is not None and any(not t.done() for t in list(self.takeup.tasks.values())):
             out.append("the repair of what the last controller left")
         return out

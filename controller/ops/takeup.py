@@ -90,7 +90,7 @@ class TakeUp:
 
     def _end(self, op: OpRecord, status: str, error: dict | None = None) -> None:
         self.store.end(op.id, status, error, now_iso())
-        self.say(f"operation {op.id} ({op.kind} of {op.resource.rsplit('/', 1)[-1]}), cut off by the last stop: "
+        self.say(f"operation {op.id} ({op.kind} of {op.resource.rsplit('/', 1)[-1]}), left by the last controller: "
                  f"{status}" + (f": {error['code']}: {error['message']}" if error else ""))
 
     async def _take_up(self, ss: ScaleSet | None, name: str, ops: list[OpRecord]) -> None:
@@ -120,18 +120,17 @@ class TakeUp:
                 self.say(f"{ss.name}: {line}")
         self.repaired.add(name)
         done = "; ".join(lines) or "nothing was left unfinished"
+        follows = [op for op in ops if ss is not None and op.kind in ("osRollingUpgrade", "cancel")]
         for op in ops:
             if ss is None:
                 self._end(op, "Failed", preempted(f"scale set '{name}' no longer exists"))
-            elif op.kind == "osRollingUpgrade":
-                await self._follow(ss.name, op)
-            elif op.kind == "cancel":
-                await self._follow(ss.name, op, cancel=True)
             elif op.kind in RESUMED and op in own:
                 await self._scale(ss.name, op)
-            else:
+            elif op not in follows:
                 self._end(op, "Failed", preempted(f"the restarted controller repaired the scale set ({done}); "
                                                   "run the operation again if it is still wanted"))
+        if ss is not None:
+            await asyncio.gather(*(self._follow(ss.name, op, cancel=op.kind == "cancel") for op in follows))
 
     async def _delete(self, name: str, deletes: list[OpRecord], others: list[OpRecord]) -> None:
         try:
