@@ -41,6 +41,7 @@ class KillLab:
         self.proc: subprocess.Popen | None = None
         self.err: Path | None = None
         self.port = 0
+        self.qcow2: Path | None = None  # an image file for the test to publish versions from
         self.env = {**os.environ, "SCALESET_HOME": str(paths.home), "SCALESET_PORTS_DIR": str(tmp),
                     "SCALESET_LIBVIRT_URI": URI, "PYTHONPATH": str(REPO), "SCALESET_TEST_VIRT_STATE": str(self.state),
                     "SCALESET_TEST_HOLD": str(self.hold)}
@@ -104,8 +105,12 @@ class KillLab:
 
     def call(self, method: str, url: str, body: object = None, **params) -> requests.Response:
         headers = {"Authorization": f"Bearer {tokens.mint(self.paths, 600)}"}
-        return requests.request(method, url, json=body, headers=headers, timeout=30,
-                                params={"api-version": API_VERSION, **params}, verify=str(tls.ensure_certs(self.paths).ca))
+        return requests.request(method, url, json=body, headers=headers, timeout=30, verify=str(self.ca),
+                                params={"api-version": API_VERSION, **params})
+
+    @property
+    def ca(self) -> Path:
+        return tls.ensure_certs(self.paths).ca
 
     def poll(self, op_url: str, **params) -> requests.Response:
         """The operation resource at the URL the API handed out, from the current process."""

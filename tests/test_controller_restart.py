@@ -29,11 +29,17 @@ def model(capacity: int) -> dict:
     return doc
 
 
+def publish(paths, version: str, qcow2) -> None:
+    db = connect(paths.db)
+    try:
+        Gallery(paths, db).import_file(P, O, S, version, qcow2)
+    finally:
+        db.close()
+
+
 @pytest.fixture
 def k(lab, tmp_path, qcow2_file):
-    db = connect(lab.db)
-    Gallery(lab, db).import_file(P, O, S, "1.0.0", qcow2_file)
-    db.close()
+    publish(lab, "1.0.0", qcow2_file)
     kl = KillLab(lab, tmp_path)
     kl.qcow2 = qcow2_file
     yield kl
@@ -145,7 +151,7 @@ def test_a_reimage_killed_midway_fails_preempted_and_the_set_converges(k):
 def test_a_rolling_upgrade_killed_midway_is_resumed_and_its_operation_ends_with_it(k):
     k.start()
     create(k)
-    Gallery(k.paths, connect(k.paths.db)).import_file(P, O, S, "1.1.0", k.qcow2)
+    publish(k.paths, "1.1.0", k.qcow2)
     k.hold_steps()
     r = k.call("POST", k.set_url("web", "/osRollingUpgrade"))
     assert r.status_code == 202, r.text
@@ -158,8 +164,8 @@ def test_a_rolling_upgrade_killed_midway_is_resumed_and_its_operation_ends_with_
     k.start()
     assert ended(k, op)["status"] == "Succeeded"
     assert k.db("SELECT status FROM rolling_upgrades") == [("Completed",)]
-    versions = {v for (v,) in k.db("SELECT json_extract(p.profile, '$.vm.storageProfile.imageReference.version') FROM instances i "
-                                   "JOIN profiles p ON p.ref = i.profile")}
+    versions = {v for (v,) in k.db("SELECT json_extract(p.profile, '$.vm.storageProfile.imageReference.version') "
+                                   "FROM instances i JOIN profiles p ON p.ref = i.profile")}
     assert versions == {"1.1.0"}
     assert_converged(k, capacity=2)
     assert_no_leaks(k)
@@ -171,7 +177,7 @@ def test_a_set_whose_guests_still_boot_after_a_restart_holds_up_no_other_set(k):
     same, while `slow`'s create stays InProgress until its guests are up."""
     k.start()
     create(k, "web")
-    Gallery(k.paths, connect(k.paths.db)).import_file(P, O, S, "1.1.0", k.qcow2)
+    publish(k.paths, "1.1.0", k.qcow2)
     k.hold_steps()
     slow = k.call("PUT", k.set_url("slow"), model(1)).headers["Azure-AsyncOperation"]
     up = k.call("POST", k.set_url("web", "/osRollingUpgrade")).headers["Azure-AsyncOperation"]

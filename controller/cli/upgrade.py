@@ -57,7 +57,8 @@ def cmd_controller(args) -> int:
             cut = controller.cut_off(db)
         finally:
             db.close()
-        return None if cut else f"{datetime.now().strftime('%H:%M:%S')} controller stopped ({signal.Signals(signum).name})"
+        stamp = datetime.now().strftime("%H:%M:%S")
+        return None if cut else f"{stamp} controller stopped ({signal.Signals(signum).name})"
 
     signals.say_instead(farewell)
     asyncio.run(run())
