@@ -211,12 +211,11 @@ class Controller:
         ops = OperationStore(db).mine_in_progress()
         if ops:
             out.append(f"{ops} operation(s) in progress")
-        swaps = db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted') "
-                                    "AND owner_pid=?", (me,)).fetchone()[0]
+        swaps = db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted') AND owner_pid=?",
+                           (me,)).fetchone()[0]
         if swaps:
             out.append(f"{swaps} unfinished OS-disk swap(s)")
-        ups = db.execute("SELECT COUNT(*) FROM rolling_upgrades WHERE status=? AND owner=?",
-                                  (ACTIVE, me)).fetchone()[0]
+        ups = db.execute("SELECT COUNT(*) FROM rolling_upgrades WHERE status=? AND owner=?", (ACTIVE, me)).fetchone()[0]
         if ups:
             out.append(f"{ups} rolling upgrade(s)")
         if self.takeup is not None and any(not t.done() for t in list(self.takeup.tasks.values())):
