@@ -26,7 +26,7 @@ class ApiContext:
     uri: str
     controller: Controller | None = None
     accel: Accel | None = None
-    ops: Operations = field(default_factory=Operations)
+    ops: Operations = field(init=False)  # recorded in the lab's database (__post_init__)
     cache: ResponseCache | None = None  # made by app.serve()
     controller_loop: asyncio.AbstractEventLoop | None = None  # the controller's, when the API has its own
     readers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "api-read"))
@@ -34,6 +34,9 @@ class ApiContext:
     power_states: Callable[[Lab, Any], dict] | None = None  # domain -> state; None: libvirt's listing
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)  # run in the API's loop as it stops
     _local: threading.local = field(default_factory=threading.local)
+
+    def __post_init__(self) -> None:
+        self.ops = Operations(self.paths.db)
 
     @classmethod
     def of(cls, lab: Lab, controller: Controller | None = None) -> ApiContext:

@@ -81,7 +81,8 @@ def run(command: Callable[[], int], entry: bool) -> int:
 def report(exc: Exception) -> int:
     """Say `exc` in one line; its exit code."""
     if isinstance(exc, Interrupted):
-        _say(f"ERROR: ({exc.code}) {exc}")
+        if not signals.was_reported():
+            _say(signals.stop_line(exc.signum))  # the ERROR line, or the command's own (`controller stopped`)
         signals.reported()
         return signals.exit_code(exc.signum)
     if isinstance(exc, BrokenPipeError):  # `scaleset ... | head`: the reader left; no traceback

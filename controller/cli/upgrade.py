@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
+import sqlite3
 import sys
 from datetime import datetime
 
@@ -47,6 +49,18 @@ def cmd_controller(args) -> int:
             if api is not None:
                 api.stop()
 
+    def farewell(signum: int) -> str | None:
+        """A stop that cut nothing off says so (from any thread: a connection of its own); one that
+        did says the ERROR line (repair, or the next controller, finishes it)."""
+        db = sqlite3.connect(f"file:{lab.paths.db}?mode=ro", uri=True, timeout=1)
+        try:
+            cut = controller.cut_off(db)
+        finally:
+            db.close()
+        stamp = datetime.now().strftime("%H:%M:%S")
+        return None if cut else f"{stamp} controller stopped ({signal.Signals(signum).name})"
+
+    signals.say_instead(farewell)
     asyncio.run(run())
     return 0
 

@@ -33,6 +33,7 @@ class _State:
     raising: bool = False  # a command runs: the handler raises Interrupted
     reported: bool = False  # the ERROR line was printed
     deferred: bool = False  # the command cleans up after a first signal: no forced exit for it
+    farewell: Callable[[int], str | None] | None = None  # the line instead of the ERROR line, if any
     deadline: float | None = None
     pipe: tuple[int, int] | None = None
     previous: dict = field(default_factory=dict)
@@ -76,6 +77,7 @@ def hold() -> None:
 def uninstall() -> None:
     """Give the previous handlers back (for callers of main() other than the process entry)."""
     hold()
+    _S.farewell = None
     if _S.previous and threading.current_thread() is threading.main_thread():
         for sig in SIGNALS:
             signal.signal(sig, _S.previous[sig])
@@ -110,10 +112,31 @@ def reported() -> None:
     _S.reported = True
 
 
+def say_instead(farewell: Callable[[int], str | None] | None) -> None:
+    """A command that can tell a clean stop (`scaleset controller`, nothing cut off): `farewell(signum)`
+    is the line said instead of the ERROR line, or None for the ERROR line (something was cut off)."""
+    _S.farewell = farewell
+
+
+def stop_line(signum: int) -> str:
+    """The line that says how the command stopped: the command's farewell, else the ERROR line."""
+    try:
+        line = _S.farewell(signum) if _S.farewell is not None else None
+    except Exception:  # noqa: BLE001 - when it cannot tell, the ERROR line (repair is always safe)
+        line = None
+    return line or error_line(signum)
+
+
+def was_reported() -> bool:
+    """Whether the line that says how the command stopped is out."""
+    return _S.reported
+
+
 def reset() -> None:
     """Forget a past signal (tests)."""
     STOP.clear()
     _S.signum, _S.handled, _S.reported, _S.deadline, _S.deferred = 0, 0, False, None, False
+    _S.farewell = None
 
 
 def trigger(signum: int) -> None:
@@ -213,7 +236,7 @@ def exit_now(signum: int) -> None:
     if not _S.reported:
         _S.reported = True
         try:
-            os.write(2, (error_line(signum) + "\n").encode())
+            os.write(2, (stop_line(signum) + "\n").encode())
         except OSError:
             pass
     os._exit(exit_code(signum))

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from controller.core.errors import HypervisorError, ImageError, LabError, ModelError
+from controller.core.errors import HypervisorError, ImageError, Interrupted, LabError, ModelError
 from controller.model import extensions as ext_mod
 from controller.model import placement
 from controller.model.instance import (
@@ -184,6 +184,8 @@ async def bring_up(lab: Lab, swap: Swap, new: Instance, iv: ImageVersion, timeou
         lab.journal.set_phase(swap, "swapped")
         booted = await asyncio.to_thread(wait_booted, lab, new, started, timeout)
         apply_booted(new, booted)
+    except Interrupted:  # the process stops: the swap stays open for the next controller or `repair`
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure is the instance's state, not a crash
         new.provisioning_state, new.error = "Failed", f"{type(exc).__name__}: {exc}"
         if swap.old_os_disk and _attached(lab, new) != new.os_disk:
@@ -317,10 +319,9 @@ async def reconcile(lab: Lab, ss: ScaleSet) -> list[str]:
     """Make libvirt and the database agree after a crash; returns what was done."""
     done = []
     upgrading = UpgradeStore(lab.db).active(ss.name) is not None
-    for swap in lab.journal.orphans(ss.name):
-        if swap.kind in ("rolling", "surge") and upgrading:
-            continue  # the rolling upgrade resumes its own instances (rolling.py, surge.py)
-        done.append(await settle_orphan(lab, swap))
+    orphans = [s for s in lab.journal.orphans(ss.name)  # a rolling upgrade resumes its own (rolling.py, surge.py)
+               if not (s.kind in ("rolling", "surge") and upgrading)]
+    done += await asyncio.gather(*(settle_orphan(lab, s) for s in orphans))  # their boot waits at once
     rows = {i.domain: i for i in lab.instances.list(ss.name)}
     busy = lab.journal.busy(ss.name)
     live = {p for i in rows.values() for p in (i.os_disk, i.seed)}

@@ -5,24 +5,28 @@ drives (after a kill, or one started with --no-wait), and, for scale sets with a
 upgrade and version `latest`, starts an upgrade (`startedBy: Platform`) once a newer version
 (not excluded from latest, replicated to the set's region) has waited `autoUpgradeDelay`.
 A version whose automatic upgrade faulted is not retried by the platform.
+As it starts, it takes up what a stopped or killed controller left (ops/takeup.py).
 """
 from __future__ import annotations
 
 import asyncio
 import gc
+import sqlite3
 import time
 from collections.abc import Callable
 
 from controller.core.errors import LabError, ModelError
+from controller.core.procs import process_tag
 from controller.model.instance import profile_digest, unprotected
 from controller.model.jsonmap import parse_duration
 from controller.model.scaleset import ScaleSet
 from controller.model.versions import parse_version
 from controller.ops import fileserver
 from controller.ops.lab import Lab
-from controller.ops.provision import reconcile
 from controller.ops.rolling import Driver, Orchestrator, start_upgrade
-from controller.state.upgrades import UpgradeStore
+from controller.ops.takeup import TakeUp
+from controller.state.operations import OperationStore
+from controller.state.upgrades import ACTIVE, UpgradeStore
 
 WATCH_SECONDS = 30.0  # a viewer's interest in a set's health lasts this long (it renews it while open)
 HEALTH_EVERY = 5.0  # seconds between two health polls of a watched set
@@ -47,6 +51,7 @@ class Controller:
         self.watched: dict[str, float] = {}  # scale set -> when a viewer last asked for live health
         self.health_polls: dict[str, tuple[float, asyncio.Task]] = {}
         self.models_applied: dict[str, str] = {}  # scale set -> the model digest last rolled out by itself
+        self.takeup: TakeUp | None = None  # what the last controller left, taken up in run()
 
     def due_version(self, ss: ScaleSet) -> str | None:
         """The version an automatic upgrade should start for now, if any."""
@@ -146,6 +151,8 @@ class Controller:
                 self.say(f"{ss.name}: skipped this round: {exc}")
 
     async def _look_at(self, ss: ScaleSet) -> None:
+        if self.takeup is not None and self.takeup.busy(ss.name):
+            return  # still being repaired after the last controller's stop
         task = self.tasks.get(ss.name)
         if task is not None and not task.done():
             return
@@ -172,12 +179,12 @@ class Controller:
     async def run(self, once: bool = False, files: bool = False) -> None:
         """Loop (or one look with `once`); `files`: also serve extension fileUris."""
         settle_heap()
-        for ss in self.scale_sets():  # repair what a killed command left (not upgrades: they resume)
-            try:
-                for line in await reconcile(self.lab, ss):
-                    self.say(f"{ss.name}: {line}")
-            except LabError as exc:
-                self.say(f"{ss.name}: repair failed: {exc}")
+        # repair what a killed command or controller left, and end or resume its API operations
+        # (not upgrades: they resume in the loop); one task per set, the loop runs meanwhile
+        self.takeup = TakeUp(self.lab, self.say)
+        self.takeup.start(self.scale_sets())
+        if once:
+            await self.takeup.wait()
         runner = await fileserver.serve(self.lab.paths) if files else None
         if runner is not None:
             self.say(f"serving {self.lab.paths.home / 'files'} to guests on 127.0.0.1:"
@@ -193,3 +200,24 @@ class Controller:
         finally:
             if runner is not None:
                 await runner.cleanup()
+
+    def cut_off(self, db: sqlite3.Connection | None = None) -> list[str]:
+        """What this process has under way (a stop now leaves it to the next controller or to
+        `scaleset repair`): its API operations in progress, its unfinished swaps, the upgrades it
+        drives, its repair of what the last one left. `db`: a connection of the caller's thread."""
+        db = db or self.lab.db
+        me = process_tag()
+        out = []
+        ops = OperationStore(db).mine_in_progress()
+        if ops:
+            out.append(f"{ops} operation(s) in progress")
+        swaps = db.execute("SELECT COUNT(*) FROM disk_swaps WHERE phase NOT IN ('done','aborted') AND owner_pid=?",
+                           (me,)).fetchone()[0]
+        if swaps:
+            out.append(f"{swaps} unfinished OS-disk swap(s)")
+        ups = db.execute("SELECT COUNT(*) FROM rolling_upgrades WHERE status=? AND owner=?", (ACTIVE, me)).fetchone()[0]
+        if ups:
+            out.append(f"{ups} rolling upgrade(s)")
+        if self.takeup is not None and any(not t.done() for t in list(self.takeup.tasks.values())):
+            out.append("the repair of what the last controller left")
+        return out

@@ -185,6 +185,23 @@ CREATE TABLE IF NOT EXISTS image_replicas (
     PRIMARY KEY (publisher, offer, sku, version, host_uri, pool)
 );
 """,
+    # 8: the API's long-running operations, kept across restarts (state/operations.py)
+    """
+CREATE TABLE IF NOT EXISTS operations (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,                -- create | update | delete | reimage | osRollingUpgrade | ...
+    resource TEXT NOT NULL COLLATE NOCASE,  -- the ARM id it works on
+    location TEXT NOT NULL,
+    status TEXT NOT NULL,              -- InProgress | Succeeded | Failed | Canceled
+    error TEXT,                        -- JSON {code, message, target}
+    owner TEXT NOT NULL,               -- pid:starttime of the process running it
+    start_time TEXT NOT NULL,
+    end_time TEXT,
+    ended_epoch REAL                   -- wall-clock end (retention is counted from it)
+);
+CREATE INDEX IF NOT EXISTS operations_by_end ON operations (ended_epoch);
+CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status);
+""",
 ]
 LATEST = len(MIGRATIONS)
 
