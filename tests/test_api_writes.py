@@ -305,6 +305,16 @@ def test_no_plan_from_an_unchecked_capacity_in_scale_or_plan_capacity(flab, plan
     assert flab.models.generation("web") == 1
 
 
+def test_a_scale_in_that_protection_forbids_is_refused_at_once(api, driver):
+    make_scale_set(api.lab, model(capacity=2), driver, "1.0.0")
+    for iid in (0, 1):
+        api.lab.instances.set_protection("web", iid, True, False)
+    before = stored(api)
+    r = call(api, "PATCH", body={"sku": {"capacity": 1}, "properties": {"labSettings": {"vcpus": 3}}})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "OperationNotAllowed", r.text
+    assert "Azure-AsyncOperation" not in r.headers and stored(api) == before
+
+
 def test_action_instance_ids_are_checked_before_the_202(api, driver):
     make_scale_set(api.lab, model(capacity=2), driver, "1.0.0")
     for action in ("reimage", "reimageall", "manualupgrade", "restart", "powerOff", "start"):
@@ -326,6 +336,11 @@ def test_a_create_whose_instance_fails_ends_its_operation_failed(api, monkeypatc
     assert poller.status() == "Failed" and err.value.error.code == "InstanceOperationFailed"
     assert "the guest never booted" in err.value.error.message
     assert [i.provisioning_state for i in api.lab.instances.list("web")] == ["Failed"]
+    r = call(api, "PATCH", body={"sku": {"capacity": 2}})  # a scale whose new instance fails: Failed too
+    assert r.status_code == 200 and settled(api, r)["error"]["code"] == "InstanceOperationFailed"
+    # a PATCH that makes no instance is not failed by instance 0's old failure
+    r = call(api, "PATCH", body={"properties": {"labSettings": {"vcpus": 3}}})
+    assert settled(api, r)["status"] == "Succeeded"
 
 
 def test_two_concurrent_deletes_both_succeed(api, web, monkeypatch):

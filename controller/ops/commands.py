@@ -130,6 +130,8 @@ def write_model(lab: Lab, name: str, mutate: Callable[[dict], object], expect: E
         if (_image_ref(new), new.location) != (_image_ref(ss), ss.location):
             lab.resolve_image(new)
         if keep_capacity:
+            if new.sku.capacity != ss.sku.capacity:
+                _plan(lab, ss.name, new.sku.capacity)  # refused now (scale-in protection), not in scale()
             doc.setdefault("sku", {})["capacity"] = ss.sku.capacity
         try:
             return Written(lab.models.replace(doc, generation), generation + 1, new.sku.capacity)
@@ -164,10 +166,7 @@ def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
     """Bring the set to `capacity` instances (checked first: 0..1000) and wait for the new ones."""
     check_capacity(capacity, "sku.capacity")
     ss = prepare(lab, name)
-    surging = UpgradeStore(lab.db).surging(ss.name)  # MaxSurge replacements in flight are not counted
-    existing = [i for i in lab.instances.list(ss.name) if i.instance_id not in surging]
-    add, remove = plan_capacity([i.instance_id for i in existing], capacity,  # refused before any change
-                                {i.instance_id for i in existing if i.scale_in_protected})
+    existing, (add, remove) = _plan(lab, ss.name, capacity)  # refused before any change
     if capacity != ss.sku.capacity:
         def resize(doc: dict) -> None:
             doc["sku"]["capacity"] = capacity
@@ -190,6 +189,14 @@ def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
             raise
         _run(bring_up_many(lab, [(s, n, image) for s, n in zip(swaps, news, strict=True)]))
     return lab.instances.list(ss.name)
+
+
+def _plan(lab: Lab, name: str, capacity: int) -> tuple[list[Instance], tuple[list[int], list[int]]]:
+    """The set's instances (MaxSurge replacements in flight not counted) and plan_capacity's plan."""
+    surging = UpgradeStore(lab.db).surging(name)
+    existing = [i for i in lab.instances.list(name) if i.instance_id not in surging]
+    return existing, plan_capacity([i.instance_id for i in existing], capacity,
+                                   {i.instance_id for i in existing if i.scale_in_protected})
 
 
 def _swap(lab: Lab, ss: ScaleSet, targets: list[Instance], kind: str, to_model: bool) -> list[Instance]:
