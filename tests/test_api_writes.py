@@ -372,3 +372,21 @@ def test_a_delete_that_finds_the_set_already_gone_succeeds(api, web, monkeypatch
     monkeypatch.setattr(commands, "delete", raced)
     r = call(api, "DELETE")
     assert r.status_code == 202 and settled(api, r)["status"] == "Succeeded"
+
+
+def test_a_put_that_loses_the_race_to_create_replaces_or_is_412(api, monkeypatch):
+    doc = copy.deepcopy(BASE)
+    doc["sku"]["capacity"] = 0
+    real = commands.create_model
+
+    def raced(lab, document, *args):  # another PUT creates the set between this one's read and write
+        if lab.models.stored_name(document["name"]) is None:
+            real(lab, {**document, "properties": {**document["properties"], "upgradePolicy": {"mode": "Manual"}}})
+        return real(lab, document, *args)
+    monkeypatch.setattr(commands, "create_model", raced)
+    r = call(api, "PUT", "virtualMachineScaleSets/web", body=doc, headers={"If-None-Match": "*"})
+    assert r.status_code == 412 and stored(api)[1] == 1
+    r = call(api, "PUT", "virtualMachineScaleSets/two", body={**doc, "name": "two"})
+    assert r.status_code == 200 and r.headers["ETag"] == '"2"', r.text  # a replace of the one created
+    assert settled(api, r)["status"] == "Succeeded"
+    assert stored(api, "two")[0]["properties"]["upgradePolicy"]["mode"] == "Rolling"

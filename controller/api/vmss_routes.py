@@ -178,8 +178,7 @@ def register(router: Router, ctx: ApiContext) -> None:
         """202 and an operation; 204 when there is no such set. A DELETE while another one runs
         answers with that one's operation; one that finds the set already gone succeeds."""
         rg, name = group(p), p["name"]
-        pre = Preconditions.of(request.headers)
-        expect = expectation(pre)
+        expect = expectation(Preconditions.of(request.headers))
 
         def current(lab: Lab) -> ScaleSet | None:
             try:

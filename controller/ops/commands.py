@@ -13,6 +13,7 @@ from agent.health import UNKNOWN
 from controller.core.clock import now_iso
 from controller.core.errors import HypervisorError, LabError, ModelError
 from controller.core.txn import transaction
+from controller.model.checks import check_capacity
 from controller.model.instance import (
     Instance,
     applied_profile,
@@ -22,7 +23,6 @@ from controller.model.instance import (
     resolve_ids,
     set_action_targets,
 )
-from controller.model.checks import check_capacity
 from controller.model.scaleset import ScaleSet, parse
 from controller.model.setpath import set_path
 from controller.ops import extupdate
