@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -67,7 +68,7 @@ def settled(api, response: requests.Response) -> dict:
                           timeout=20).json()
         if op["status"] != "InProgress":
             return op
-        threading.Event().wait(0.02)
+        time.sleep(0.02)
     raise AssertionError(f"operation {url} never ended")
 
 
