@@ -15,7 +15,7 @@ from aiohttp import web
 from controller.api.operations import Operations
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
-Entry = tuple[tuple[int, int], int, bytes]  # stamp, status, body
+Entry = tuple[tuple[int, int], int, bytes, str | None]  # stamp, status, body, ETag
 
 
 class ResponseCache:
@@ -50,7 +50,7 @@ class ResponseCache:
         try:
             response = await render()
             if isinstance(response, web.Response) and response.status == 200 and isinstance(response.body, bytes):
-                entry = (stamp, response.status, response.body)
+                entry = (stamp, response.status, response.body, response.headers.get("ETag"))
                 self.entries[key] = entry
                 if len(self.entries) > self.size:
                     self.entries.popitem(last=False)
@@ -65,4 +65,5 @@ class ResponseCache:
 
 
 def _response(entry: Entry) -> web.Response:
-    return web.Response(status=entry[1], body=entry[2], content_type="application/json")
+    headers = {"ETag": entry[3]} if entry[3] else None
+    return web.Response(status=entry[1], body=entry[2], content_type="application/json", headers=headers)

@@ -8,12 +8,13 @@ from aiohttp import web
 
 from controller.api import bodies, operations, responses, vm_bodies
 from controller.api.context import ApiContext
+from controller.api.preconditions import Preconditions, etag
 from controller.api.router import Router, cacheable
 from controller.api.scope import find_set, group
 from controller.api.vmss_routes import ONE, check_succeeded, power
 from controller.core.errors import ModelError
 from controller.model.armid import group_of, vm_id
-from controller.model.instance import profile_digest, resolve_ids
+from controller.model.instance import profile_digest, record_version, resolve_ids
 from controller.ops import commands, views
 from controller.ops.lab import Lab
 from controller.ops.protection import set_protection
@@ -25,8 +26,10 @@ TOP = ("id", "name", "type", "location", "instanceId")
 
 
 def vm_resource(lab: Lab, ss, inst, health, expand: bool = False, digest: str | None = None) -> dict:
-    """A VirtualMachineScaleSetVM: ARM's shape (properties nested), the last recorded health."""
+    """A VirtualMachineScaleSetVM: ARM's shape (properties nested), the last recorded health, the
+    etag of the instance's record."""
     res = views.as_resource(bodies.without_secrets(views.instance(ss, inst, health, digest)), TOP)
+    res["etag"] = etag(record_version(inst))
     if expand:
         res["properties"]["instanceView"] = _view(lab, ss, inst, health)
     return res
@@ -62,23 +65,27 @@ def register(router: Router, ctx: ApiContext) -> None:
         def item(lab: Lab) -> dict:
             ss, inst = one(lab, p)
             return vm_resource(lab, ss, inst, HealthStore(lab.db).get(ss.name).get(inst.instance_id), expand)
-        return responses.body(await ctx.read(item))
+        res = await ctx.read(item)
+        return responses.body(res, headers={"ETag": res["etag"]})
 
     async def update_vm(request: web.Request, p: dict[str, str]) -> web.Response:
-        """PUT and PATCH: the protectionPolicy changes; the answer is an operation that has ended."""
+        """PUT and PATCH: the protectionPolicy changes (If-Match / If-None-Match checked on the
+        row the write reads); the answer is an operation that has ended."""
+        pre = Preconditions.of(request.headers)
         body = await bodies.read(request)
 
         def write(lab: Lab):
             ss, inst = one(lab, p)
             scale_in, set_actions = vm_bodies.protection_change(body, vm_resource(lab, ss, inst, None))
-            inst = set_protection(lab, ss.name, str(inst.instance_id), scale_in, set_actions, vm_bodies.FIELDS)
+            inst = set_protection(lab, ss.name, str(inst.instance_id), scale_in, set_actions, vm_bodies.FIELDS,
+                                  (lambda row: pre.check(etag(record_version(row)))) if pre else None)
             return ss, vm_resource(lab, ss, inst, HealthStore(lab.db).get(ss.name).get(inst.instance_id))
         ss, view = await ctx.read(write)
 
         async def done() -> dict:
             return view
         op = ctx.ops.start("update", view["id"], ss.location, done())
-        return responses.body(view, 200, operations.headers(request, op, location=False))
+        return responses.body(view, 200, {**operations.headers(request, op, location=False), "ETag": view["etag"]})
 
     async def instance_view(request: web.Request, p: dict[str, str]) -> web.Response:
         def view(lab: Lab) -> dict:  # read again from the guest, as the CLI does (a worker: it may wait)

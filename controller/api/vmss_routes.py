@@ -4,16 +4,20 @@ calls the use-case function the CLI calls (controller/ops/commands.py, rolling.p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from controller.api import bodies, operations, responses
 from controller.api.context import ApiContext
+from controller.api.preconditions import Preconditions, etag
 from controller.api.router import Router, cacheable
-from controller.api.scope import check_subscription, find_set, group, resource_id
+from controller.api.scope import check_subscription, find_set, group, not_found, resource_id
 from controller.core.errors import ModelError
 from controller.model.armid import group_of, vmss_id
+from controller.model.instance import resolve_ids, set_action_targets
+from controller.model.scaleset import ScaleSet
 from controller.ops import commands, views
 from controller.ops.lab import Lab
 from controller.ops.rolling import start_upgrade
@@ -25,13 +29,32 @@ ONE = SETS + "/{name}"
 BUSY_STATE = {"create": "Creating", "update": "Updating", "delete": "Deleting"}
 
 
-def scale_set_view(lab: Lab, ss, ctx: ApiContext | None = None) -> dict:
-    """GET's body: the model without secrets, with its ARM id and provisioningState."""
+def scale_set_view(lab: Lab, ss: ScaleSet, generation: int, ctx: ApiContext | None = None) -> dict:
+    """GET's body: the model without secrets, with its ARM id, etag and provisioningState."""
     doc = bodies.without_secrets(views.show(ss, lab.instances.list(ss.name)))
+    doc["etag"] = etag(generation)
     op = ctx.ops.running_on(doc["id"]) if ctx else None
     if op is not None and op.kind in BUSY_STATE:
         doc["properties"]["provisioningState"] = BUSY_STATE[op.kind]
     return doc
+
+
+def find_versioned(lab: Lab, rg: str, name: str) -> tuple[ScaleSet, int]:
+    """find_set's scale set with its generation, read together (the etag matches the body)."""
+    stored = lab.models.stored_name(name)
+    if stored is None:
+        raise not_found(rg, name)
+    ss, generation = lab.models.read(stored)
+    if group_of(ss.id).lower() != rg.lower():
+        raise not_found(rg, name)
+    return ss, generation
+
+
+def expectation(pre: Preconditions) -> Callable[[int | None], None] | None:
+    """If-Match / If-None-Match as a write's check of the generation it read (None: no set)."""
+    if not pre:
+        return None
+    return lambda generation: pre.check(None if generation is None else etag(generation))
 
 
 def instance_ids(body: Any, required: bool = False) -> list[str] | None:
@@ -68,15 +91,33 @@ def register(router: Router, ctx: ApiContext) -> None:
         hdrs = operations.headers(request, op, location=request.method in ("POST", "DELETE"))
         if result is None:
             return web.Response(status=status, headers=hdrs)
-        return responses.body(result, status, hdrs)
+        return responses.body(result, status, {**hdrs, "ETag": result["etag"]})
+
+    async def scaled(name: str, capacity: int, created: bool) -> None:
+        """The work of a PUT or PATCH: the instances to `capacity` (validated by the write); it
+        fails, naming them, when instances it made ended Failed."""
+        def run(lab: Lab) -> None:
+            before = set() if created else {i.instance_id for i in lab.instances.list(name)}
+            insts = commands.scale(lab, name, capacity)
+            check_succeeded([i for i in insts if i.instance_id not in before], "sku.capacity")
+        await ctx.work(run)
+
+    async def written(request: web.Request, w: commands.Written, created: bool) -> web.Response:
+        view = await ctx.read(lambda lab: scale_set_view(lab, w.model, w.generation))
+        view["properties"]["provisioningState"] = "Creating" if created else "Updating"
+        return await lro(request, "create" if created else "update", view["id"], w.model.location,
+                         scaled(w.model.name, w.capacity, created), status=201 if created else 200, result=view)
 
     @cacheable()
     async def get(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
-        return responses.body(await ctx.read(lambda lab: scale_set_view(lab, find_set(lab, rg, p["name"]), ctx)))
+        view = await ctx.read(lambda lab: scale_set_view(lab, *find_versioned(lab, rg, p["name"]), ctx))
+        return responses.body(view, headers={"ETag": view["etag"]})
 
     async def put(request: web.Request, p: dict[str, str]) -> web.Response:
+        """Create or replace, in one write whose preconditions are checked on what it read."""
         rg, name = group(p), p["name"]
+        expect = expectation(Preconditions.of(request.headers))
         body = await bodies.read(request)
         if not isinstance(body, dict):
             raise ModelError("body", "must be a JSON object (a virtualMachineScaleSets resource)")
@@ -84,70 +125,112 @@ def register(router: Router, ctx: ApiContext) -> None:
             raise ModelError("$.name", f"'{body['name'][:80]}' differs from the name in the URL ('{name}')")
         doc = {**bodies.strip_azure_only(body), "name": name, "id": vmss_id(rg, name)}
 
-        def write(lab: Lab) -> tuple[Any, bool]:
-            stored = lab.models.stored_name(name)
-            if stored is None:
-                return commands.create_model(lab, doc), True
-            old = lab.models.get(stored)
-            if group_of(old.id).lower() != rg.lower():
-                raise ModelError("name", f"scale set '{stored}' exists in resource group '{group_of(old.id)}'; "
-                                         "names are unique in the lab", "Conflict")
-            return commands.replace_model(lab, {**bodies.keep_lab_fields(old.to_json(), doc), "name": stored,
-                                                "id": old.id or vmss_id(rg, stored)}), False
+        def build(stored: dict) -> dict:
+            if group_of(stored.get("id")).lower() != rg.lower():
+                raise ModelError("name", f"scale set '{stored['name']}' exists in resource group "
+                                         f"'{group_of(stored.get('id'))}'; names are unique in the lab", "Conflict")
+            return {**bodies.keep_lab_fields(stored, doc), "name": stored["name"],
+                    "id": stored.get("id") or vmss_id(rg, stored["name"])}
 
-        ss, created = await ctx.read(write)
-        capacity = ss.sku.capacity if created else (doc.get("sku") or {}).get("capacity", ss.sku.capacity)
-        view = await ctx.read(lambda lab: scale_set_view(lab, ss))
-        view["properties"]["provisioningState"] = "Creating" if created else "Updating"
-        return await lro(request, "create" if created else "update", view["id"], ss.location,
-                         ctx.work(commands.scale, ss.name, capacity), status=201 if created else 200, result=view)
+        def write(lab: Lab) -> tuple[commands.Written, bool]:
+            for _ in range(commands.MODEL_RETRIES):  # a create and a delete racing this PUT: try again
+                stored = lab.models.stored_name(name)
+                try:
+                    if stored is None:
+                        ss = commands.create_model(lab, doc, expect)
+                        return commands.Written(ss, 1, ss.sku.capacity), True
+                    return commands.replace_model(lab, stored, build, expect), False
+                except ModelError as exc:
+                    now = lab.models.stored_name(name)
+                    raced = (exc.code == "Conflict" and stored is None and now is not None) or \
+                        (exc.code == "ResourceNotFound" and stored is not None and now is None)
+                    if not raced:
+                        raise
+            raise ModelError("name", f"scale set '{name}' kept being created and deleted under this PUT; "
+                                     "send it again", "ConcurrentUpdate")
+
+        return await written(request, *await ctx.read(write))
 
     async def patch(request: web.Request, p: dict[str, str]) -> web.Response:
+        """A merge-patch of the model read inside the write (never of an older one)."""
         rg, name = group(p), p["name"]
+        expect = expectation(Preconditions.of(request.headers))
         body = await bodies.read(request)
         if not isinstance(body, dict):
             raise ModelError("body", "must be a JSON object (a VirtualMachineScaleSetUpdate)")
+        change = bodies.strip_azure_only(body)
 
-        def write(lab: Lab):
-            old = find_set(lab, rg, name)
-            merged = bodies.merge_patch(old.to_json(), bodies.strip_azure_only(body))
-            return commands.replace_model(lab, {**merged, "name": old.name, "id": old.id or vmss_id(rg, old.name)}), \
-                (body.get("sku") or {}).get("capacity")
+        def build(stored: dict) -> dict:
+            if group_of(stored.get("id")).lower() != rg.lower():
+                raise not_found(rg, name)
+            merged = bodies.merge_patch(stored, change)
+            return {**merged, "name": stored["name"], "id": stored.get("id") or vmss_id(rg, stored["name"])}
 
-        ss, capacity = await ctx.read(write)
-        view = await ctx.read(lambda lab: scale_set_view(lab, ss))
-        view["properties"]["provisioningState"] = "Updating"
-        return await lro(request, "update", view["id"], ss.location,
-                         ctx.work(commands.scale, ss.name, capacity if capacity is not None else ss.sku.capacity),
-                         status=200, result=view)
+        def write(lab: Lab) -> commands.Written:
+            stored = lab.models.stored_name(name)
+            if stored is None:
+                raise not_found(rg, name)
+            return commands.replace_model(lab, stored, build, expect)
+
+        return await written(request, await ctx.read(write), False)
 
     async def delete(request: web.Request, p: dict[str, str]) -> web.Response:
+        """202 and an operation; 204 when there is no such set. A DELETE while another one runs
+        answers with that one's operation; one that finds the set already gone succeeds."""
         rg, name = group(p), p["name"]
-        try:
-            ss = await ctx.read(find_set, rg, name)
-        except ModelError as exc:
-            if exc.code == "ResourceNotFound":
-                return web.Response(status=204)
-            raise
-        return await lro(request, "delete", resource_id(ss), ss.location, ctx.work(commands.delete, ss.name))
+        expect = expectation(Preconditions.of(request.headers))
+
+        def current(lab: Lab) -> ScaleSet | None:
+            try:
+                ss, generation = find_versioned(lab, rg, name)
+            except ModelError as exc:
+                if exc.code != "ResourceNotFound":
+                    raise
+                ss, generation = None, None
+            if expect is not None:
+                expect(generation)
+            return ss
+
+        ss = await ctx.read(current)
+        if ss is None:
+            return web.Response(status=204)
+        running = ctx.ops.running_on(resource_id(ss))
+        if running is not None and running.kind == "delete":
+            return web.Response(status=202, headers=operations.headers(request, running, location=True))
+
+        async def work() -> None:
+            try:
+                await ctx.work(commands.delete, ss.name, expect)
+            except ModelError as exc:
+                if exc.code != "ResourceNotFound":  # another DELETE (or the CLI) removed it first
+                    raise
+        return await lro(request, "delete", resource_id(ss), ss.location, work())
 
     @cacheable()
     async def list_group(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)
         return responses.page(request, await ctx.read(lambda lab: [
-            scale_set_view(lab, ss, ctx) for ss in lab.models.list() if group_of(ss.id).lower() == rg.lower()]))
+            scale_set_view(lab, ss, gen, ctx) for ss, gen in lab.models.versions()
+            if group_of(ss.id).lower() == rg.lower()]))
 
     @cacheable()
     async def list_all(request: web.Request, p: dict[str, str]) -> web.Response:
         check_subscription(p)
-        return responses.page(request, await ctx.read(lambda lab: [scale_set_view(lab, ss, ctx)
-                                                                   for ss in lab.models.list()]))
+        return responses.page(request, await ctx.read(lambda lab: [scale_set_view(lab, ss, gen, ctx)
+                                                                   for ss, gen in lab.models.versions()]))
 
-    def action(kind: str, fn, required: bool = False):
+    def action(kind: str, fn, pick=set_action_targets, required: bool = False):
+        """POST of an action on instances: the ids are checked (they exist, protection) before the 202."""
         async def handler(request: web.Request, p: dict[str, str]) -> web.Response:
             rg = group(p)
             ids = instance_ids(await bodies.read(request, required=required), required)
-            ss = await ctx.read(find_set, rg, p["name"])
+
+            def target(lab: Lab) -> ScaleSet:
+                ss = find_set(lab, rg, p["name"])
+                if ids is not None:
+                    pick(lab.instances.list(ss.name), ids, "instanceIds")
+                return ss
+            ss = await ctx.read(target)
 
             async def work() -> None:
                 check_succeeded(await ctx.work(fn, ss.name, ids))
@@ -219,9 +302,9 @@ def register(router: Router, ctx: ApiContext) -> None:
     router.add("DELETE", ONE, delete)
     router.add("GET", SETS, list_group)
     router.add("GET", "subscriptions/{sub}/providers/Microsoft.Compute/virtualMachineScaleSets", list_all)
-    router.add("POST", ONE + "/start", action("start", power("start")))
-    router.add("POST", ONE + "/powerOff", action("powerOff", power("stop")))
-    router.add("POST", ONE + "/restart", action("restart", power("restart")))
+    router.add("POST", ONE + "/start", action("start", power("start"), resolve_ids))
+    router.add("POST", ONE + "/powerOff", action("powerOff", power("stop"), resolve_ids))
+    router.add("POST", ONE + "/restart", action("restart", power("restart"), resolve_ids))
     router.add("POST", ONE + "/reimage", action("reimage", commands.reimage))
     # reimageAll (`az vmss reimage --instance-ids`): the OS disk only -- the lab never wipes a data disk
     router.add("POST", ONE + "/reimageall", action("reimage", commands.reimage))

@@ -32,11 +32,20 @@ MAX_CUSTOM_DATA = 65535  # bytes, decoded (Azure's limit)
 MAX_KEYS = 32
 MAX_DURATION = 86400.0  # the lab's limit for its waits and pauses
 MAX_FAULT_DOMAINS = 5  # Azure's platformFaultDomainCount of a regional Uniform scale set: 1..5
+MAX_CAPACITY = 1000  # Azure's limit of a Uniform scale set's sku.capacity
 
 
 def _range(value: int, lo: int, hi: int, path: str) -> None:
     if not lo <= value <= hi:
         raise ModelError(path, f"{value} is out of range ({lo}..{hi})")
+
+
+def check_capacity(value: object, path: str = "$.sku.capacity") -> int:
+    """A scale set's instance count: an integer 0..1000 (never a boolean, a float, inf or a string)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelError(path, f"must be an integer 0..{MAX_CAPACITY}, not {type(value).__name__}")
+    _range(value, 0, MAX_CAPACITY, path)
+    return value
 
 
 def _one_of(value: str, allowed: tuple[str, ...], path: str) -> None:
@@ -183,7 +192,7 @@ def _resource(ss: ScaleSet) -> None:
     if ss.sku.tier is not None and ss.sku.tier.lower() != "standard":
         raise ModelError("$.sku.tier", f"'{shown(ss.sku.tier)}': the lab has one tier, Standard (Basic sizes "
                                        "have no load balancing or autoscale in Azure either)")
-    _range(ss.sku.capacity, 0, 1000, "$.sku.capacity")
+    check_capacity(ss.sku.capacity)
     if ss.properties.platformFaultDomainCount is not None:
         _range(ss.properties.platformFaultDomainCount, 1, MAX_FAULT_DOMAINS, "$.properties.platformFaultDomainCount")
 

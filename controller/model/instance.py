@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from controller.core.errors import ModelError
+from controller.model.checks import check_capacity
 from controller.model.scaleset import ScaleSet
 
 DOMAINS = 5  # update domains and fault domains
@@ -67,7 +68,9 @@ def guest_ports(ss: ScaleSet) -> list[int]:
 
 def plan_capacity(existing: list[int], capacity: int, protected: Collection[int] = ()) -> tuple[list[int], list[int]]:
     """(ids to add, ids to remove): the lowest free ids are used, the highest removed first,
-    skipping `protected` ones (protected from scale-in); refused when they leave too few."""
+    skipping `protected` ones (protected from scale-in); refused when they leave too few.
+    `capacity` is checked first (0..1000): nothing is planned from an unchecked number."""
+    check_capacity(capacity, "sku.capacity")
     have = sorted(existing)
     if len(have) > capacity:
         removable = [i for i in reversed(have) if i not in protected]
@@ -133,6 +136,13 @@ class Instance:
         return self.ports[SSH_PORT]
 
 
+def record_version(inst: Instance) -> str:
+    """A digest of the instance's record, which changes with every write of it (its etag). The
+    profile is left out: its digest and the OS disk change with it."""
+    values = [getattr(inst, f.name) for f in fields(inst) if f.name != "profile"]
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def resolve_ids(instances: list[Instance], wanted: list[str] | None, field_name: str = "--instance-ids") -> list[Instance]:
     """Instances named by `wanted` ('*' or ids); all of them when None."""
     if wanted is None or wanted == ["*"]:
@@ -141,7 +151,9 @@ def resolve_ids(instances: list[Instance], wanted: list[str] | None, field_name:
     out = []
     for w in wanted:
         if w not in by_id:
-            raise ModelError(field_name, f"no instance '{w}' (instances: {', '.join(by_id) or 'none'})", "NotFound")
+            shown = w[:40] if w.isprintable() else repr(w[:40])
+            raise ModelError(field_name, f"no instance '{shown}' (instances: {', '.join(list(by_id)[:50]) or 'none'}"
+                                         f"{', ...' if len(by_id) > 50 else ''})", "NotFound")
         if by_id[w] not in out:
             out.append(by_id[w])
     return out

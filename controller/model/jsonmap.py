@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import re
 import types
 import typing
@@ -32,11 +33,14 @@ def _kind(value: Any) -> str:
             dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def check_depth(value: Any, path: str, limit: int = MAX_DEPTH) -> None:
-    """Raise if lists/objects nest deeper than `limit` (iterative: safe on any depth)."""
+def check_depth(value: Any, path: str, limit: int = MAX_DEPTH, finite: bool = False) -> None:
+    """Raise if lists/objects nest deeper than `limit` (iterative: safe on any depth); with
+    `finite`, also if a number in it is out of range (JSON's 1e400 reads as infinity)."""
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        if finite and isinstance(node, float) and not math.isfinite(node):
+            raise ModelError(path, "holds a number out of range (larger than about 1.8e308)")
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):
@@ -45,7 +49,7 @@ def check_depth(value: Any, path: str, limit: int = MAX_DEPTH) -> None:
             continue
         if depth > limit:
             raise ModelError(path, f"is nested deeper than {MAX_DEPTH} levels")
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list, float) if finite else (dict, list)))
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
@@ -147,14 +151,16 @@ def from_json(cls: type, data: Any, path: str, depth: int = 1) -> Any:
             raise ModelError(path, f"must be an object, not {_kind(data)}")
         if not all(isinstance(k, str) for k in data):
             raise ModelError(path, "keys must be strings")
-        check_depth(data, path, MAX_DEPTH - depth + 1)
+        check_depth(data, path, MAX_DEPTH - depth + 1, finite=True)
         return dict(data)
     if cls is float:
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             raise ModelError(path, f"must be a number, not {_kind(data)}")
+        if isinstance(data, float) and not math.isfinite(data):
+            raise ModelError(path, "is a number out of range (larger than about 1.8e308)")
         return float(data)
     if cls is Any:
-        check_depth(data, path, MAX_DEPTH - depth + 1)
+        check_depth(data, path, MAX_DEPTH - depth + 1, finite=True)
         return data
     raise TypeError(f"unsupported model type {_type_name(cls)} at {path}")
 

@@ -7,12 +7,13 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from agent.health import UNKNOWN
 from controller.core.clock import now_iso
 from controller.core.errors import HypervisorError, LabError, ModelError
 from controller.core.txn import transaction
+from controller.model.checks import check_capacity
 from controller.model.instance import (
     Instance,
     applied_profile,
@@ -61,8 +62,23 @@ def prepare(lab: Lab, name: str) -> ScaleSet:
     return ss
 
 
-def create_model(lab: Lab, document: dict) -> ScaleSet:
-    """Store a new model (validated, its image checked); no instance yet."""
+Expect = Callable[[int | None], object]  # a write's precondition on the generation it read (None: no set)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A model write: the model as stored, its generation (the etag's) and the capacity the
+    document asked for, validated (scale() brings the instances and the stored one to it)."""
+    model: ScaleSet
+    generation: int
+    capacity: int
+
+
+def create_model(lab: Lab, document: dict, expect: Expect | None = None) -> ScaleSet:
+    """Store a new model (validated, its image checked); no instance yet. `expect(None)` runs
+    first (a precondition of the write: the set does not exist yet)."""
+    if expect is not None:
+        expect(None)
     ss = parse(document)
     lab.resolve_image(ss, verify=True)
     return lab.models.create(ss.to_json())
@@ -75,24 +91,37 @@ def create(lab: Lab, document: dict) -> ScaleSet:
     return lab.models.get(ss.name)
 
 
-def replace_model(lab: Lab, document: dict) -> ScaleSet:
-    """A whole new model for an existing set (ARM's PUT), validated; the stored capacity is kept
-    until scale() changes it together with the instances."""
+def replace_model(lab: Lab, name: str, build: Callable[[dict], dict], expect: Expect | None = None) -> Written:
+    """ARM's PUT and PATCH: `build(stored)` makes the new document from the stored one, read
+    inside the compare-and-swap (so a retry builds on the newer model). It is validated whole
+    with the capacity it asks for (absent: the stored one); the stored capacity is kept until
+    scale() changes it together with the instances."""
     def mutate(doc: dict) -> None:
-        capacity = doc["sku"]["capacity"]
+        new = build(copy.deepcopy(doc))
+        sku = new.get("sku", {})
+        if isinstance(sku, dict):
+            new["sku"] = {"capacity": doc["sku"]["capacity"], **sku}
         doc.clear()
-        doc.update(copy.deepcopy(document))
-        doc["sku"] = {**(doc.get("sku") if isinstance(doc.get("sku"), dict) else {}), "capacity": capacity}
-    return change_model(lab, document.get("name", ""), mutate)
+        doc.update(new)
+    return write_model(lab, name, mutate, expect, keep_capacity=True)
 
 
-def change_model(lab: Lab, name: str, mutate: Callable[[dict], object]) -> ScaleSet:
-    """Every read-modify-write of a model: read it with its generation, apply `mutate` to the
-    document, validate the whole (a changed image reference must resolve), write it only if no
-    other write came in between (compare and swap); a lost race starts again from the newer
-    model, a few times at most."""
+def change_model(lab: Lab, name: str, mutate: Callable[[dict], object], expect: Expect | None = None) -> ScaleSet:
+    """Every read-modify-write of a model (write_model); the model as stored."""
+    return write_model(lab, name, mutate, expect).model
+
+
+def write_model(lab: Lab, name: str, mutate: Callable[[dict], object], expect: Expect | None = None,
+                keep_capacity: bool = False) -> Written:
+    """Read the model with its generation, check `expect(generation)` on it, apply `mutate` to
+    the document, validate the whole (a changed image reference must resolve), write it only if
+    no other write came in between (compare and swap); a lost race starts again from the newer
+    model, a few times at most. `keep_capacity`: the capacity the document asks for is validated,
+    the stored one written."""
     for attempt in range(MODEL_RETRIES):
         ss, generation = lab.models.read(name)
+        if expect is not None:
+            expect(generation)
         doc = ss.to_json()
         mutate(doc)
         new = parse(doc)
@@ -100,8 +129,12 @@ def change_model(lab: Lab, name: str, mutate: Callable[[dict], object]) -> Scale
             raise ModelError("$.name", "the name of a scale set cannot change")
         if (_image_ref(new), new.location) != (_image_ref(ss), ss.location):
             lab.resolve_image(new)
+        if keep_capacity:
+            if new.sku.capacity != ss.sku.capacity:
+                _plan(lab, ss.name, new.sku.capacity)  # refused now (scale-in protection), not in scale()
+            doc.setdefault("sku", {})["capacity"] = ss.sku.capacity
         try:
-            return lab.models.replace(doc, generation)
+            return Written(lab.models.replace(doc, generation), generation + 1, new.sku.capacity)
         except ModelError as exc:
             if exc.code != "ConcurrentUpdate":
                 raise
@@ -130,11 +163,10 @@ def set_extension(lab: Lab, name: str, ext_name: str, properties: dict) -> Scale
 
 
 def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
+    """Bring the set to `capacity` instances (checked first: 0..1000) and wait for the new ones."""
+    check_capacity(capacity, "sku.capacity")
     ss = prepare(lab, name)
-    surging = UpgradeStore(lab.db).surging(ss.name)  # MaxSurge replacements in flight are not counted
-    existing = [i for i in lab.instances.list(ss.name) if i.instance_id not in surging]
-    add, remove = plan_capacity([i.instance_id for i in existing], capacity,  # refused before any change
-                                {i.instance_id for i in existing if i.scale_in_protected})
+    existing, (add, remove) = _plan(lab, ss.name, capacity)  # refused before any change
     if capacity != ss.sku.capacity:
         def resize(doc: dict) -> None:
             doc["sku"]["capacity"] = capacity
@@ -157,6 +189,14 @@ def scale(lab: Lab, name: str, capacity: int) -> list[Instance]:
             raise
         _run(bring_up_many(lab, [(s, n, image) for s, n in zip(swaps, news, strict=True)]))
     return lab.instances.list(ss.name)
+
+
+def _plan(lab: Lab, name: str, capacity: int) -> tuple[list[Instance], tuple[list[int], list[int]]]:
+    """The set's instances (MaxSurge replacements in flight not counted) and plan_capacity's plan."""
+    surging = UpgradeStore(lab.db).surging(name)
+    existing = [i for i in lab.instances.list(name) if i.instance_id not in surging]
+    return existing, plan_capacity([i.instance_id for i in existing], capacity,
+                                   {i.instance_id for i in existing if i.scale_in_protected})
 
 
 def _swap(lab: Lab, ss: ScaleSet, targets: list[Instance], kind: str, to_model: bool) -> list[Instance]:
@@ -233,13 +273,16 @@ def power(lab: Lab, name: str, ids: list[str] | None, action: str) -> list[Insta
     return out
 
 
-def delete(lab: Lab, name: str) -> list[str]:
+def delete(lab: Lab, name: str, expect: Expect | None = None) -> list[str]:
     """The scale set and everything of it, whatever a killed command left: its unfinished swaps
     are stopped (not finished), then domains (with or without a row), disks, seeds and data
     disks, port leases, host keys, console logs, and every row. The model need not read.
-    Refused only while a live process works on the set. Returns the instance domains removed."""
+    Refused only while a live process works on the set, or when `expect(generation)` (None: no
+    model) refuses. Returns the instance domains removed."""
     name = lab.models.stored_name(name) or name
     with transaction(lab.db):  # from here on no other command finishes or resumes the set's work
+        if expect is not None:
+            expect(lab.models.generation(name) if lab.models.stored_name(name) else None)
         UpgradeStore(lab.db).refuse_if_driven(name)
         lab.journal.take_over(name)
     rows = lab.instances.remnants(name)

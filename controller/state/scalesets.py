@@ -141,10 +141,14 @@ class ScaleSetStore:
 
     def scan(self) -> tuple[list[ScaleSet], list[ModelError]]:
         """Every model that reads, and a StateCorrupt error for each one that does not."""
+        good, bad = self._scan()
+        return [ss for ss, _ in good], bad
+
+    def _scan(self) -> tuple[list[tuple[ScaleSet, int]], list[ModelError]]:
         good, bad = [], []
-        for r in self.db.execute("SELECT name, model FROM scale_sets ORDER BY name"):
+        for r in self.db.execute("SELECT name, model, generation FROM scale_sets ORDER BY name"):
             try:
-                good.append(_parse_stored(r["name"], r["model"]))
+                good.append((_parse_stored(r["name"], r["model"]), int(r["generation"])))
             except ModelError as exc:
                 bad.append(exc)
         return good, bad
@@ -152,6 +156,10 @@ class ScaleSetStore:
     def list(self) -> list[ScaleSet]:
         """The models that read (scan() names the others)."""
         return self.scan()[0]
+
+    def versions(self) -> list[tuple[ScaleSet, int]]:
+        """The models that read, each with its generation (read together, as read() does)."""
+        return self._scan()[0]
 
     def replace(self, document: dict, generation: int | None = None) -> ScaleSet:
         """Write a whole new model (validated first); the name cannot change. `generation`: the
