@@ -1,5 +1,6 @@
-"""The HTTPS server: TLS on 127.0.0.1 only, a bearer token on every route, `api-version`
-required, bodies capped, every error in ARM's shape (never a traceback)."""
+"""The HTTPS server: TLS on 127.0.0.1 only (connections bounded: listener.py), a bearer token
+on every route, `api-version` required, bodies capped and timed, every error in ARM's shape
+(never a traceback; a full or read-only disk as the CLI says it)."""
 from __future__ import annotations
 
 import asyncio
@@ -41,6 +42,21 @@ def _http_error(exc: web.HTTPException) -> LabError:
     return ModelError("body" if exc.status in codes else "request", reason, code)
 
 
+class BodyTimeout(LabError):
+    """A body that did not arrive in time: 408, and the connection is closed."""
+
+    status = 408  # type: ignore[assignment]
+
+
+async def _read_body(request: web.Request) -> None:
+    """The body, read once within BODY_TIMEOUT (bodies.read then takes it from memory)."""
+    try:
+        await asyncio.wait_for(request.read(), listener.BODY_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise BodyTimeout("body", f"the request body did not arrive within {listener.BODY_TIMEOUT:g} s",
+                          "RequestTimeout") from None
+
+
 Register = Callable[[Router, ApiContext], None]
 
 
@@ -60,14 +76,8 @@ def build(ctx: ApiContext, extra: Sequence[Register] = ()) -> web.Application:
                 if not request.query.get("api-version"):
                     raise ModelError("api-version", "The api-version query parameter (?api-version=) is required "
                                                     "for all requests.", "MissingApiVersionParameter")
-            if request.can_read_body:  # read here, once, within BODY_TIMEOUT (bodies.read gets it from memory)
-                try:
-                    await asyncio.wait_for(request.read(), listener.BODY_TIMEOUT)
-                except asyncio.TimeoutError:
-                    response = responses.body(LabError("body", f"the request body did not arrive within "
-                                                       f"{listener.BODY_TIMEOUT:g} s", "RequestTimeout").to_json(), 408)
-                    response.force_close()
-                    return response
+            if request.can_read_body:
+                await _read_body(request)
             when = getattr(route, "cacheable", None)
             if request.method == "GET" and when is not None and when(request) and ctx.cache is not None:
                 response = await ctx.cache.get(request, lambda: route(request, params))
@@ -75,6 +85,8 @@ def build(ctx: ApiContext, extra: Sequence[Register] = ()) -> web.Application:
                 response = await route(request, params)
         except LabError as exc:
             response = responses.error(exc)
+            if isinstance(exc, BodyTimeout):
+                response.force_close()
         except web.HTTPException as exc:
             response = responses.error(_http_error(exc))
         except sqlite3.Error as exc:  # a full or read-only disk says so, as in the CLI
