@@ -19,6 +19,7 @@ import requests
 from controller.api import context, listener, responses, tokens
 from controller.model.armid import SUBSCRIPTION_ID
 from controller.ops import commands
+from tests.apiserver import serve
 from tests.fakedriver import make_scale_set
 from tests.test_api_sdk import raw
 from tests.test_rolling import model
@@ -160,6 +161,20 @@ def test_a_slow_body_is_answered_408_and_closed(api, monkeypatch):
     status, body = status_and_json(answer(sock))
     assert status == 408 and body["error"]["target"] == "body"
     assert api.lab.models.stored_name("web") is None
+
+
+def test_a_connection_that_never_starts_tls_is_closed(flab, driver, monkeypatch):
+    monkeypatch.setattr(listener, "HANDSHAKE_TIMEOUT", 0.5)
+    served = serve(flab, driver)
+    api = next(served)
+    try:
+        with socket.create_connection(("127.0.0.1", api.port), timeout=20) as sock:
+            try:
+                assert sock.recv(1) == b""  # closed (a timeout here raises socket.timeout)
+            except ConnectionResetError:
+                pass
+    finally:
+        served.close()
 
 
 def test_connections_over_the_cap_are_closed(api, monkeypatch):
