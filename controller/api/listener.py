@@ -37,8 +37,8 @@ def _reason(exc: BaseException | None, message: str | None) -> str:
         if isinstance(exc, kind):
             return reason
     first = (getattr(exc, "message", None) or message or "").split("\n", 1)[0].rstrip(": ")
-    if not first or any(c in first for c in "'\"\\") or len(first) > 160:
-        return "the request is malformed"
+    if not first or not first.isprintable() or len(first) > 160 or any(s in first for s in ('"', "\\", "b'")):
+        return "the request is malformed"  # the parser's reason is fixed text; anything else may quote the request
     return first
 
 
