@@ -1,10 +1,12 @@
-"""The HTTPS server: TLS on 127.0.0.1 only, a bearer token on every route, `api-version`
-required, bodies capped, every error in ARM's shape (never a traceback)."""
+"""The HTTPS server: TLS on 127.0.0.1 only (connections bounded: listener.py), a bearer token
+on every route, `api-version` required, bodies capped and timed, every error in ARM's shape
+(never a traceback; a full or read-only disk as the CLI says it)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +16,7 @@ from aiohttp import web
 from controller.api import (
     gallery_routes,
     identity,
+    listener,
     responses,
     tls,
     tokens,
@@ -24,7 +27,7 @@ from controller.api.cache import ResponseCache
 from controller.api.context import ApiContext
 from controller.api.endpoint import record
 from controller.api.router import Router
-from controller.core.errors import LabError, ModelError
+from controller.core.errors import LabError, ModelError, from_db_error, from_os_error
 from controller.model.jsonmap import MAX_JSON_BYTES
 
 log = logging.getLogger("scaleset.api")
@@ -37,6 +40,21 @@ def _http_error(exc: web.HTTPException) -> LabError:
              415: ("UnsupportedMediaType", "the request body must be JSON")}
     code, reason = codes.get(exc.status, ("BadRequest", exc.reason))
     return ModelError("body" if exc.status in codes else "request", reason, code)
+
+
+class BodyTimeout(LabError):
+    """A body that did not arrive in time: 408, and the connection is closed."""
+
+    status = 408  # type: ignore[assignment]
+
+
+async def _read_body(request: web.Request) -> None:
+    """The body, read once within BODY_TIMEOUT (bodies.read then takes it from memory)."""
+    try:
+        await asyncio.wait_for(request.read(), listener.BODY_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise BodyTimeout("body", f"the request body did not arrive within {listener.BODY_TIMEOUT:g} s",
+                          "RequestTimeout") from None
 
 
 Register = Callable[[Router, ApiContext], None]
@@ -58,6 +76,8 @@ def build(ctx: ApiContext, extra: Sequence[Register] = ()) -> web.Application:
                 if not request.query.get("api-version"):
                     raise ModelError("api-version", "The api-version query parameter (?api-version=) is required "
                                                     "for all requests.", "MissingApiVersionParameter")
+            if request.can_read_body:
+                await _read_body(request)
             when = getattr(route, "cacheable", None)
             if request.method == "GET" and when is not None and when(request) and ctx.cache is not None:
                 response = await ctx.cache.get(request, lambda: route(request, params))
@@ -65,8 +85,14 @@ def build(ctx: ApiContext, extra: Sequence[Register] = ()) -> web.Application:
                 response = await route(request, params)
         except LabError as exc:
             response = responses.error(exc)
+            if isinstance(exc, BodyTimeout):
+                response.force_close()
         except web.HTTPException as exc:
             response = responses.error(_http_error(exc))
+        except sqlite3.Error as exc:  # a full or read-only disk says so, as in the CLI
+            response = responses.error(from_db_error(exc, ctx.paths.db))
+        except OSError as exc:
+            response = responses.error(from_os_error(exc, str(exc.filename or ctx.paths.home)))
         except Exception as exc:  # noqa: BLE001 - one log line; the client gets ARM's error shape
             log.error("%s %s: %s: %s", request.method, _HIDE.sub(r"\1***", request.path), type(exc).__name__, exc)
             response = responses.error(LabError("", f"internal error ({type(exc).__name__})", "InternalError"))
@@ -95,14 +121,14 @@ async def serve(ctx: ApiContext, port: int, extra: Sequence[Register] = ()) -> t
     ctx.cache = ResponseCache(ctx.paths.db, ctx.ops)
     runner = web.AppRunner(build(ctx, extra), access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, backlog=256)
+    site = listener.Listener(runner, port, context)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         raise ModelError("--api-port", f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
                          "Conflict") from None
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    bound = site.port()
     record(ctx.paths, bound)
     return runner, bound
 

@@ -1,9 +1,14 @@
 """What every handler shares: the lab's paths, one Lab per worker thread, the thread pools
-(reads stay short; VM work has its own pool), the operations, and the controller that drives
-rolling upgrades started through the API."""
+(reads stay short; VM work has its own pool; guest I/O, which waits on booting guests, a third,
+so it never starves the others), the operations, and the controller that drives rolling
+upgrades started through the API. SQLite and file errors leave the pools as the lab's errors
+(a full disk is InsufficientStorage, as in the CLI)."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +17,16 @@ from typing import Any, TypeVar
 
 from controller.api.cache import ResponseCache
 from controller.api.operations import Operations
+from controller.core.errors import from_db_error, from_os_error
 from controller.core.settings import LabPaths
 from controller.ops.lab import Lab
 from controller.ops.service import Controller
 from controller.virt.accel import Accel
 
 T = TypeVar("T")
+log = logging.getLogger("scaleset.api")
+GUEST_THREADS = 8  # instance views and run-commands at once; more wait their turn
+_STORAGE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 @dataclass
@@ -31,6 +40,7 @@ class ApiContext:
     controller_loop: asyncio.AbstractEventLoop | None = None  # the controller's, when the API has its own
     readers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "api-read"))
     workers: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, "api-work"))
+    guests: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(GUEST_THREADS, "api-guest"))
     power_states: Callable[[Lab, Any], dict] | None = None  # domain -> state; None: libvirt's listing
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)  # run in the API's loop as it stops
     _local: threading.local = field(default_factory=threading.local)
@@ -62,16 +72,34 @@ class ApiContext:
             lab = self._local.lab = Lab(self.paths, self.uri, self.accel)
         return lab
 
+    def _call(self, fn: Callable[..., T], args: tuple) -> T:
+        try:
+            return fn(self.lab(), *args)
+        except sqlite3.Error as exc:
+            err = from_db_error(exc, self.paths.db)
+        except OSError as exc:
+            if exc.filename is None and exc.errno not in _STORAGE:
+                raise
+            err = from_os_error(exc, str(exc.filename or self.paths.home))
+        if err.code == "InternalError":
+            log.error("%s: %s", getattr(fn, "__name__", "work"), err)
+        raise err from None
+
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(lab, *args) on a reader thread: the event loop never waits on SQLite or libvirt."""
-        return await asyncio.get_running_loop().run_in_executor(self.readers, lambda: fn(self.lab(), *args))
+        return await asyncio.get_running_loop().run_in_executor(self.readers, self._call, fn, args)
 
     async def work(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(lab, *args) on a worker thread: VM work (boots, swaps) that takes minutes."""
-        return await asyncio.get_running_loop().run_in_executor(self.workers, lambda: fn(self.lab(), *args))
+        return await asyncio.get_running_loop().run_in_executor(self.workers, self._call, fn, args)
+
+    async def guest(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(lab, *args) on a guest thread: what waits on a guest (SSH to a booting instance)."""
+        return await asyncio.get_running_loop().run_in_executor(self.guests, self._call, fn, args)
 
     def close(self) -> None:
         if self.cache is not None:
             self.cache.close()
         self.readers.shutdown(wait=False, cancel_futures=True)
         self.workers.shutdown(wait=False, cancel_futures=True)
+        self.guests.shutdown(wait=False, cancel_futures=True)

@@ -3,8 +3,7 @@
 the lab's one subscription and tenant, and resource groups (an implicit namespace)."""
 from __future__ import annotations
 
-import time
-
+import jwt
 from aiohttp import web
 
 from controller.api import responses, tokens
@@ -38,12 +37,14 @@ def _group(name: str) -> dict:
 
 def register(router: Router, ctx: ApiContext) -> None:
     async def token(request: web.Request, p: dict[str, str]) -> web.Response:
-        tokens.verify(ctx.paths, p["secret"])
-        now = int(time.time())
-        ttl = int(tokens.DEFAULT_TTL)
-        return responses.body({"access_token": tokens.mint(ctx.paths, ttl, subject="managed-identity"),
-                               "expires_in": str(ttl), "expires_on": str(now + ttl), "not_before": str(now),
-                               "ext_expires_in": str(ttl), "resource": request.query.get("resource", ""),
+        """A token that expires no later than the one in the path (else tokens would renew forever)."""
+        claims = tokens.verify(ctx.paths, p["secret"])
+        access = tokens.mint(ctx.paths, tokens.DEFAULT_TTL, subject="managed-identity", not_after=int(claims["exp"]))
+        issued = jwt.decode(access, options={"verify_signature": False})
+        now, exp = issued["iat"], issued["exp"]
+        return responses.body({"access_token": access,
+                               "expires_in": str(exp - now), "expires_on": str(exp), "not_before": str(now),
+                               "ext_expires_in": str(exp - now), "resource": request.query.get("resource", ""),
                                "token_type": "Bearer", "client_id": "scaleset-lab"})
     token.open_route = True  # type: ignore[attr-defined] - checked by its own path token, no api-version
 

@@ -94,15 +94,21 @@ def _subject_id(subject: str) -> str:
     return str(uuid.uuid5(_SUBJECTS, subject))
 
 
-def mint(paths: LabPaths, ttl: float = DEFAULT_TTL, subject: str = "lab-user") -> str:
-    """A lab token for `subject`, valid `ttl` seconds (more than 0, at most MAX_TTL)."""
+def mint(paths: LabPaths, ttl: float = DEFAULT_TTL, subject: str = "lab-user", not_after: int | None = None) -> str:
+    """A lab token for `subject`, valid `ttl` seconds (more than 0, at most MAX_TTL) and, with
+    `not_after` (a Unix time), no later than that (a token handed out for another expires with it)."""
     if not (isinstance(ttl, (int, float)) and math.isfinite(ttl) and 0 < ttl <= MAX_TTL):
         raise ModelError("ttl", f"a token lives more than 0 and at most {MAX_TTL} seconds, not {ttl!r}")
     now = int(time.time())
+    exp = now + max(1, math.ceil(ttl))
+    if not_after is not None:
+        if not_after <= now:
+            raise Unauthorized("the token has expired; get a new one with `scaleset api token`",
+                               "ExpiredAuthenticationToken")
+        exp = min(exp, not_after)
     oid = _subject_id(subject)
     claims = {"iss": ISSUER, "aud": AUDIENCE, "tid": TENANT_ID, "oid": oid, "sub": oid, "appid": APP_ID,
-              "idtyp": "app", "iat": now, "nbf": now, "exp": now + max(1, math.ceil(ttl)),
-              "jti": secrets.token_hex(16)}
+              "idtyp": "app", "iat": now, "nbf": now, "exp": exp, "jti": secrets.token_hex(16)}
     return jwt.encode(claims, lab_key(paths), algorithm=ALGORITHM, headers={"typ": "JWT"})
 
 

@@ -93,7 +93,7 @@ def register(router: Router, ctx: ApiContext) -> None:
             inst = commands.refresh(lab, inst)
             health = commands.poll_health(lab, ss, insts=[inst]).get(inst.instance_id)
             return _view(lab, ss, inst, health)
-        return responses.body(await ctx.work(view))
+        return responses.body(await ctx.guest(view))
 
     def action(kind: str, fn):
         async def handler(request: web.Request, p: dict[str, str]) -> web.Response:
@@ -119,7 +119,7 @@ def register(router: Router, ctx: ApiContext) -> None:
         ss, inst = await ctx.read(one, p)
 
         async def work() -> dict:
-            res = await ctx.work(lambda lab: commands.run_command(lab, ss.name, str(inst.instance_id), script))
+            res = await ctx.guest(lambda lab: commands.run_command(lab, ss.name, str(inst.instance_id), script))
             return views.run_command_result(res)
         op = ctx.ops.start("runCommand", vm_id(group_of(ss.id), ss.name, inst.instance_id), ss.location, work())
         return web.Response(status=202, headers=operations.headers(request, op, location=True))

@@ -294,7 +294,7 @@ def register(router: Router, ctx: ApiContext) -> None:
             ss = find_set(lab, rg, p["name"])
             insts = lab.instances.list(ss.name)
             return views.aggregate_view(ss, insts, lab.states(insts).states)
-        return responses.body(await ctx.read(view))
+        return responses.body(await ctx.guest(view))
 
     router.add("GET", ONE, get)
     router.add("PUT", ONE, put)

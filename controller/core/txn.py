@@ -1,5 +1,6 @@
 """SQLite transactions as the lab takes them: BEGIN IMMEDIATE, so a writer waits for another
-writer up front instead of failing half-way (the connections are in autocommit mode)."""
+writer up front instead of failing half-way (the connections are in autocommit mode). A
+transaction that fails, at COMMIT too, is rolled back: the connection is never left inside it."""
 from __future__ import annotations
 
 import sqlite3
@@ -17,7 +18,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # a failed COMMIT (a full disk) may have rolled back already, or not
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # the first error is the one to tell
+                pass
         raise
-    conn.execute("COMMIT")

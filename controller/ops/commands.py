@@ -41,6 +41,7 @@ from controller.ops.provision import (
     target_of,
     wait_booted,
 )
+from controller.state import reserve
 from controller.state.health import HealthStore, Reading
 from controller.state.upgrades import UpgradeStore
 from controller.virt import disks, vm
@@ -278,13 +279,17 @@ def delete(lab: Lab, name: str, expect: Expect | None = None) -> list[str]:
     are stopped (not finished), then domains (with or without a row), disks, seeds and data
     disks, port leases, host keys, console logs, and every row. The model need not read.
     Refused only while a live process works on the set, or when `expect(generation)` (None: no
-    model) refuses. Returns the instance domains removed."""
+    model) refuses. Returns the instance domains removed. On a full disk it still commits: it
+    frees space (state/reserve.py)."""
     name = lab.models.stored_name(name) or name
-    with transaction(lab.db):  # from here on no other command finishes or resumes the set's work
-        if expect is not None:
-            expect(lab.models.generation(name) if lab.models.stored_name(name) else None)
-        UpgradeStore(lab.db).refuse_if_driven(name)
-        lab.journal.take_over(name)
+
+    def take_over() -> None:  # from here on no other command finishes or resumes the set's work
+        with transaction(lab.db):
+            if expect is not None:
+                expect(lab.models.generation(name) if lab.models.stored_name(name) else None)
+            UpgradeStore(lab.db).refuse_if_driven(name)
+            lab.journal.take_over(name)
+    reserve.freeing(lab.paths.db, take_over)
     rows = lab.instances.remnants(name)
     files = lab.journal.files(name) + [p for _, disk, seed in rows for p in (disk, seed)]
     hosts = _set_hosts(lab, name)
@@ -293,7 +298,7 @@ def delete(lab: Lab, name: str, expect: Expect | None = None) -> list[str]:
         raise ModelError("name", f"scale set '{name}' not found", "ResourceNotFound")
     for domain in sorted(domains):
         purge_domain(lab, domain, hosts)  # with its volumes: the files above are among them
-    lab.models.delete(name)
+    reserve.freeing(lab.paths.db, lambda: lab.models.delete(name))
     return sorted(d for d, _, _ in rows)
 
 

@@ -67,6 +67,15 @@ def start_upgrade(lab: Lab, ss: ScaleSet, started_by: str, owned: bool = True,
                                       owner=process_tag() if owned else None)
 
 
+def none_succeeded(states: dict[int, str]) -> tuple[str, str] | None:
+    """(error code, message) when the upgrade touched instances and none of them succeeded: a
+    threshold of 100 % lets every batch pass, but such an upgrade did not complete."""
+    if not states or any(st not in plan.FAILED_STATES for st in states.values()):
+        return None
+    return plan.UPGRADED, (f"none of the {len(states)} upgraded instances became healthy "
+                           f"({', '.join(sorted(set(states.values())))})")
+
+
 class Orchestrator:
     def __init__(self, lab: Lab, driver: Driver, *, poll_interval: float = 1.0,
                  on_event: Callable[[str], None] | None = None) -> None:
@@ -103,8 +112,9 @@ class Orchestrator:
             insts = live.instances()
             pending = plan.pending(insts, up.target["version"], self.store.states(up), plan.model_digest(ss))
             if not pending:
-                self.store.finish(up, "Completed")
-                self.say("upgrade Completed")
+                failed = none_succeeded(self.store.states(up))
+                self.store.finish(up, "Faulted" if failed else "Completed", failed)
+                self.say(f"upgrade Faulted: {failed[0]}: {failed[1]}" if failed else "upgrade Completed")
                 return up
             health = await self.driver.health_all(ss, insts)
             breach = plan.health_breach(health, policy, up.batches_done)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from controller.core.errors import from_db_error, from_os_error
 from controller.core.txn import transaction
+from controller.state import reserve
 from controller.state.schema import migrate
 
 
@@ -43,6 +44,7 @@ def connect(path: Path) -> sqlite3.Connection:
         # the page cache (up to 64 MiB, used only as the database grows) instead of re-reading them.
         conn.execute("PRAGMA cache_size=-65536")
         migrate(conn, path)
+        reserve.keep(path)  # room for a delete to commit on a full disk
         for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):  # models may hold protectedSettings
             try:
                 f.chmod(0o600)
