@@ -188,7 +188,8 @@ def status_response(request: web.Request, op: Operation) -> web.Response:
         busy = {"Retry-After": responses.RETRY_AFTER} if op.status == "InProgress" else None
         return responses.body(op.to_json(), headers=busy)
     if op.status == "InProgress":
-        return web.Response(status=202, headers={"Location": str(request.url), "Retry-After": responses.RETRY_AFTER})
+        here = responses.origin(request).join(request.rel_url)  # the listener's own, never `Host`'s
+        return web.Response(status=202, headers={"Location": str(here), "Retry-After": responses.RETRY_AFTER})
     if op.status in ("Failed", "Canceled"):
         err = op.error or {"code": "InternalError", "message": "failed"}
         return responses.body({"error": err}, STATUS.get(err["code"], 400))
