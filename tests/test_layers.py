@@ -10,8 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # Lower first: a module may import its own layer and the layers before it in this list.
-LAYERS = ["agent", "controller.core", "controller.model", "images", "controller.virt", "controller.state",
-          "controller.ops", "controller.api", "controller.web",
+LAYERS = ["agent", "controller.core", "controller.template", "controller.model", "images", "controller.virt",
+          "controller.state", "controller.ops", "controller.api", "controller.web",
           "controller.rehearse", "controller.cli"]
 PEERS = {("controller.virt", "controller.state"), ("controller.state", "controller.virt")}  # neither uses the other
 
