@@ -25,6 +25,7 @@ from controller.api import responses
 from controller.core import signals
 from controller.core.clock import now_iso
 from controller.core.errors import STATUS, LabError, ModelError, from_db_error
+from controller.state import reserve
 from controller.state.db import connect
 from controller.state.operations import KEEP_SECONDS, MAX_KEPT, OperationStore
 
@@ -82,7 +83,10 @@ class Operations:
         op = Operation(uuid.uuid4().hex, kind, resource, location)
         store = self._store()
         try:
-            for gone in store.begin(op.id, kind, resource, location, op.start_time) if store else ():
+            def begin() -> list[str]:
+                return store.begin(op.id, kind, resource, location, op.start_time) if store else []
+            # a delete frees space: on a full disk its record takes the space set aside (state/reserve.py)
+            for gone in reserve.freeing(self.db, begin) if kind == "delete" and store else begin():
                 self.items.pop(gone, None)
         except BaseException as exc:
             if asyncio.iscoroutine(work):
