@@ -271,7 +271,8 @@ def gallery_cases() -> list[Case]:
                  "region-traversal": {"publishingProfile": {"targetRegions": [{"name": "../x"}]}},
                  "lab-unknown": {"lab": {"shell": "rm -rf /"}},
                  "recipe-traversal": {"lab": {"recipe": "../../etc/passwd"}},
-                 "customize-shadow": {"lab": {"customize": ["/etc/shadow"]}}}
+                 "customize-missing": {"lab": {"customize": ["{tmp}/missing.sh"]}},
+                 "customize-relative": {"lab": {"customize": ["setup.sh"]}}}
     for n, (name, props) in enumerate(bad_props.items()):
         out.append(Case(f"gallery-props-{name}-PUT", "PUT", f"{VERS}/4.0.{n}", {"properties": props}, 400))
     for name in ("exclude-string", "regions-string", "region-traversal"):
