@@ -181,7 +181,7 @@ def test_api_patch_storm_beside_cli_updates_loses_no_cli_change(conc):
     done: list[str] = []
 
     def api_job(c: Client, value: int) -> None:
-        for _ in range(5):
+        for _ in range(8):
             r = c.patch(nested(STORM, value))
             codes.append(r.status_code)
             c.settle(r)

@@ -301,7 +301,7 @@ def test_host_header_never_appears_in_the_urls_handed_out(env, http, monkeypatch
                                json=web_model("gone", 0)))
     monkeypatch.setattr(responses, "PAGE_SIZE", 1)
     answers = [http.patch(env.api.endpoint + WEB, params=v, headers=evil, verify=ca, json={"tags": {"a": "b"}}),
-               http.post(env.api.endpoint + WEB + "/restart", params=v, headers=evil, verify=ca),
+               http.post(env.api.endpoint + SETS + "/gone/restart", params=v, headers=evil, verify=ca),  # no instance
                http.delete(env.api.endpoint + SETS + "/gone", params=v, headers=evil, verify=ca)]
     listed = http.get(env.api.endpoint + SETS, params={**v, "$skiptoken": "0", "x": "1"}, headers=evil, verify=ca)
     for r in answers:
