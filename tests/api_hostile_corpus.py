@@ -68,19 +68,23 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", VERS + "/1.0.0", NOBODY), ("PUT", VERS + "/1.0.0", {"properties": {}}),
     ("PATCH", VERS + "/1.0.0", {"properties": {}}), ("DELETE", VERS + "/1.0.0", NOBODY),
     ("GET", "/subscriptions", NOBODY), ("GET", f"/subscriptions/{SUB}", NOBODY), ("GET", "/tenants", NOBODY),
-    ("GET", f"/subscriptions/{SUB}/resourceGroups", NOBODY), ("GET", f"/subscriptions/{SUB}/resourceGroups/{RG}", NOBODY),
+    ("GET", f"/subscriptions/{SUB}/resourceGroups", NOBODY),
+    ("GET", f"/subscriptions/{SUB}/resourceGroups/{RG}", NOBODY),
     ("PUT", f"/subscriptions/{SUB}/resourceGroups/{RG}", {"location": "local"}),
 ]
 WEB_JSON = [("GET", LAB + "/lab"), ("GET", LAB + "/scalesets/web"), ("GET", LAB + "/scalesets/web/instances/0"),
-            ("POST", LAB + "/scalesets/web/rollingUpgrade/start"), ("POST", LAB + "/scalesets/web/rollingUpgrade/cancel"),
-            ("POST", LAB + "/scalesets/web/updateDomains/0/upgrade"), ("POST", LAB + "/scalesets/web/instances/0/reimage"),
+            ("POST", LAB + "/scalesets/web/rollingUpgrade/start"),
+            ("POST", LAB + "/scalesets/web/rollingUpgrade/cancel"),
+            ("POST", LAB + "/scalesets/web/updateDomains/0/upgrade"),
+            ("POST", LAB + "/scalesets/web/instances/0/reimage"),
             ("POST", LAB + "/images/scaleset-lab/debian/debian-12/1.0.0/excludeFromLatest")]
 AUTHS = ("none", "garbage", "expired", "wrongkey", "basic")
 
 
 def _slug(path: str) -> str:
     tail = path.replace(ARM, "arm").replace(OPS, "ops").replace(f"/subscriptions/{SUB}", "sub")
-    return tail.strip("/").replace("/", ".").replace("virtualMachineScaleSets", "vmss").replace("virtualMachines", "vms")
+    tail = tail.strip("/").replace("/", ".")
+    return tail.replace("virtualMachineScaleSets", "vmss").replace("virtualMachines", "vms")
 
 
 def auth_cases() -> list[Case]:
@@ -114,11 +118,13 @@ def api_version_cases() -> list[Case]:
 
 def route_cases() -> list[Case]:
     unknown = [SETS + "/web/bogus", ARM + "/virtualMachines", ARM + "/disks/d", WEB + "/virtualMachines/0/bogus",
-               "/subscriptions/" + SUB + "/bogus", "/nope", "/lab/api/nope", VERS + "/1.0.0/bogus", ARM, "/" + "a/" * 300,
+               "/subscriptions/" + SUB + "/bogus", "/nope", "/lab/api/nope", VERS + "/1.0.0/bogus", ARM,
+               "/" + "a/" * 300,
                WEB + "/rollingUpgrades", OPS, "/%2e%2e/%2e%2e/etc/passwd"]
     out = [Case(f"route-unknown-{n}", "GET", p, NOBODY, 404) for n, p in enumerate(unknown)]
     wrong = [("POST", SETS), ("PATCH", SETS), ("DELETE", SETS), ("POST", WEB), ("PUT", WEB + "/start"),
-             ("GET", WEB + "/restart"), ("DELETE", VMS), ("POST", VM0), ("GET", VM0 + "/runCommand"), ("PUT", OPS + "/x"),
+             ("GET", WEB + "/restart"), ("DELETE", VMS), ("POST", VM0), ("GET", VM0 + "/runCommand"),
+             ("PUT", OPS + "/x"),
              ("POST", VERS), ("DELETE", GAL), ("PUT", IMG), ("DELETE", "/subscriptions"), ("PATCH", "/tenants"),
              ("DELETE", f"/subscriptions/{SUB}/resourceGroups/{RG}"), ("PUT", WEB + "/instanceView"),
              ("POST", WEB + "/osUpgradeHistory"), ("DELETE", LAB + "/lab"), ("PUT", LAB + "/scalesets/web")]
@@ -298,7 +304,8 @@ def precondition_cases() -> list[Case]:
                 "PreconditionFailed", headers={"If-None-Match": "*"}),
            Case("if-match-missing-set-PUT", "PUT", SETS + "/fresh", Model("new"), 412, "PreconditionFailed",
                 headers={"If-Match": '"1"'}),
-           Case("if-match-stale-PATCH-vm", "PATCH", VM0, {"properties": {"protectionPolicy": {"protectFromScaleIn": True}}},
+           Case("if-match-stale-PATCH-vm", "PATCH", VM0,
+                {"properties": {"protectionPolicy": {"protectFromScaleIn": True}}},
                 412, "PreconditionFailed", headers={"If-Match": STALE}),
            Case("if-match-stale-PATCH-version", "PATCH", VERS + "/1.0.0",
                 {"properties": {"publishingProfile": {"excludeFromLatest": True}}}, 412, "PreconditionFailed",

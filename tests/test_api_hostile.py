@@ -91,8 +91,8 @@ def make_files(files: Path, home: Path) -> None:
     (files / "notes.txt").write_text("not an image\n")
     (files / "raw.img").write_bytes(b"\0" * 65536)
     (files / "host-secret.bin").write_bytes(b"secret" * 1000)
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(good), str(files / "backed.qcow2")],
-                   check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(good),
+                    str(files / "backed.qcow2")], check=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={files / 'host-secret.bin'}",
                     str(files / "datafile.qcow2"), "64M"], check=True)
     (files / "shadow-link").symlink_to("/etc/shadow")
@@ -192,7 +192,8 @@ def put_back(env: Env, http: requests.Session, before: dict) -> None:
     lab, ok = env.api.lab, auth_header(env.api, "ok")
     v = {"api-version": corpus.V}
     for name in set(snapshot(lab)["sets"]) - set(before["sets"]):
-        settle(env, http, http.delete(env.api.endpoint + f"{SETS}/{name}", params=v, headers=ok, verify=str(env.api.ca)))
+        settle(env, http, http.delete(env.api.endpoint + f"{SETS}/{name}", params=v, headers=ok,
+                                      verify=str(env.api.ca)))
     for doc in lab.gallery.list():
         if json.dumps(doc.to_json(), sort_keys=True) not in before["gallery"] and doc.version != "1.0.0":
             http.delete(env.api.endpoint + f"{VERS}/{doc.version}", params=v, headers=ok, verify=str(env.api.ca))
@@ -264,7 +265,8 @@ def test_the_corpus_covers_every_route_with_enough_requests(env):
         path = case.path.strip("/").split("/")
         for method, pattern in seen:
             parts = pattern.strip("/").split("/")
-            if len(parts) == len(path) and all(a.startswith("{") or a.lower() == b.lower() for a, b in zip(parts, path)):
+            if len(parts) == len(path) and all(a.startswith("{") or a.lower() == b.lower()
+                                               for a, b in zip(parts, path)):
                 hit.add((method, pattern))
     json_routes = {(m, p) for m, p in seen if p and (not p.startswith("lab") or p.startswith("lab/api"))}
     missing = {(m, p) for m, p in json_routes if not any(h[1] == p for h in hit)}
