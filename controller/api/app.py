@@ -32,6 +32,7 @@ from controller.model.jsonmap import MAX_JSON_BYTES
 
 log = logging.getLogger("scaleset.api")
 MAX_BODY = MAX_JSON_BYTES  # bytes; a larger request body is refused with 413
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-[a-z0-9]{1,20})?", re.ASCII | re.IGNORECASE)
 _HIDE = re.compile(r"(/identity/)[^/]+", re.IGNORECASE)  # the identity endpoint's path carries a token
 
 
@@ -73,9 +74,14 @@ def build(ctx: ApiContext, extra: Sequence[Register] = ()) -> web.Application:
             route, params = router.resolve(request.method, request.path)
             if not getattr(route, "open_route", False):
                 tokens.verify(ctx.paths, tokens.bearer(request.headers.get("Authorization")))
-                if not request.query.get("api-version"):
+                version = request.query.get("api-version")
+                if not version:
                     raise ModelError("api-version", "The api-version query parameter (?api-version=) is required "
                                                     "for all requests.", "MissingApiVersionParameter")
+                if not _API_VERSION.fullmatch(version):
+                    raise ModelError("api-version", f"The api-version '{version[:40]!r}' is invalid: it must be a date "
+                                                    "as YYYY-MM-DD, optionally with a suffix such as -preview.",
+                                     "InvalidApiVersionParameter")
             if request.can_read_body:
                 await _read_body(request)
             when = getattr(route, "cacheable", None)
