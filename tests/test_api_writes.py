@@ -1,63 +1,31 @@
-"""Writes of scale sets and their VMs through the ARM API (issue 27): concurrent writes lose
-nothing, etags and If-Match / If-None-Match (raw and through Azure's SDK), bodies validated
-before any 2xx, instance ids checked before the 202, and operations that tell the truth."""
+"""Writes of scale sets and their VMs through the ARM API (issue 27): VM etags and preconditions,
+bodies validated before any 2xx, instance ids checked before the 202, and operations that tell
+the truth (lost writes and the scale set's etags: test_api_concurrency.py)."""
 from __future__ import annotations
 
 import copy
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
-from azure.mgmt.compute import models as m
 
 from controller.model.armid import DEFAULT_RESOURCE_GROUP as RG
 from controller.ops import commands, provision
-from controller.ops.lab import Lab
 from tests.fakedriver import make_scale_set
 from tests.test_api_sdk import sdk_model
 from tests.test_model import BASE
 from tests.test_rolling import model
 
 V = {"api-version": "2024-07-01"}
-RP = "properties.upgradePolicy.rollingUpgradePolicy"
-VMP = "properties.virtualMachineProfile"
-FIELDS = [  # 20 different fields of one model, each with a value unlike its stored one
-    ("sku.name", "Lab_4vCPU"), ("sku.tier", "Standard"), ("properties.upgradePolicy.mode", "Rolling"),
-    (f"{RP}.maxBatchInstancePercent", 10), (f"{RP}.maxUnhealthyInstancePercent", 30),
-    (f"{RP}.maxUnhealthyUpgradedInstancePercent", 40), (f"{RP}.pauseTimeBetweenBatches", "PT7S"),
-    (f"{RP}.prioritizeUnhealthyInstances", True), (f"{RP}.rollbackFailedInstancesOnPolicyBreach", True),
-    (f"{RP}.maxSurge", True), ("properties.upgradePolicy.automaticOSUpgradePolicy.disableAutomaticRollback", True),
-    ("properties.upgradePolicy.automaticOSUpgradePolicy.useRollingUpgradePolicy", True),
-    ("properties.labSettings.healthWaitTimeout", "PT2M"), ("properties.labSettings.autoUpgradeDelay", "PT9S"),
-    ("properties.labSettings.vcpus", 3), ("properties.labSettings.memoryMiB", 1024),
-    (f"{VMP}.osProfile.adminUsername", "ops"), (f"{VMP}.osProfile.computerNamePrefix", "www"),
-    (f"{VMP}.storageProfile.osDisk.caching", "ReadOnly"), (f"{VMP}.networkProfile.healthProbe.intervalInSeconds", 30),
-]
-
-
 def call(api, method: str, path: str = "virtualMachineScaleSets/web", body=None, data=None, headers=None,
          timeout: float = 20) -> requests.Response:
     return requests.request(method, api.url(path), params=V, json=body, data=data, verify=str(api.ca),
                             headers={"Authorization": f"Bearer {api.token()}", "Content-Type": "application/json",
                                      **(headers or {})}, timeout=timeout)
-
-
-def nested(path: str, value) -> dict:
-    out: dict = value
-    for key in reversed(path.split(".")):
-        out = {key: out}
-    return out
-
-
-def value_at(doc: dict, path: str):
-    for key in path.split("."):
-        doc = doc.get(key, {}) if isinstance(doc, dict) else {}
-    return doc
 
 
 def settled(api, response: requests.Response) -> dict:
@@ -93,136 +61,7 @@ def stored(api, name: str = "web") -> tuple[dict, int]:
     return ss.to_json(), generation
 
 
-# -- 1. no lost writes --------------------------------------------------------------------------
-def test_twenty_concurrent_patches_of_twenty_fields_keep_all_twenty_for_six_rounds(api):
-    barrier = threading.Barrier(len(FIELDS))
-
-    def patch(name: str, field) -> tuple[int, dict]:
-        barrier.wait()
-        r = call(api, "PATCH", f"virtualMachineScaleSets/{name}", body=nested(*field))
-        return r.status_code, settled(api, r) if r.status_code == 200 else r.json()
-
-    for n in range(6):
-        name = create(api, f"web{n}")["name"]
-        with ThreadPoolExecutor(len(FIELDS)) as pool:
-            answers = list(pool.map(lambda f: patch(name, f), FIELDS))
-        assert [(code, op["status"]) for code, op in answers] == [(200, "Succeeded")] * len(FIELDS)
-        doc, generation = stored(api, name)
-        assert [(path, value_at(doc, path)) for path, value in FIELDS if value_at(doc, path) != value] == []
-        assert generation == 1 + len(FIELDS)  # one generation per PATCH: none written twice, none lost
-
-
-def test_api_patches_beside_cli_updates_lose_no_cli_change(api, web):
-    """8 API clients PATCH one field while 10 threads run the CLI's update_model on others."""
-    api_field, cli_fields = f"{VMP}.networkProfile.healthProbe.port", FIELDS[3:13]
-    barrier = threading.Barrier(8 + len(cli_fields))
-
-    def api_client(k: int) -> int:
-        barrier.wait()
-        return call(api, "PATCH", body=nested(api_field, 8000 + k)).status_code
-
-    def cli(field) -> None:
-        lab = Lab(api.lab.paths, api.lab.uri, api.lab._accel)  # its own connection, as a CLI process
-        try:
-            barrier.wait()
-            commands.update_model(lab, "web", [f"{field[0]}={json.dumps(field[1])}"])
-        finally:
-            lab.close()
-
-    with ThreadPoolExecutor(8 + len(cli_fields)) as pool:
-        codes = pool.map(api_client, range(8))
-        list(pool.map(cli, cli_fields))
-        assert list(codes) == [200] * 8
-    doc, generation = stored(api)
-    assert [(path, value_at(doc, path)) for path, value in cli_fields if value_at(doc, path) != value] == []
-    assert value_at(doc, api_field) in range(8000, 8008) and generation == 1 + 8 + len(cli_fields)
-
-
-def test_read_change_put_with_if_match_retried_on_412_loses_nothing(api, web):
-    barrier = threading.Barrier(len(FIELDS))
-
-    def client(field) -> int:
-        path, value = field
-        barrier.wait()
-        refused = 0
-        while True:
-            got = call(api, "GET")
-            body = got.json()
-            assert got.headers["ETag"] == body["etag"]
-            node = body
-            for key in path.split(".")[:-1]:
-                node = node.setdefault(key, {})
-            node[path.split(".")[-1]] = value
-            r = call(api, "PUT", body=body, headers={"If-Match": body["etag"]})
-            if r.status_code != 412:
-                assert r.status_code == 200, r.text
-                return refused
-            assert r.json()["error"]["code"] == "PreconditionFailed"
-            refused += 1
-
-    with ThreadPoolExecutor(len(FIELDS)) as pool:
-        list(pool.map(client, FIELDS))
-    doc, generation = stored(api)
-    assert [(path, value_at(doc, path)) for path, value in FIELDS if value_at(doc, path) != value] == []
-    assert generation == 1 + len(FIELDS)
-
-
-# -- 2. etags and preconditions -----------------------------------------------------------------
-def test_etags_change_on_every_write_and_stale_preconditions_are_412(api, web):
-    got = call(api, "GET")
-    first = got.json()["etag"]
-    assert got.headers["ETag"] == first == '"1"'
-    assert call(api, "GET").headers["ETag"] == first, "a cached answer keeps its ETag"
-    r = call(api, "PATCH", body={"properties": {"labSettings": {"vcpus": 3}}}, headers={"If-Match": first})
-    assert r.status_code == 200 and r.json()["etag"] == r.headers["ETag"] == '"2"'
-    settled(api, r)
-    assert call(api, "GET").json()["etag"] == '"2"'
-    listed = call(api, "GET", "virtualMachineScaleSets").json()["value"]
-    assert [s["etag"] for s in listed] == ['"2"']
-
-    before = stored(api)
-    for method, body, headers in (("PATCH", {"properties": {"labSettings": {"vcpus": 4}}}, {"If-Match": first}),
-                                  ("PUT", web, {"If-Match": first}), ("PUT", web, {"If-None-Match": "*"}),
-                                  ("DELETE", None, {"If-Match": first})):
-        r = call(api, method, body=body, headers=headers)
-        assert r.status_code == 412, (method, headers, r.text)
-        assert r.json()["error"]["code"] == "PreconditionFailed" and "Azure-AsyncOperation" not in r.headers
-        assert stored(api) == before, f"{method} with {headers} changed the set"
-    r = call(api, "PUT", "virtualMachineScaleSets/other", body={**web, "name": "other"}, headers={"If-Match": "*"})
-    assert r.status_code == 412 and api.lab.models.stored_name("other") is None
-    r = call(api, "PUT", "virtualMachineScaleSets/other", body={**web, "name": "other"}, headers={"If-None-Match": "*"})
-    assert r.status_code == 201 and r.headers["ETag"] == '"1"'
-    settled(api, r)
-    r = call(api, "DELETE", headers={"If-Match": '"2"'})
-    assert r.status_code == 202 and settled(api, r)["status"] == "Succeeded"
-    assert api.lab.models.stored_name("web") is None
-
-
-def test_the_sdks_etag_and_match_condition_are_honoured(api):
-    client = api.client()
-    sets = client.virtual_machine_scale_sets
-    sets.begin_create_or_update(RG, "web", sdk_model(), match_condition=MatchConditions.IfMissing).result()
-    with pytest.raises(HttpResponseError) as err:
-        sets.begin_create_or_update(RG, "web", sdk_model(), match_condition=MatchConditions.IfMissing)
-    assert err.value.status_code == 412
-    got = sets.get(RG, "web")
-    assert got.etag == '"1"'
-    update = m.VirtualMachineScaleSetUpdate(properties=m.VirtualMachineScaleSetUpdateProperties(
-        upgrade_policy=m.UpgradePolicy(mode="Rolling")))
-    updated = sets.begin_update(RG, "web", update, etag=got.etag, match_condition=MatchConditions.IfNotModified).result()
-    assert updated.etag == '"2"' and updated.properties.upgrade_policy.mode == "Rolling"
-    with pytest.raises(HttpResponseError) as err:  # the etag read before that update is stale
-        sets.begin_update(RG, "web", update, etag=got.etag, match_condition=MatchConditions.IfNotModified)
-    assert err.value.status_code == 412 and err.value.error.code == "PreconditionFailed"
-    with pytest.raises(HttpResponseError) as err:
-        sets.begin_create_or_update(RG, "web", got, etag=got.etag, match_condition=MatchConditions.IfNotModified)
-    assert err.value.status_code == 412
-    with pytest.raises(HttpResponseError) as err:  # this SDK's begin_delete has no etag: the header itself
-        sets.begin_delete(RG, "web", headers={"If-Match": got.etag})
-    assert err.value.status_code == 412 and api.lab.models.stored_name("web") == "web"
-    sets.begin_delete(RG, "web", headers={"If-Match": updated.etag}).result()
-    assert api.lab.models.stored_name("web") is None
-
+# The lost-write and scale-set etag acceptance tests are in test_api_concurrency.py.
 
 def test_vm_etags_and_preconditions_on_the_protection_policy(api, driver):
     make_scale_set(api.lab, model(capacity=2), driver, "1.0.0")
