@@ -48,13 +48,14 @@ class SeedSpec:
     custom_data: bytes | None = None  # the model's customData, decoded: handed to cloud-init as is
     cloud_configs: list[str] = field(default_factory=list)  # CloudConfig extensions' documents
     grow_root: bool = False  # osDisk.diskSizeGB is set: grow the root partition to the disk
+    password_hash: str | None = None  # osProfile.adminPasswordHash (SHA-512 crypt): password logins
 
 
 def render(spec: SeedSpec) -> dict[str, str]:
     ctx = dict(instance_id=spec.instance_id, hostname=spec.hostname, admin_user=spec.admin_user,
                ssh_keys=spec.ssh_keys, mac=spec.mac, runcmd=spec.runcmd,
                write_files=[{"encoding": None, **f} for f in spec.write_files],
-               bootcmd=[["python3", "-c", GROW_ROOT]] if spec.grow_root else [])
+               bootcmd=[["python3", "-c", GROW_ROOT]] if spec.grow_root else [], password_hash=spec.password_hash)
     docs = {name: _env.get_template(f"{name}.j2").render(**ctx)
             for name in ("user-data", "meta-data", "network-config")}
     if spec.custom_data or spec.cloud_configs:
