@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.core.errors import ModelError
+from controller.model.jsonmap import read_bool
 
 UP = "$.properties.upgradePolicy"
 OLD_AUTO = {"disableAutoRollback": "disableAutomaticRollback"}  # autoOSUpgradePolicy's names -> today's
@@ -21,6 +22,14 @@ def _child(node: dict, key: str) -> dict | None:
     return node[key]
 
 
+def _boolean(value: Any, path: str) -> bool:
+    """An old field's value, refused under its own name."""
+    read = read_bool(value)
+    if read is None:
+        raise ModelError(path, "must be true or false")
+    return read
+
+
 def _upgrade_policy(up: dict) -> None:
     """2017's fields, in place on a copy; they win over today's (a PATCH merges them into a stored
     model that has today's)."""
@@ -32,9 +41,12 @@ def _upgrade_policy(up: dict) -> None:
     if old is not None:
         if not isinstance(old, dict):
             raise ModelError(f"{UP}.autoOSUpgradePolicy", "must be an object (2017-12-01's automaticOSUpgradePolicy)")
-        auto.update({OLD_AUTO.get(k, k): v for k, v in old.items()})
+        for key, value in old.items():
+            if key in OLD_AUTO:
+                _boolean(value, f"{UP}.autoOSUpgradePolicy.{key}")
+            auto[OLD_AUTO.get(key, key)] = value
     if "automaticOSUpgrade" in up:
-        auto["enableAutomaticOSUpgrade"] = up.pop("automaticOSUpgrade")
+        auto["enableAutomaticOSUpgrade"] = _boolean(up.pop("automaticOSUpgrade"), f"{UP}.automaticOSUpgrade")
     up["automaticOSUpgradePolicy"] = auto
 
 
