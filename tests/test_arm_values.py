@@ -252,9 +252,13 @@ def test_the_seed_sets_the_password_for_the_admin_user_as_a_hash(flab):
     user = ud["users"][0]
     assert user["name"] == "ops" and user["lock_passwd"] is False and ud["ssh_pwauth"] is True
     assert sha512_crypt.verify(PASSWORD, user["hashed_passwd"])
+    sshd = [f for f in ud["write_files"] if f["path"].startswith("/etc/ssh/sshd_config.d/")]
+    assert [f["content"] for f in sshd] == ["PasswordAuthentication yes\n"] and sshd[0]["path"] < \
+        "/etc/ssh/sshd_config.d/50-scaleset-lab.conf"  # read before the image's "no"
     plain = make_scale_set(flab, {**base(1), "name": "plain"}, FakeDriver(), "1.0.0")
     ud = _user_data(vm.instance_seed(flab.paths, plain[0], "ci-2"))
     assert ud["users"][0]["lock_passwd"] is True and ud["ssh_pwauth"] is False and "hashed_passwd" not in ud["users"][0]
+    assert "write_files" not in ud
 
 
 def test_a_password_through_the_api_is_never_returned_logged_or_stored_in_clear(api, caplog):
