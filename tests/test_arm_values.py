@@ -300,3 +300,12 @@ def test_a_password_through_the_api_is_never_returned_logged_or_stored_in_clear(
         if f.is_file():
             data = f.read_bytes()
             assert PASSWORD.encode() not in data and bad.encode() not in data, f
+
+
+def test_the_cli_view_and_rehearsal_reports_blank_the_hash():
+    from controller.ops.views import show
+    from controller.rehearse.scrub import scrub
+    ss = parse(base(adminPassword=PASSWORD))
+    for doc in (show(ss, []), scrub(ss.to_json())):
+        osp = doc["properties"]["virtualMachineProfile"]["osProfile"]
+        assert osp["adminPasswordHash"] == "<redacted>" and "$6$" not in json.dumps(doc)
