@@ -69,7 +69,7 @@ def test_defaults_are_azures():
      "$.properties.upgradePolicy.rollingUpgradePolicy.pauseTimeBetweenBatches", "InvalidParameter"),
     ({"properties__upgradePolicy__mode": "Sometimes"}, "$.properties.upgradePolicy.mode", "InvalidParameter"),
     ({"properties__colour": "blue"}, "$.properties.colour", "InvalidParameter"),
-    ({"sku__capacity": "5"}, "$.sku.capacity", "InvalidParameter"),
+    ({"sku__capacity": "five"}, "$.sku.capacity", "InvalidParameter"),  # "5" is 5, as ARM reads it
     ({"properties__labSettings__healthWaitTimeout": "5m"}, "$.properties.labSettings.healthWaitTimeout",
      "InvalidParameter"),
     # a trailing newline is not a name (re.match with $ accepted it)

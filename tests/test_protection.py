@@ -51,10 +51,11 @@ def test_protection_values_follow_azures_rules():
     assert merge_protection(inst, None, False) == (True, False)  # scale-in protection stays
     with pytest.raises(ModelError):
         merge_protection(inst, False, None)  # still protected from scale-set actions
-    for bad in ("true", 1, []):
+    for bad in ("yes", 1, []):
         with pytest.raises(ModelError) as err:
             merge_protection(inst, None, bad, ("a", "b"))
         assert err.value.field == "b" and "must be true or false" in err.value.reason
+    assert merge_protection(inst, "TRUE", "false") == (True, False)  # strings, as ARM reads them
 
 
 def test_actions_on_the_set_skip_protected_instances_and_refuse_to_name_them():

@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from controller.core.errors import ModelError
-from controller.model.jsonmap import load_json
+from controller.model.jsonmap import load_json, read_bool
+from controller.model.scaleset import SECRETS
 
 # Azure fields that mean nothing on one libvirt host (networking, managed disks, placement):
 # accepted so that Azure's documents and clients work unchanged, then left out of the model.
@@ -28,6 +29,7 @@ IGNORED = {
 }
 READ_ONLY = {"$": ("id", "type"), "$.properties": ("provisioningState", "uniqueId")}
 SECRET = "protectedSettings"
+HASH = "adminPasswordHash"
 
 
 async def read(request: web.Request, required: bool = True) -> Any:
@@ -82,7 +84,9 @@ def strip_azure_only(doc: dict) -> dict:
 
 def keep_lab_fields(stored: dict, new: dict) -> dict:
     """An update from an Azure client lacks what only the lab has (its models drop unknown fields)
-    and never has protectedSettings (never returned): keep the stored ones where absent."""
+    and never has protectedSettings or the admin password (never returned): keep the stored ones
+    where absent (the password's hash unless the update disables passwords; a password sent again
+    keeps its hash: scaleset.parse)."""
     new = copy.deepcopy(new)
     props, old_props = new.setdefault("properties", {}), stored.get("properties", {})
     if "labSettings" not in props and "labSettings" in old_props:
@@ -94,6 +98,12 @@ def keep_lab_fields(stored: dict, new: dict) -> dict:
         old_ref = old_vmp.get("storageProfile", {}).get("imageReference", {})
         if ref is None or isinstance(ref, dict):
             vmp["storageProfile"]["imageReference"] = {**old_ref, **(ref or {})}
+    if isinstance(vmp, dict) and isinstance(vmp.get("osProfile"), dict):  # the password, as its hash
+        osp, old_hash = vmp["osProfile"], old_vmp.get("osProfile", {}).get(HASH)
+        lc = osp.get("linuxConfiguration")
+        disabled = read_bool(lc.get("disablePasswordAuthentication")) if isinstance(lc, dict) else None
+        if old_hash and HASH not in osp and disabled is not True:
+            osp[HASH] = old_hash
     if isinstance(vmp, dict):
         old_probe = old_vmp.get("networkProfile", {}).get("healthProbe")
         if old_probe and not (vmp.get("networkProfile") or {}).get("healthProbe"):
@@ -122,9 +132,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def without_secrets(obj: Any) -> Any:
-    """A copy with every protectedSettings removed (Azure never returns them)."""
+    """A copy with every protectedSettings and admin password (or its hash) removed (Azure never
+    returns them)."""
     if isinstance(obj, dict):
-        return {k: without_secrets(v) for k, v in obj.items() if k != SECRET}
+        return {k: without_secrets(v) for k, v in obj.items() if k not in SECRETS}
     if isinstance(obj, list):
         return [without_secrets(v) for v in obj]
     return obj

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from agent.settings import request_path_problem
 from controller.core.errors import ImageError, ModelError
+from controller.model import password
 from controller.model.extcheck import shown, validate_extensions
 from controller.model.jsonmap import parse_duration
 from controller.model.versions import LATEST, parse_version
@@ -93,9 +94,17 @@ def _os_profile(ss: ScaleSet) -> None:
         if not 0 <= size <= MAX_CUSTOM_DATA:
             raise ModelError(f"{p}.customData", f"is larger than {MAX_CUSTOM_DATA} bytes once decoded")
     lc = osp.linuxConfiguration
-    if not lc.disablePasswordAuthentication:
-        raise ModelError(f"{p}.linuxConfiguration.disablePasswordAuthentication",
-                         "must be true: the lab's instances have no passwords, only SSH keys")
+    if osp.adminPassword is not None:
+        if lc.disablePasswordAuthentication:
+            raise ModelError(f"{p}.adminPassword", "cannot be set when linuxConfiguration."
+                                                   "disablePasswordAuthentication is true (set it false for "
+                                                   "password logins)")
+        password.check(osp.adminPassword, f"{p}.adminPassword")
+    if osp.adminPasswordHash is not None:
+        password.check_hash(osp.adminPasswordHash, f"{p}.adminPasswordHash")
+    if not lc.disablePasswordAuthentication and osp.adminPassword is None and osp.adminPasswordHash is None:
+        raise ModelError(f"{p}.adminPassword", "is required (null) when linuxConfiguration."
+                                               "disablePasswordAuthentication is false")
     keys = lc.ssh.publicKeys
     if len(keys) > MAX_KEYS:
         raise ModelError(f"{p}.linuxConfiguration.ssh.publicKeys", f"has more than {MAX_KEYS} keys")
@@ -158,8 +167,9 @@ def _upgrade_policy(ss: ScaleSet) -> None:
         raise ModelError("$.properties.upgradePolicy.mode", f"'{shown(up.mode)}' is not one of "
                                                             f"{', '.join(UPGRADE_MODES)}")
     rp, path = up.rollingUpgradePolicy, "$.properties.upgradePolicy.rollingUpgradePolicy"
-    for name in ("maxBatchInstancePercent", "maxUnhealthyInstancePercent", "maxUnhealthyUpgradedInstancePercent"):
-        _range(getattr(rp, name), 5, 100, f"{path}.{name}")
+    for name, lo in (("maxBatchInstancePercent", 5), ("maxUnhealthyInstancePercent", 5),
+                     ("maxUnhealthyUpgradedInstancePercent", 0)):  # Azure's ranges: 0 stops at any failure
+        _range(getattr(rp, name), lo, 100, f"{path}.{name}")
     if rp.maxBatchInstancePercent > rp.maxUnhealthyInstancePercent:
         raise ModelError(f"{path}.maxBatchInstancePercent",
                          f"{rp.maxBatchInstancePercent} exceeds maxUnhealthyInstancePercent "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from controller.core.errors import ModelError
 from controller.model.checks import check_capacity
+from controller.model.jsonmap import read_bool
 from controller.model.scaleset import ScaleSet
 
 DOMAINS = 5  # update domains and fault domains
@@ -182,10 +183,14 @@ def merge_protection(inst: Instance, scale_in: object, set_actions: object,
                      fields: tuple[str, str] = ("protectFromScaleIn", "protectFromScaleSetActions")) -> tuple[bool, bool]:
     """The protection after a change (None: unchanged), as Azure checks it: booleans only, and
     protectFromScaleIn cannot be false while protectFromScaleSetActions is true (absent, it
-    follows: protecting from scale-set actions protects from scale-in)."""
+    follows: protecting from scale-set actions protects from scale-in). "true"/"false" are read
+    as ARM reads them."""
+    read = []
     for value, name in ((scale_in, fields[0]), (set_actions, fields[1])):
-        if value is not None and not isinstance(value, bool):
+        if value is not None and read_bool(value) is None:
             raise ModelError(name, f"must be true or false, not {json.dumps(value)[:40]}")
+        read.append(None if value is None else read_bool(value))
+    scale_in, set_actions = read
     actions = inst.protect_from_scale_set_actions if set_actions is None else set_actions
     if scale_in is None:
         scale_in = True if set_actions else inst.scale_in_protected

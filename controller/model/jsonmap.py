@@ -1,4 +1,5 @@
-"""JSON <-> typed dataclasses, strictly: unknown fields and wrong types are errors naming the path.
+"""JSON <-> typed dataclasses, strictly: unknown fields and wrong types are errors naming the path
+(numbers and booleans given as strings are read as ARM reads them: read_int, read_bool).
 
 Dataclass attribute names are the ARM JSON names (camelCase), so the shape carries over as is.
 Every JSON text the CLI reads goes through `load_json` (size, depth, duplicate keys checked).
@@ -71,6 +72,26 @@ def _int(text: str) -> int:
     return int(text)
 
 
+# ARM reads a resource's body as Newtonsoft's JSON.NET does: an integer field takes a JSON string
+# holding an integer ("1023", " -5 "), a boolean field the strings "true"/"false" in any case.
+# Nothing else converts: "five", "1.5", "1e3", 1.5 and true stay refused for an integer.
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,100}\s*", re.ASCII)
+
+
+def read_int(value: Any) -> int | None:
+    """`value` as ARM reads an integer (an int, or a string holding one); None if it is not one."""
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def read_bool(value: Any) -> bool | None:
+    """`value` as ARM reads a boolean (true/false, or "true"/"false" in any case); None if it is not one."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value if isinstance(value, bool) else None
+
+
 class NotJson(ModelError):
     """The text is not JSON at all (as opposed to JSON that is too big or too deep)."""
 
@@ -128,13 +149,16 @@ def from_json(cls: type, data: Any, path: str, depth: int = 1) -> Any:
             raise ModelError(path, "must not contain control characters (newline, tab, NUL, ...)")
         return data
     if cls is bool:
-        if not isinstance(data, bool):
+        value = read_bool(data)
+        if value is None:
             raise ModelError(path, f"must be true or false, not {_kind(data)}")
-        return data
+        return value
     if cls is int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            raise ModelError(path, f"must be an integer, not {_kind(data)}")
-        return data
+        value = read_int(data)
+        if value is None:
+            raise ModelError(path, f"must be an integer, not {_kind(data)}" +
+                             (" holding no integer" if isinstance(data, str) else ""))
+        return value
     origin = get_origin(cls)
     if origin in (typing.Union, types.UnionType):
         if data is None:

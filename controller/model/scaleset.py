@@ -1,6 +1,7 @@
 """The scale-set model: the ARM VMSS resource shape, typed, validated on every write."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,8 @@ from controller.model.extcheck import (  # noqa: F401
     EXTENSION_TYPES,
     HEALTH_EXTENSION,
 )
+from controller.model import password
+from controller.model.compat import current_shape
 from controller.model.jsonmap import from_json, to_json
 from controller.model.versions import LATEST
 
@@ -74,6 +77,8 @@ class OsProfile:
     computerNamePrefix: str
     adminUsername: str = "azureuser"
     customData: str | None = None  # base64, as in ARM
+    adminPassword: str | None = None  # input only: parse() keeps its hash instead, never the password
+    adminPasswordHash: str | None = None  # lab: its salted SHA-512 crypt hash (cloud-init's hashed_passwd)
     linuxConfiguration: LinuxConfiguration = field(default_factory=LinuxConfiguration)
 
 
@@ -186,8 +191,32 @@ class ScaleSet:
         return to_json(self)
 
 
+# Never returned, printed or logged (views.redact, api.bodies.without_secrets, rehearse.scrub)
+SECRETS = ("protectedSettings", "adminPassword", "adminPasswordHash")
+
+
+def _password_hashed(ss: ScaleSet) -> ScaleSet:
+    """adminPassword replaced by its hash: the one already there when it is that password's (an
+    unchanged redeploy changes nothing), else a new one; no hash when passwords are disabled."""
+    vmp = ss.properties.virtualMachineProfile
+    osp = vmp.osProfile
+    if osp.linuxConfiguration.disablePasswordAuthentication:
+        kept = None
+    elif osp.adminPassword is None or password.matches(osp.adminPassword, osp.adminPasswordHash):
+        kept = osp.adminPasswordHash
+    else:
+        kept = password.hashed(osp.adminPassword)
+    if (osp.adminPassword, osp.adminPasswordHash) == (None, kept):
+        return ss
+    osp = dataclasses.replace(osp, adminPassword=None, adminPasswordHash=kept)
+    vmp = dataclasses.replace(vmp, osProfile=osp)
+    return dataclasses.replace(ss, properties=dataclasses.replace(ss.properties, virtualMachineProfile=vmp))
+
+
 def parse(data: Any) -> ScaleSet:
-    """Parse and validate a scale-set document; raises ModelError naming the field, nothing else."""
-    ss = from_json(ScaleSet, data, "$")
+    """Parse and validate a scale-set document (read as ARM reads it: compat.current_shape, strings
+    for numbers and booleans); raises ModelError naming the field, nothing else. An adminPassword
+    comes out as its hash (adminPasswordHash): the model never holds the password."""
+    ss = from_json(ScaleSet, current_shape(data), "$")
     validate(ss)
-    return ss
+    return _password_hashed(ss)

@@ -7,20 +7,21 @@ from agent.health import HEALTHY, INITIALIZING, UNHEALTHY, UNKNOWN
 from controller.model import extensions as ext_mod
 from controller.model.armid import VM_TYPE, group_of, vm_id, vmss_id
 from controller.model.instance import Instance, profile_digest
-from controller.model.scaleset import ScaleSet
+from controller.model.scaleset import SECRETS, ScaleSet
 from controller.state.health import Reading
 
 SECRET = "protectedSettings"
 
 
 def redact(obj):
-    """A copy without protectedSettings values (they never leave the seed and the database)."""
+    """A copy without protectedSettings values and the admin password's hash (they never leave the
+    seed and the database)."""
     obj = copy.deepcopy(obj)
 
     def walk(o):
         if isinstance(o, dict):
             for k in list(o):
-                if k == SECRET and o[k]:
+                if k in SECRETS and o[k]:
                     o[k] = "<redacted>"
                 else:
                     walk(o[k])

@@ -48,13 +48,21 @@ class SeedSpec:
     custom_data: bytes | None = None  # the model's customData, decoded: handed to cloud-init as is
     cloud_configs: list[str] = field(default_factory=list)  # CloudConfig extensions' documents
     grow_root: bool = False  # osDisk.diskSizeGB is set: grow the root partition to the disk
+    password_hash: str | None = None  # osProfile.adminPasswordHash (SHA-512 crypt): password logins
+
+
+# With a password: sshd takes the first value it reads, and the image's sshd_config.d/50-scaleset-lab.conf
+# says no; the image runs no set_passwords module (ssh_pwauth): this drop-in, read first, says yes.
+SSHD_PASSWORDS = {"path": "/etc/ssh/sshd_config.d/40-scaleset-lab-password.conf", "permissions": "0644",
+                  "content": "PasswordAuthentication yes\n"}
 
 
 def render(spec: SeedSpec) -> dict[str, str]:
+    files = spec.write_files + ([SSHD_PASSWORDS] if spec.password_hash else [])
     ctx = dict(instance_id=spec.instance_id, hostname=spec.hostname, admin_user=spec.admin_user,
                ssh_keys=spec.ssh_keys, mac=spec.mac, runcmd=spec.runcmd,
-               write_files=[{"encoding": None, **f} for f in spec.write_files],
-               bootcmd=[["python3", "-c", GROW_ROOT]] if spec.grow_root else [])
+               write_files=[{"encoding": None, **f} for f in files],
+               bootcmd=[["python3", "-c", GROW_ROOT]] if spec.grow_root else [], password_hash=spec.password_hash)
     docs = {name: _env.get_template(f"{name}.j2").render(**ctx)
             for name in ("user-data", "meta-data", "network-config")}
     if spec.custom_data or spec.cloud_configs:

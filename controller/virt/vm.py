@@ -93,7 +93,8 @@ def instance_seed(paths: LabPaths, inst: Instance, ci_instance_id: str) -> bytes
     docs = cloudinit.render(cloudinit.SeedSpec(
         instance_id=ci_instance_id, hostname=inst.computer_name, admin_user=osp.adminUsername,
         ssh_keys=keys, mac=mac_of(inst), runcmd=runcmd, write_files=write_files, custom_data=custom,
-        cloud_configs=cloud_configs, grow_root=profile.storageProfile.osDisk.diskSizeGB is not None))
+        cloud_configs=cloud_configs, grow_root=profile.storageProfile.osDisk.diskSizeGB is not None,
+        password_hash=osp.adminPasswordHash))
     return seed_iso(docs["user-data"], docs["meta-data"], docs["network-config"])
 
 
