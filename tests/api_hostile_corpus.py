@@ -170,7 +170,7 @@ def json_cases() -> list[Case]:
 
 CAPACITIES: dict[str, Any] = {"five": "five", "true": True, "false": False, "1.5": 1.5, "-1": -1, "1001": 1001,
                               "1e400": b"1e400", "-1e400": b"-1e400", "1e-400": b"1e-400", "1e9": b"1e9",
-                              "string-2": "2", "list": [2], "object": {"n": 2}, "1e30": 10 ** 30, "2.0": b"2.0"}
+                              "string-1001": "1001", "string-1.5": "1.5", "list": [2], "object": {"n": 2}, "1e30": 10 ** 30, "2.0": b"2.0"}
 
 
 def _capacity_body(value: Any) -> Any:
