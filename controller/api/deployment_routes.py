@@ -32,6 +32,7 @@ except ImportError:  # until controller/template/jsonc.py lands
 log = logging.getLogger("scaleset.api")
 DEPLOYMENTS = "subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments"
 ONE = DEPLOYMENTS + "/{name}"
+LEGACY = "subscriptions/{sub}/resourcegroups/{rg}/deployments/{name}"
 TYPE = "Microsoft.Resources/deployments"
 _NAME = re.compile(r"[-\w._()]{1,64}", re.ASCII)
 
@@ -244,6 +245,7 @@ def register(router: Router, ctx: ApiContext) -> None:
     router.add("POST", ONE + "/validate", validate)
     router.add("POST", ONE + "/cancel", cancel)
     router.add("POST", ONE + "/exportTemplate", export)
-    router.add("GET", ONE + "/operations", list_ops)
-    router.add("GET", ONE + "/operations/{op}", get_op)
+    for one in (ONE, LEGACY):  # the SDK's and az's deployment operations use the older path
+        router.add("GET", one + "/operations", list_ops)
+        router.add("GET", one + "/operations/{op}", get_op)
     router.add("GET", ONE + "/operationStatuses/{id}", status)

@@ -90,7 +90,7 @@ def _object(value: Any, field: str) -> dict:
     return value
 
 
-def check(table: Table, lab: Lab, rg: str, name: str, body: Any) -> Checked:
+def check(lab: Lab, table: Table, rg: str, name: str, body: Any) -> Checked:
     """Every check made before a PUT's 201 and by POST validate; nothing is created. Errors:
     InvalidTemplate naming the JSON path, InvalidParameter naming the request's field, or the
     resource type's own error (its target prefixed with the resource's path in the template)."""
