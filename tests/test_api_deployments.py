@@ -41,6 +41,12 @@ def prepare_impl(monkeypatch):
         monkeypatch.setattr(tpl, "prepare", deploystandin.prepare)
 
 
+def prepare_impl_here() -> None:
+    """The same in a controller process of its own (tests/killctl.py)."""
+    if not real_prepare():
+        tpl.prepare = deploystandin.prepare
+
+
 def scale_set(name: str = "web", capacity: int = 0, **extra) -> dict:
     return {"type": VMSS, "apiVersion": "2024-07-01", "name": name, "location": "local",
             "sku": {"name": "Standard_B1s", "capacity": capacity},
