@@ -26,8 +26,27 @@ from controller.state.deployments import ACTIVE, DeploymentRecord, DeploymentSto
 
 try:
     from controller.template.jsonc import loads as jsonc_loads
-except ImportError:  # until controller/template/jsonc.py lands
-    jsonc_loads = json.loads
+except ImportError:  # until controller/template/jsonc.py lands: comments stripped, then JSON
+    def jsonc_loads(text: str) -> Any:
+        out, n, in_string = [], 0, False
+        while n < len(text):
+            ch = text[n]
+            if in_string:
+                out.append(text[n:n + 2] if ch == "\\" else ch)
+                n += 2 if ch == "\\" else 1
+                in_string = ch != '"'
+                continue
+            if text.startswith("//", n):
+                n = text.find("\n", n) if "\n" in text[n:] else len(text)
+                continue
+            if text.startswith("/*", n):
+                end = text.find("*/", n + 2)
+                n = len(text) if end < 0 else end + 2
+                continue
+            in_string = ch == '"'
+            out.append(ch)
+            n += 1
+        return json.loads("".join(out))
 
 log = logging.getLogger("scaleset.api")
 DEPLOYMENTS = "subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments"
@@ -90,7 +109,12 @@ async def read_body(request: web.Request) -> Any:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ModelError("body", "is not UTF-8 text") from None
-    return jsonc_loads(_az_key(text))
+    try:
+        return jsonc_loads(_az_key(text))
+    except LabError:
+        raise
+    except ValueError as exc:
+        raise ModelError("body", f"is not JSON (comments allowed): {str(exc)[:200]}", "InvalidRequestContent") from None
 
 
 def _duration(seconds: float) -> str:
