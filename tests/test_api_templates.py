@@ -16,8 +16,10 @@ pytestmark = pytest.mark.skipif(not real_prepare(), reason="controller.template.
 
 def expression_template(path: str) -> dict:
     ss = scale_set("x")
-    ss.update(name="[concat(variables('prefix'), copyIndex())]", copy={"name": "sets", "count": "[parameters('count')]"},
-              sku={"name": "Standard_B1s", "capacity": "[parameters('capacity')]"}, location="[resourceGroup().location]")
+    ss.update(name="[concat(variables('prefix'), copyIndex())]",
+              copy={"name": "sets", "count": "[parameters('count')]"},
+              sku={"name": "Standard_B1s", "capacity": "[parameters('capacity')]"},
+              location="[resourceGroup().location]")
     ss["properties"]["virtualMachineProfile"]["osProfile"]["computerNamePrefix"] = "[variables('prefix')]"
     ss["dependsOn"] = ["[resourceId('Microsoft.Compute/galleries/images/versions', 'scaleset-lab', 'debian-12', "
                        "'1.0.1')]"]

@@ -153,8 +153,8 @@ def _failure(exc: BaseException) -> dict:
     return {"code": "InternalError", "message": f"internal error ({type(exc).__name__})"}
 
 
-_STATUS_CODE = {400: "BadRequest", 404: "NotFound", 409: "Conflict", 412: "PreconditionFailed", 500: "InternalServerError",
-                502: "BadGateway", 507: "InsufficientStorage"}
+_STATUS_CODE = {400: "BadRequest", 404: "NotFound", 409: "Conflict", 412: "PreconditionFailed",
+                500: "InternalServerError", 502: "BadGateway", 507: "InsufficientStorage"}
 
 
 class Engine:

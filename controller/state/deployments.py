@@ -167,8 +167,9 @@ class DeploymentStore:
             if rec is None:
                 raise not_found(rg, name)
             if not rec.active:
-                raise DeploymentError("deploymentName", f"The deployment '{rec.name}' is {rec.state}: only an Accepted or "
-                                                   "Running deployment can be canceled.", "DeploymentNotCancellable")
+                raise DeploymentError("deploymentName", f"The deployment '{rec.name}' is {rec.state}: only an "
+                                                        "Accepted or Running deployment can be canceled.",
+                                      "DeploymentNotCancellable")
             self.db.execute("UPDATE deployments SET cancel_requested=1 WHERE resource_group=? AND name=?",
                             (rec.resource_group, rec.name))
         return rec
