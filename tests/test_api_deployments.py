@@ -246,3 +246,11 @@ def test_az_sends_the_template_key_unquoted_with_comments(api):
     r = raw(api, "POST", "az/validate", data=data.encode(), headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
     copy.deepcopy(r.json())
+
+
+def test_the_unquoted_template_key_is_found_outside_strings():
+    from controller.api.deployment_routes import _az_key
+    text = '{"properties": {"parameters": {"p": {"value": "a, template: b"}}, template:{"x": 1}}}'
+    assert json.loads(_az_key(text)) == {"properties": {"parameters": {"p": {"value": "a, template: b"}},
+                                                        "template": {"x": 1}}}
+    assert _az_key('{"a": ", template:"}') == '{"a": ", template:"}'

@@ -69,7 +69,7 @@ def environment(table: Table, lab: Lab, rg: str, name: str, pending: set[str] | 
     resources of this template, not there yet while validating)."""
     def reference(resource_id: str, api_version: str | None, full: bool) -> dict:
         if pending is not None and resource_id.lower() in pending:
-            raise Deferred("reference", f"'{resource_id[:200]}' is deployed by this template")
+            raise Deferred("reference", f"'{resource_id[:200]}' is deployed by this template (DeferredReference)")
         try:
             found = table.read(lab, resource_id)
         except ModelError as exc:
