@@ -45,7 +45,10 @@ def uri_component(value: Any) -> str:
 
 @function("uriComponentToString", 1, 1)
 def uri_component_to_string(value: Any) -> str:
-    return unquote(Arg.str("uriComponentToString", value, 0), errors="strict")
+    try:
+        return unquote(Arg.str("uriComponentToString", value, 0), errors="strict")
+    except UnicodeDecodeError:
+        raise FunctionError("uriComponentToString: the escapes are not UTF-8") from None
 
 
 @function("dataUri", 1, 1)
