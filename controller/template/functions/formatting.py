@@ -5,7 +5,7 @@ precision) and the custom digit patterns of `0`, `#`, `,` and `.`."""
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from controller.template.errors import FunctionError
@@ -70,6 +70,12 @@ def _value(value: Any, spec: str) -> str:
 
 def number(n: int, spec: str) -> str:
     """The integer `n` under the .NET numeric format `spec` (invariant culture)."""
+    with localcontext() as ctx:
+        ctx.prec = 250  # 19 digits, times 100 for P, and up to 99 places
+        return _number(n, spec)
+
+
+def _number(n: int, spec: str) -> str:
     m = re.fullmatch(r"([CcDdEeFfGgNnPpRrXx])(\d{0,2})", spec)
     if not m:
         return _custom(n, spec)
