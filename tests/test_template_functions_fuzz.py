@@ -12,7 +12,7 @@ from controller.template import functions
 from controller.template.errors import FunctionError
 from tests.templatefns import call
 
-GENERAL = ("arrays", "compare", "encoding", "formatting", "hashing", "logic", "numbers", "objects", "strings")
+GENERAL = ("arrays", "cidr", "compare", "encoding", "formatting", "hashing", "logic", "numbers", "objects", "strings")
 NAMES = sorted(n for n, f in functions.FUNCTIONS.items()
                if not f.scope and f.fn.__module__.rsplit(".", 1)[-1] in GENERAL)
 scalars = st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.text(max_size=12) | \
