@@ -95,3 +95,9 @@ def test_intersection():
     assert call("intersection", ["one", "two", "three"], ["two", "three"]) == ["two", "three"]
     assert call("intersection", [1, 1, 2], [1], [1, 3]) == [1]
     fails("intersection", "one", "two", match="all arrays or all objects")
+
+
+def test_flatten():
+    assert call("flatten", [["one", "two"], ["three"], ["four", "five"]]) == ["one", "two", "three", "four", "five"]
+    assert call("flatten", [[1, [2]], []]) == [1, [2]]
+    fails("flatten", [[1], 2], match="element 1 must be an array")

@@ -61,3 +61,11 @@ def test_try_get():
     assert call("tryGet", obj, "nested", "list", 5) is None
     assert call("tryGet", obj, "missing", "deeper") is None
     fails("tryGet", obj, "region", True, match="string or an integer")
+
+
+def test_object_keys_and_shallow_merge():
+    assert call("objectKeys", {"a": 1, "b": 2}) == ["a", "b"]
+    assert call("shallowMerge", [{"one": "a", "nested": {"x": 1}}, {"two": "b", "nested": {"y": 2}}]) == \
+        {"one": "a", "nested": {"y": 2}, "two": "b"}
+    fails("objectKeys", [1], match="must be an object")
+    fails("shallowMerge", [{"a": 1}, 2], match="element 1 must be an object")

@@ -100,3 +100,14 @@ def test_index_of_and_last_index_of():
 def test_names_are_case_insensitive(name):
     from controller.template import functions
     assert functions.lookup(name.upper()) is functions.lookup(name)
+
+
+def test_uri():
+    assert call("uri", "http://contoso.org/firstpath", "myscript.sh") == "http://contoso.org/myscript.sh"
+    assert call("uri", "http://contoso.org/firstpath/", "myscript.sh") == "http://contoso.org/firstpath/myscript.sh"
+    assert call("uri", "http://contoso.org/firstpath/azuredeploy.json", "myscript.sh") == \
+        "http://contoso.org/firstpath/myscript.sh"
+    assert call("uri", "http://contoso.org/firstpath/azuredeploy.json/", "myscript.sh") == \
+        "http://contoso.org/firstpath/azuredeploy.json/myscript.sh"
+    fails("uri", "relative/path", "x", match="not an absolute URI")
+    fails("uri", "http://contoso.org/", 2, match="must be a string")

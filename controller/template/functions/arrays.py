@@ -23,6 +23,17 @@ def create_array(*items: Any) -> list:
     return list(items)
 
 
+@function("flatten", 1, 1)
+def flatten(value: Any) -> list:
+    """An array of arrays as one array (one level)."""
+    out: list = []
+    for i, item in enumerate(Arg.list("flatten", value, 0)):
+        if not isinstance(item, list):
+            raise FunctionError(f"flatten: element {i} must be an array, not {type_name(item)}")
+        out.extend(item)
+    return out
+
+
 @function("length", 1, 1)
 def length(value: Any) -> int:
     """Characters of a string, elements of an array, properties of an object (null: 0)."""

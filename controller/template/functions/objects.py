@@ -57,6 +57,22 @@ def try_get(value: Any, *keys: Any) -> Any:
     return value
 
 
+@function("objectKeys", 1, 1)
+def object_keys(value: Any) -> list[str]:
+    return list(Arg.dict("objectKeys", value, 0))
+
+
+@function("shallowMerge", 1, 1)
+def shallow_merge(objects: Any) -> dict:
+    """An array of objects merged left to right, top-level properties only."""
+    out: dict = {}
+    for i, obj in enumerate(Arg.list("shallowMerge", objects, 0)):
+        if not isinstance(obj, dict):
+            raise FunctionError(f"shallowMerge: element {i} must be an object, not {type_name(obj)}")
+        out.update(obj)
+    return out
+
+
 @function("json", 1, 1)
 def json_(value: Any) -> Any:
     """The value of a JSON text."""

@@ -1,9 +1,10 @@
 """String functions: concat, string, toLower, toUpper, trim, padLeft, replace, substring, split,
-join, startsWith, endsWith, indexOf, lastIndexOf (ARM's reference, "String functions")."""
+join, startsWith, endsWith, indexOf, lastIndexOf, uri (ARM's reference, "String functions")."""
 from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from controller.template.errors import FunctionError
 from controller.template.functions import Arg, function, type_name
@@ -167,3 +168,12 @@ def _find(fn: str, container: Any, item: Any, last: bool) -> int:
     container = Arg.str(fn, container, 0)
     item = Arg.str(fn, item, 1).lower()
     return container.lower().rfind(item) if last else container.lower().find(item)
+
+
+@function("uri", 2, 2)
+def uri(base: Any, relative: Any) -> str:
+    """`uri(baseUri, relativeUri)`: the relative reference resolved against an absolute URI."""
+    base, relative = Arg.str("uri", base, 0), Arg.str("uri", relative, 1)
+    if not urlsplit(base).scheme or not urlsplit(base).netloc:
+        raise FunctionError(f"uri: the base '{base[:80]}' is not an absolute URI")
+    return bounded("uri", urljoin(base, relative))
