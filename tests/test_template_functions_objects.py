@@ -56,6 +56,7 @@ def test_try_get():
     obj = {"region": "westus", "nested": {"list": [10, 20]}}
     assert call("tryGet", obj, "region") == "westus"
     assert call("tryGet", obj, "REGION") == "westus"
+    assert call("tryGet", {"True": 1, "true": 2}, "true") == 2  # the exact name first
     assert call("tryGet", obj, "name") is None
     assert call("tryGet", obj, "nested", "list", 1) == 20
     assert call("tryGet", obj, "nested", "list", 5) is None

@@ -44,8 +44,7 @@ def try_get(value: Any, *keys: Any) -> Any:
     """`tryGet(itemToTest, keyOrIndex, ...)`: the value at the path, or null where it stops."""
     for i, key in enumerate(keys):
         if isinstance(value, dict) and isinstance(key, str):
-            match = [k for k in value if k.lower() == key.lower()]
-            value = value[match[0]] if match else None
+            value = member(value, key)
         elif isinstance(value, list) and is_int(key):
             value = value[key] if 0 <= key < len(value) else None
         elif value is None:
@@ -71,6 +70,14 @@ def shallow_merge(objects: Any) -> dict:
             raise FunctionError(f"shallowMerge: element {i} must be an object, not {type_name(obj)}")
         out.update(obj)
     return out
+
+
+def member(obj: dict, key: str) -> Any:
+    """`obj`'s property `key` as ARM finds it: the exact name first, then any case; else None."""
+    if key in obj:
+        return obj[key]
+    folded = key.lower()
+    return next((v for k, v in obj.items() if k.lower() == folded), None)
 
 
 @function("json", 1, 1)
