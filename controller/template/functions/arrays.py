@@ -1,5 +1,5 @@
 """Array functions (most take strings and objects too): array, createArray, length, empty,
-contains, first, last, take, skip, range, union, intersection (ARM's reference, "Array
+contains, first, last, take, skip, range, flatten, union, intersection (ARM's reference, "Array
 functions" and "Object functions")."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Object functions: createObject, json, null, items, tryGet (ARM's reference, "Object
-functions"). `json()` reads JSON as Newtonsoft does: single-quoted strings, bare property
-names and comments are accepted, anything after the value is not."""
+"""Object functions: createObject, json, null, items, tryGet, objectKeys, shallowMerge (ARM's
+reference, "Object functions"). `json()` reads JSON as Newtonsoft does: single-quoted strings,
+bare property names and comments are accepted, anything after the value is not."""
 from __future__ import annotations
 
 import re
