@@ -16,7 +16,8 @@ GENERAL = ("arrays", "cidr", "compare", "encoding", "formatting", "hashing", "lo
 NAMES = sorted(n for n, f in functions.FUNCTIONS.items()
                if not f.scope and f.fn.__module__.rsplit(".", 1)[-1] in GENERAL)
 scalars = st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.text(max_size=12) | \
-    st.sampled_from(["", "0", "1", "true", "{0}", "{0:N2}", "{0:N99}", "{0:E99}", "{0:X99}", "{0:#,##0.0#}", "{1,-99999}", "{'a': 1}", "data:,x", "%E9", "SGk=", ",", "-"])
+    st.sampled_from(["", "0", "1", "true", "{0}", "{0:N2}", "{0:N99}", "{0:E99}", "{0:X99}",
+                     "{0:#,##0.0#}", "{1,-99999}", "{'a': 1}", "data:,x", "%E9", "SGk=", ",", "-"])
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
                       st.dictionaries(st.text(max_size=4), inner, max_size=4), max_leaves=8)
 
