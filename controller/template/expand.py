@@ -247,7 +247,7 @@ def levels(resources: list[PlannedResource]) -> list[list[PlannedResource]]:
         if state.get(key) == 1:
             cycle = stack[[s.id.lower() for s in stack].index(key):] + [r]
             names = " -> ".join(f"{s.type}/{s.name}" for s in cycle)
-            raise TemplateError(r.path + ".dependsOn", f"Circular dependency detected on resource: '{r.type}/{r.name}': {names}")
+            raise TemplateError(r.path + ".dependsOn", f"Circular dependency detected on resource: '{r.type}/{r.name}' (a cycle: {names})")
         state[key] = 1
         stack.append(r)
         deps = [by_id[d.lower()] for d in r.depends_on if d.lower() in by_id]
