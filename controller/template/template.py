@@ -37,6 +37,8 @@ class Environment:
     # providers(namespace, resource_type or None) -> ARM's provider document (resourceTypes, apiVersions)
     providers: Callable[[str, str | None], dict] = field(repr=False, default=None)  # type: ignore[assignment]
     template_link: dict | None = None
+    tenant_id: str = "5ca1e5e7-0000-4000-8000-0000000000aa"  # the lab's (controller.model.armid.TENANT_ID)
+    subscription_name: str = "scaleset-lab"
 
 
 @dataclass
@@ -72,5 +74,6 @@ class Prepared:
         return self._record()
 
 
-def prepare(template: Any, parameters: dict, env: Environment) -> Prepared:
-    raise NotImplementedError("controller/template/template.py: prepare() is being written")
+def prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
+    from controller.template.expand import prepare as _prepare
+    return _prepare(template, parameters, env)
