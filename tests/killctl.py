@@ -46,9 +46,6 @@ def install() -> None:
         purge(*a, **kw)
         hold("purge")
     commands.purge_domain = purge_then_hold
-    if os.environ.get("SCALESET_TEST_STANDIN_PREPARE"):  # tests/deploystandin.py until prepare() is there
-        from tests.test_api_deployments import prepare_impl_here
-        prepare_impl_here()
 
 
 if __name__ == "__main__":

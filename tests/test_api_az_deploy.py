@@ -9,7 +9,7 @@ import pytest
 
 from controller.model.armid import DEFAULT_RESOURCE_GROUP as RG
 from tests.azcli import Az, AzError
-from tests.test_api_deployments import prepare_impl, scale_set, template  # noqa: F401 (autouse fixture)
+from tests.test_api_deployments import scale_set
 
 pytestmark = pytest.mark.azcli
 

@@ -2,11 +2,9 @@
 fake driver: scale sets (capacity 0) and image versions deployed through their own PUT's use
 cases, validate that creates nothing, a failed resource that fails the deployment with details,
 redeploys that change nothing, cancel, delete, exportTemplate, etags, secure parameters never
-echoed. Templates here use no expression (tests/deploystandin.py stands in for prepare() until
-the template language is there); tests/test_api_templates.py has the ones with expressions."""
+echoed. Templates here use no expression; tests/test_api_templates.py has the ones with them."""
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -17,34 +15,12 @@ from azure.core.exceptions import HttpResponseError
 
 from controller.model.armid import DEFAULT_RESOURCE_GROUP as RG
 from controller.model.armid import SUBSCRIPTION_ID
-from controller.template import template as tpl
-from tests import deploystandin
 from tests.helpers import make_qcow2
 
 V = {"api-version": "2024-11-01"}
 VMSS = "Microsoft.Compute/virtualMachineScaleSets"
 VERSIONS = "Microsoft.Compute/galleries/images/versions"
 GROUP = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RG}/providers"
-
-
-def real_prepare() -> bool:
-    try:
-        tpl.prepare({"resources": []}, {}, tpl.Environment(SUBSCRIPTION_ID, RG, "local", "probe"))
-    except NotImplementedError:
-        return False
-    return True
-
-
-@pytest.fixture(autouse=True)
-def prepare_impl(monkeypatch):
-    if not real_prepare():
-        monkeypatch.setattr(tpl, "prepare", deploystandin.prepare)
-
-
-def prepare_impl_here() -> None:
-    """The same in a controller process of its own (tests/killctl.py)."""
-    if not real_prepare():
-        tpl.prepare = deploystandin.prepare
 
 
 def scale_set(name: str = "web", capacity: int = 0, **extra) -> dict:
@@ -245,7 +221,7 @@ def test_az_sends_the_template_key_unquoted_with_comments(api):
     data = json.dumps({"properties": {"mode": "Incremental", "parameters": {}}})[:-2] + ", template:" + text + "}}"
     r = raw(api, "POST", "az/validate", data=data.encode(), headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
-    copy.deepcopy(r.json())
+    assert r.json()["properties"]["validatedResources"] == [{"id": f"{GROUP}/{VMSS}/web"}]
 
 
 def test_the_unquoted_template_key_is_found_outside_strings():

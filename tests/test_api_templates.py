@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from controller.model.armid import DEFAULT_RESOURCE_GROUP as RG
 from tests.helpers import make_qcow2
-from tests.test_api_deployments import GROUP, VMSS, body, deploy, raw, real_prepare, scale_set
-
-pytestmark = pytest.mark.skipif(not real_prepare(), reason="controller.template.prepare() is not there yet")
+from tests.test_api_deployments import GROUP, VMSS, body, deploy, raw, scale_set
 
 
 def expression_template(path: str) -> dict:

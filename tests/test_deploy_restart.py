@@ -11,7 +11,6 @@ from tests.test_controller_restart import assert_converged, assert_no_leaks, k, 
 
 
 def test_a_deployment_killed_midway_ends_failed_and_its_scale_set_converges(k):
-    k.env["SCALESET_TEST_STANDIN_PREPARE"] = "1"
     k.start()
     k.hold_steps()
     def url() -> str:  # the restarted controller listens on another port

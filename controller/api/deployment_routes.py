@@ -6,7 +6,6 @@ template file's text. Records: state/deployments.py (etags: their generation).""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -23,30 +22,7 @@ from controller.core.errors import LabError, ModelError
 from controller.ops import deploy
 from controller.ops.resources import LOCATION
 from controller.state.deployments import ACTIVE, DeploymentRecord, DeploymentStore, ResourceOp, not_found
-
-try:
-    from controller.template.jsonc import loads as jsonc_loads
-except ImportError:  # until controller/template/jsonc.py lands: comments stripped, then JSON
-    def jsonc_loads(text: str) -> Any:
-        out, n, in_string = [], 0, False
-        while n < len(text):
-            ch = text[n]
-            if in_string:
-                out.append(text[n:n + 2] if ch == "\\" else ch)
-                n += 2 if ch == "\\" else 1
-                in_string = ch != '"'
-                continue
-            if text.startswith("//", n):
-                n = text.find("\n", n) if "\n" in text[n:] else len(text)
-                continue
-            if text.startswith("/*", n):
-                end = text.find("*/", n + 2)
-                n = len(text) if end < 0 else end + 2
-                continue
-            in_string = ch == '"'
-            out.append(ch)
-            n += 1
-        return json.loads("".join(out))
+from controller.template import jsonc
 
 log = logging.getLogger("scaleset.api")
 DEPLOYMENTS = "subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments"
@@ -108,13 +84,8 @@ async def read_body(request: web.Request) -> Any:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ModelError("body", "is not UTF-8 text") from None
-    try:
-        return jsonc_loads(_az_key(text))
-    except LabError:
-        raise
-    except ValueError as exc:
-        raise ModelError("body", f"is not JSON (comments allowed): {str(exc)[:200]}", "InvalidRequestContent") from None
+        raise ModelError("body", "is not UTF-8 text", "InvalidRequestContent") from None
+    return jsonc.loads(_az_key(text), "body", "InvalidRequestContent")
 
 
 def _duration(seconds: float) -> str:
