@@ -70,3 +70,25 @@ def test_a_depends_on_cycle_is_refused_naming_it(api):
     b = scale_set("b", dependsOn=[f"{GROUP}/{VMSS}/a"])
     r = raw(api, "POST", "cyc/validate", json=body({"$schema": "x", "contentVersion": "1.0.0.0", "resources": [a, b]}))
     assert r.status_code == 400 and "cycle" in r.text.lower(), r.text
+
+
+def test_a_body_referencing_a_resource_of_the_template_is_checked_when_it_runs(api):
+    a = scale_set("a")
+    b = scale_set("b", dependsOn=[f"{GROUP}/{VMSS}/a"])
+    b["properties"]["virtualMachineProfile"]["osProfile"]["computerNamePrefix"] = \
+        f"[concat(reference('{GROUP}/{VMSS}/a').virtualMachineProfile.osProfile.computerNamePrefix, 'x')]"
+    tmpl = {"$schema": "x", "contentVersion": "1.0.0.0", "resources": [a, b]}
+    assert raw(api, "POST", "refs/validate", json=body(tmpl)).status_code == 200
+    assert api.lab.models.stored_name("a") is None
+    assert deploy(api, "refs", tmpl).properties.provisioning_state == "Succeeded"
+    assert api.lab.models.get("b").properties.virtualMachineProfile.osProfile.computerNamePrefix == "ax"
+
+
+def test_a_reference_to_a_resource_that_does_not_exist_is_refused_at_once(api):
+    ss = scale_set("a")
+    ss["properties"]["virtualMachineProfile"]["osProfile"]["computerNamePrefix"] = \
+        f"[reference('{GROUP}/{VMSS}/nowhere').virtualMachineProfile.osProfile.computerNamePrefix]"
+    r = raw(api, "POST", "missing/validate", json=body({"$schema": "x", "contentVersion": "1.0.0.0",
+                                                          "resources": [ss]}))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["details"][0]["code"] == "ResourceNotFound" and "nowhere" in r.text

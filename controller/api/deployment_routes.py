@@ -33,7 +33,8 @@ _NAME = re.compile(r"[-\w._()]{1,64}", re.ASCII)
 
 
 class Refused(LabError):
-    """A deployment refused by its checks: InvalidTemplateDeployment with the check's error as its detail."""
+    """A deployment refused by its checks: 400, InvalidTemplateDeployment (or InvalidTemplate) with the
+    check's own error as its detail."""
 
     def __init__(self, name: str, inner: LabError) -> None:
         super().__init__(inner.field, f"The template deployment '{name}' is not valid: {inner}", inner.code)
@@ -41,7 +42,7 @@ class Refused(LabError):
 
     @property
     def status(self) -> int:
-        return self.inner.status
+        return 400  # as ARM's preflight answers, whatever the inner error
 
     def to_json(self) -> dict:
         detail = self.inner.to_json()["error"]
