@@ -148,13 +148,14 @@ def test_a_failed_resource_fails_the_deployment_with_details_and_keeps_what_came
 def test_securestring_values_never_leave_in_a_response_a_log_or_the_database(api, caplog):
     secret = "Sup3r-S3cret-Value-42"
     params = {"pw": {"type": "securestring"}, "size": {"type": "int", "defaultValue": 0}}
-    tmpl = template(scale_set("web"), parameters=params)
+    tmpl = template(scale_set("web", tags={"pw": "[parameters('pw')]"}), parameters=params,
+                    outputs={"pw": {"type": "securestring", "value": "[parameters('pw')]"}})
     caplog.set_level(logging.DEBUG)
     texts = [raw(api, "POST", "sec/validate", json=body(tmpl, {"pw": {"value": secret}})).text]
     put = raw(api, "PUT", "sec", json=body(tmpl, {"pw": {"value": secret}}))
     assert put.status_code == 201, put.text
     done = deploy(api, "sec2", tmpl, {"pw": {"value": secret}})
-    assert "value" not in done.properties.parameters["pw"]
+    assert "value" not in done.properties.parameters["pw"] and "pw" not in (done.properties.outputs or {})
     texts += [put.text, raw(api, "GET", "sec").text, raw(api, "GET", "sec2").text,
               raw(api, "POST", "sec2/exportTemplate").text, raw(api, "GET", "sec2/operations").text]
     texts += [caplog.text, "\n".join(api.messages)]
