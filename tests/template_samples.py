@@ -5,6 +5,7 @@ from __future__ import annotations
 
 SCHEMA = "https://schema.management.azure.com/schemas/2015-01-01/deploymentTemplate.json#"
 NET = "Microsoft.Network"
+POOL = "[concat(variables('lbID'), '/backendAddressPools/', variables('bePoolName'))]"
 
 
 def seed_autoupdate() -> dict:
@@ -28,7 +29,8 @@ def seed_autoupdate() -> dict:
             "vnetID": "[resourceId('Microsoft.Network/virtualNetworks',variables('virtualNetworkName'))]",
             "subnetRef": "[concat(variables('vnetID'),'/subnets/',variables('subnetName'))]",
             "bePoolName": "[concat(parameters('vmssName'), 'bepool')]",
-            "namingInfix": "[toLower(substring(concat(parameters('vmssName'), uniqueString(resourceGroup().id)), 0, 9))]",
+            "namingInfix": "[toLower(substring(concat(parameters('vmssName'), "
+                           "uniqueString(resourceGroup().id)), 0, 9))]",
         },
         "resources": [
             {"type": f"{NET}/virtualNetworks", "name": "[variables('virtualNetworkName')]",
@@ -73,9 +75,9 @@ def seed_autoupdate() -> dict:
                                  "subnet": {"id": "[concat('/subscriptions/', subscription().subscriptionId, "
                                                   "'/resourceGroups/', resourceGroup().name, "
                                                   "'/providers/Microsoft.Network/virtualNetworks/', "
-                                                  "variables('virtualNetworkName'), '/subnets/', variables('subnetName'))]"},
-                                 "loadBalancerBackendAddressPools": [{"id": "[concat(variables('lbID'), "
-                                                                            "'/backendAddressPools/', variables('bePoolName'))]"}]}}]}}]}}}},
+                                                  "variables('virtualNetworkName'), '/subnets/', "
+                                                  "variables('subnetName'))]"},
+                                 "loadBalancerBackendAddressPools": [{"id": POOL}]}}]}}]}}}},
         ],
         "outputs": {"probe": {"type": "string",
                               "value": "[concat(variables('lbId'), '/probes/', variables('sshProbeName'))]"}},
@@ -134,7 +136,7 @@ def az_vmss_create(name: str = "vmss1") -> dict:
                                                                     f"'/inboundNatPools/{lb}NatPool')]"}]}}],
                          "primary": "true"}}]}}}},
         ],
-        "outputs": {"VMSS": {"type": "object", "value": f"[reference(resourceId('Microsoft.Compute/virtualMachineScaleSets', "
-                                                        f"'{name}'),providers('Microsoft.Compute', "
-                                                        "'virtualMachineScaleSets').apiVersions[0])]"}},
+        "outputs": {"VMSS": {"type": "object", "value": (
+            f"[reference(resourceId('Microsoft.Compute/virtualMachineScaleSets', '{name}'),"
+            "providers('Microsoft.Compute', 'virtualMachineScaleSets').apiVersions[0])]")}},
     }

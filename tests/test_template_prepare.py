@@ -92,7 +92,8 @@ def test_parameter_files_defaults_and_case():
     ({"a": {"type": "string", "allowedValues": ["x", "y"]}}, {"a": {"value": "z"}}, "parameters.a",
      "the value 'z' is not part of the allowed value(s): 'x, y'"),
     ({"a": {"type": "float"}}, {}, "parameters.a.type", "not one of"),
-    ({"a": {"type": "string", "defaultValue": "[parameters('b')]"}}, {}, "parameters.a.defaultValue", "'b' is not found"),
+    ({"a": {"type": "string", "defaultValue": "[parameters('b')]"}}, {}, "parameters.a.defaultValue",
+     "'b' is not found"),
 ])
 def test_parameter_errors_name_the_parameter(decl, given, field, problem):
     e = refused(tmpl([], decl), given)
@@ -153,7 +154,8 @@ def test_conditions_children_and_dependencies():
               res("lb/rule1", f"{lb}/loadBalancingRules"),
               res("off", condition="[equals(1, 2)]"),
               res("ss", dependsOn=["off", f"[resourceId('{lb}', 'lb')]"],
-                  properties={"p": "[reference('lb/probe1').x]", "o": "[reference(resourceId('Microsoft.X/y', 'z'))]"})])
+                  properties={"p": "[reference('lb/probe1').x]",
+                              "o": "[reference(resourceId('Microsoft.X/y', 'z'))]"})])
     p = prepare(t, {}, ENV)
     assert [(r.type, r.name) for r in p.resources] == [(lb, "lb"), (f"{lb}/probes", "lb/probe1"),
                                                        (f"{lb}/loadBalancingRules", "lb/rule1"),
@@ -209,3 +211,11 @@ def test_the_template_az_vmss_create_builds():
     assert out["VMSS"]["type"] == "Object" and out["VMSS"]["value"]["provisioningState"] == "Succeeded"
     assert CALLS == [(f"{P}/Microsoft.Compute/virtualMachineScaleSets/vmss1", "2024-07-01", False)]
     assert "Pa55w0rd-of-az" not in json.dumps(p.parameters_record())
+
+
+def test_reference_by_name_waits_for_the_resource_by_id_does_not():
+    lb = "Microsoft.Network/loadBalancers"
+    t = tmpl([res("lb", lb), res("byname", properties={"r": "[reference('lb').x]"}),
+              res("byid", properties={"r": f"[reference(resourceId('{lb}', 'lb')).x]"})])
+    p = prepare(t, {}, ENV)
+    assert [r.depends_on for r in p.resources] == [[], [f"{P}/{lb}/lb"], []]

@@ -64,7 +64,8 @@ class _Builder:
         n = count_of(loop["count"], base.at(f"{path}.copy.count"), MAX_RESOURCES)
         mode = str(loop.get("mode", "parallel")).lower()
         if mode not in ("serial", "parallel"):
-            raise TemplateError(f"{path}.copy.mode", f"the copy mode must be 'Serial' or 'Parallel', not '{mode[:40]}'")
+            raise TemplateError(f"{path}.copy.mode",
+                                f"the copy mode must be 'Serial' or 'Parallel', not '{mode[:40]}'")
         batch = n or 1
         if mode == "serial":
             batch = loop.get("batchSize", 1)
@@ -181,7 +182,8 @@ class _Builder:
             try:
                 tree = parsed(text)
             except FunctionError as e:
-                raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: {e}") from None
+                raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: "
+                                    f"{e}") from None
             found = [c for c in calls(tree, "reference") if c.args]
             found += [c for c in _list_calls(tree) if c.args]
             for call in found:
@@ -192,7 +194,9 @@ class _Builder:
                     target = evaluate(call.args[0], sc)
                 except (FunctionError, TemplateError):
                     continue
-                rid = self.resolve(target) if isinstance(target, str) else None
+                # as ARM: a reference by name (not by id) to a resource of the template waits for it
+                named = isinstance(target, str) and not target.startswith("/")
+                rid = self.resolve(target) if named else None
                 if rid is not None:
                     out.append(rid)
         return out
@@ -247,7 +251,8 @@ def levels(resources: list[PlannedResource]) -> list[list[PlannedResource]]:
         if state.get(key) == 1:
             cycle = stack[[s.id.lower() for s in stack].index(key):] + [r]
             names = " -> ".join(f"{s.type}/{s.name}" for s in cycle)
-            raise TemplateError(r.path + ".dependsOn", f"Circular dependency detected on resource: '{r.type}/{r.name}' (a cycle: {names})")
+            raise TemplateError(r.path + ".dependsOn", f"Circular dependency detected on resource: "
+                                f"'{r.type}/{r.name}' (a cycle: {names})")
         state[key] = 1
         stack.append(r)
         deps = [by_id[d.lower()] for d in r.depends_on if d.lower() in by_id]
@@ -323,7 +328,8 @@ def prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
             try:
                 parsed(text)
             except FunctionError as e:
-                raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: {e}") from None
+                raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: "
+                                    f"{e}") from None
     return Prepared(planned, _levels=lambda: ordered, _outputs=lambda e: _outputs(outputs, ctx, e),
                     _record=params.record)
 
