@@ -176,6 +176,8 @@ def test_conditions_children_and_dependencies():
     ([res("a", dependsOn=["a"])], "resources[0].dependsOn", "Circular dependency"),
     ([res("a", dependsOn=["ghost"])], "resources[0].dependsOn[0]", "'ghost' is not defined in the template"),
     ([res("a/b")], "resources[0].name", "incorrect segment lengths"),
+    ([res("a", copy={"name": "c", "count": 2})], "resources[0].name", "defined multiple times"),
+    ([res("a"), res("A")], "resources[1].name", "defined multiple times"),
     ([res("[parameters('nope')]")], "resources[0].name", "The template parameter 'nope' is not found"),
     ([{"type": "Microsoft.X/y", "name": "n"}], "resources[0].apiVersion", "no apiVersion"),
     ([res("a", copy={"name": "c", "count": 801})], "resources[0].copy.count", "between 0 and 800"),

@@ -48,6 +48,7 @@ class _Builder:
         self.items: list[_Item] = []
         self.skipped: list[tuple[str, str, str, str | None]] = []  # (id, type/name, name, loop) left out
         self.loops: dict[str, list[_Item]] = {}
+        self.ids: set[str] = set()
 
     def expand(self, raw: Any, path: str, scope: Scope, parent: _Item | None) -> None:
         if not isinstance(raw, dict):
@@ -115,6 +116,10 @@ class _Builder:
         res = PlannedResource(id=rid, type=rtype, name=name, api_version=api, depends_on=[], path=path,
                               copy=loop, index=index)
         item = _Item(res, raw, scope, loop.lower() if loop else None, depends)
+        if rid.lower() in self.ids:
+            raise TemplateError(f"{path}.name", f"The resource '{rtype}/{name[:200]}' is defined multiple times "
+                                "in the template")
+        self.ids.add(rid.lower())
         if len(self.items) >= MAX_RESOURCES:
             raise TemplateError("resources", f"the template has more than {MAX_RESOURCES} resources")
         self.items.append(item)
