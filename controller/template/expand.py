@@ -4,6 +4,7 @@ or loop name; reference() of a resource of the template; a parent before its chi
 batches), ordered in levels (a cycle is InvalidTemplate naming it), and the outputs."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -136,7 +137,7 @@ class _Builder:
 
         def evaluate(env: Environment) -> dict:
             sc = replace(item.scope, ctx=replace(self.ctx, env=env), reference_allowed=True)
-            return value(body, sc)
+            return _bounded(lambda: value(body, sc), item.res.path)
         return evaluate
 
     # -- names to ids
@@ -301,7 +302,18 @@ def _outputs(decls: Any, ctx: Context, env: Environment) -> dict:
     return out
 
 
+def _bounded(work: Callable[[], Any], path: str) -> Any:
+    try:
+        return work()
+    except RecursionError:
+        raise TemplateError(path, "the template is nested too deeply") from None
+
+
 def prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
+    return _bounded(lambda: _prepare(template, parameters, env), "template")
+
+
+def _prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
     if not isinstance(template, dict):
         raise TemplateError("template", f"the template must be an object, not {type_name(template)}")
     if template.get("functions"):
@@ -335,7 +347,8 @@ def prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
             except FunctionError as e:
                 raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: "
                                     f"{e}") from None
-    return Prepared(planned, _levels=lambda: ordered, _outputs=lambda e: _outputs(outputs, ctx, e),
+    return Prepared(planned, _levels=lambda: ordered,
+                    _outputs=lambda e: _bounded(lambda: _outputs(outputs, ctx, e), "outputs"),
                     _record=params.record)
 
 
