@@ -221,3 +221,23 @@ def test_reference_by_name_waits_for_the_resource_by_id_does_not():
               res("byid", properties={"r": f"[reference(resourceId('{lb}', 'lb')).x]"})])
     p = prepare(t, {}, ENV)
     assert [r.depends_on for r in p.resources] == [[], [f"{P}/{lb}/lb"], []]
+
+
+def test_outputs_never_show_a_secure_value():
+    t = tmpl([], {"pw": {"type": "securestring"}, "o": {"type": "secureObject"}},
+             outputs={"a": {"type": "string", "value": "[concat('pw=', parameters('pw'))]"},
+                      "b": {"type": "object", "value": "[parameters('o')]"}})
+    p = prepare(t, {"pw": {"value": "Hidden-One"}, "o": {"value": {"k": ["Hidden-Two"]}}}, ENV)
+    assert p.outputs(ENV) == {"a": {"type": "String", "value": "pw=***"},
+                              "b": {"type": "Object", "value": {"k": ["***"]}}}
+    assert p.parameters_record() == {"pw": {"type": "SecureString"}, "o": {"type": "SecureObject"}}
+
+
+def test_an_environment_error_names_the_expression_path():
+    def missing(rid, api, full):
+        raise TemplateError("reference", "The Resource 'Microsoft.X/y' was not found", "ResourceNotFound")
+    env = Environment(SUB, RG, "local", "dep1", reference=missing)
+    p = prepare(tmpl([], outputs={"o": {"type": "string", "value": f"[reference('{P}/Microsoft.X/y/z').a]"}}), {}, env)
+    with pytest.raises(TemplateError) as e:
+        p.outputs(env)
+    assert e.value.code == "ResourceNotFound" and e.value.field == "outputs.o.value"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.template.errors import FunctionError, TemplateError
-from controller.template.evaluator import Context, Scope, calls, count_of, parsed, value
+from controller.template.evaluator import Context, Scope, calls, count_of, parsed, redact, value
 from controller.template.functions import type_name
 from controller.template.params import SECURE, TYPES, Parameters, Variables, coerce
 from controller.template.parser import is_expression
@@ -275,6 +275,16 @@ def levels(resources: list[PlannedResource]) -> list[list[PlannedResource]]:
     return out
 
 
+def _redacted(v: Any, secrets: list[str]) -> Any:
+    if isinstance(v, str):
+        return redact(v, secrets)
+    if isinstance(v, list):
+        return [_redacted(x, secrets) for x in v]
+    if isinstance(v, dict):
+        return {k: _redacted(x, secrets) for k, x in v.items()}
+    return v
+
+
 def _outputs(decls: Any, ctx: Context, env: Environment) -> dict:
     out = {}
     scope = Scope(replace(ctx, env=env))
@@ -297,8 +307,8 @@ def _outputs(decls: Any, ctx: Context, env: Environment) -> dict:
             v = coerce(kind, v)
         except FunctionError as e:
             raise TemplateError(at, f"The template output '{name}' is not valid: {e}") from None
-        if kind not in SECURE:
-            out[name] = {"type": TYPES[kind], "value": v}
+        if kind not in SECURE:  # and no secure parameter's value shown in any other output
+            out[name] = {"type": TYPES[kind], "value": _redacted(v, ctx.secrets)}
     return out
 
 
