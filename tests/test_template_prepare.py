@@ -151,7 +151,7 @@ def test_copy_loop_serial_batches_and_outputs_copy():
 def test_conditions_children_and_dependencies():
     lb = "Microsoft.Network/loadBalancers"
     t = tmpl([res("lb", lb, resources=[res("probe1", "probes")]),
-              res("lb/rule1", f"{lb}/loadBalancingRules"),
+              res("lb/rule1", f"{lb}/loadBalancingRules", dependsOn=[f"{lb}/lb/probes/probe1"]),
               res("off", condition="[equals(1, 2)]"),
               res("ss", dependsOn=["off", f"[resourceId('{lb}', 'lb')]"],
                   properties={"p": "[reference('lb/probe1').x]",
@@ -162,7 +162,7 @@ def test_conditions_children_and_dependencies():
                                                        ("Microsoft.Compute/virtualMachineScaleSets", "ss")]
     assert p.resources[1].id == f"{P}/{lb}/lb/probes/probe1"
     assert p.resources[1].path == "resources[0].resources[0]"
-    assert names(p.levels()) == [["lb"], ["lb/probe1", "lb/rule1"], ["ss"]]
+    assert names(p.levels()) == [["lb"], ["lb/probe1"], ["lb/rule1", "ss"]]
     assert set(p.resources[3].depends_on) == {f"{P}/{lb}/lb", f"{P}/{lb}/lb/probes/probe1"}
     CALLS.clear()
     assert p.resources[3].evaluate(ENV)["properties"]["p"] == "be1"

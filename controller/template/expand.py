@@ -146,7 +146,8 @@ class _Builder:
         """The ids of the template's resources `text` names (id, type/name, name or loop), [] if
         it names only resources left out by their condition, None if it names nothing."""
         lower = text.lower().rstrip("/")
-        for key in (lambda r: r.id.lower(), lambda r: f"{r.type}/{r.name}".lower(), lambda r: r.name.lower()):
+        for key in (lambda r: r.id.lower(), lambda r: r.id.lower().split("/providers/", 1)[1],
+                    lambda r: f"{r.type}/{r.name}".lower(), lambda r: r.name.lower()):
             found = [i.res.id for i in self.items if key(i.res) == lower]
             if found:
                 return found
