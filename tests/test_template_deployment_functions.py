@@ -22,7 +22,8 @@ def reference(rid: str, api: str | None, full: bool) -> dict:
 
 def providers(ns: str, rtype: str | None) -> dict:
     return {"namespace": ns, "resourceTypes": [
-        {"resourceType": "virtualMachineScaleSets", "locations": ["local"], "apiVersions": ["2024-07-01", "2023-09-01"]}]}
+        {"resourceType": "virtualMachineScaleSets", "locations": ["local"],
+         "apiVersions": ["2024-07-01", "2023-09-01"]}]}
 
 
 ENV = Environment(SUB, "rg1", "local", "dep1", reference=reference, providers=providers)
@@ -41,7 +42,8 @@ def test_resource_id_forms():
     assert ev("[resourceId('Microsoft.Network/virtualNetworks/subnets', 'myvnet', 'mysubnet')]") == \
         f"{GROUP}/providers/Microsoft.Network/virtualNetworks/myvnet/subnets/mysubnet"
     assert ev("[resourceId('otherResourceGroup', 'Microsoft.Storage/storageAccounts', 'examplestorage')]") == \
-        f"/subscriptions/{SUB}/resourceGroups/otherResourceGroup/providers/Microsoft.Storage/storageAccounts/examplestorage"
+        f"/subscriptions/{SUB}/resourceGroups/otherResourceGroup/providers/Microsoft.Storage/storageAccounts/" \
+        "examplestorage"
     assert ev("[resourceId('s2', 'g2', 'Microsoft.Network/loadBalancers', 'lb')]") == \
         "/subscriptions/s2/resourceGroups/g2/providers/Microsoft.Network/loadBalancers/lb"
     assert ev("[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "

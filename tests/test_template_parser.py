@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.template import jsonc
 from controller.template.errors import FunctionError, TemplateError
@@ -71,3 +73,32 @@ def test_jsonc_errors_name_line_and_column(text, where):
     with pytest.raises(TemplateError, match=where) as e:
         jsonc.loads(text, field="properties.template")
     assert e.value.code == "InvalidTemplate" and e.value.field == "properties.template"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="[]()'.,-0123456789abtrue_ ", max_size=40))
+def test_any_expression_text_parses_or_is_a_function_error(text):
+    try:
+        parse(text)
+    except FunctionError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='{}[]",:/*\n 1ab\\', max_size=40))
+def test_any_body_text_loads_or_is_a_template_error(text):
+    try:
+        jsonc.loads(text)
+    except TemplateError:
+        pass
+
+
+def test_deeply_nested_templates_are_refused_cleanly():
+    from controller.template.template import Environment, prepare
+    deep: dict = {"x": 1}
+    for _ in range(5000):
+        deep = {"a": deep}
+    t = {"resources": [{"type": "Microsoft.X/y", "name": "n", "apiVersion": "1", "properties": deep}]}
+    env = Environment("s", "g", "l", "d")
+    with pytest.raises(TemplateError, match="nested too deeply"):
+        prepare(t, {}, env).resources[0].evaluate(env)

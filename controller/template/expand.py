@@ -4,11 +4,12 @@ or loop name; reference() of a resource of the template; a parent before its chi
 batches), ordered in levels (a cycle is InvalidTemplate naming it), and the outputs."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.template.errors import FunctionError, TemplateError
-from controller.template.evaluator import Context, Scope, calls, count_of, parsed, value
+from controller.template.evaluator import Context, Scope, calls, count_of, parsed, redact, value
 from controller.template.functions import type_name
 from controller.template.params import SECURE, TYPES, Parameters, Variables, coerce
 from controller.template.parser import is_expression
@@ -48,6 +49,7 @@ class _Builder:
         self.items: list[_Item] = []
         self.skipped: list[tuple[str, str, str, str | None]] = []  # (id, type/name, name, loop) left out
         self.loops: dict[str, list[_Item]] = {}
+        self.ids: set[str] = set()
 
     def expand(self, raw: Any, path: str, scope: Scope, parent: _Item | None) -> None:
         if not isinstance(raw, dict):
@@ -64,7 +66,8 @@ class _Builder:
         n = count_of(loop["count"], base.at(f"{path}.copy.count"), MAX_RESOURCES)
         mode = str(loop.get("mode", "parallel")).lower()
         if mode not in ("serial", "parallel"):
-            raise TemplateError(f"{path}.copy.mode", f"the copy mode must be 'Serial' or 'Parallel', not '{mode[:40]}'")
+            raise TemplateError(f"{path}.copy.mode",
+                                f"the copy mode must be 'Serial' or 'Parallel', not '{mode[:40]}'")
         batch = n or 1
         if mode == "serial":
             batch = loop.get("batchSize", 1)
@@ -114,6 +117,10 @@ class _Builder:
         res = PlannedResource(id=rid, type=rtype, name=name, api_version=api, depends_on=[], path=path,
                               copy=loop, index=index)
         item = _Item(res, raw, scope, loop.lower() if loop else None, depends)
+        if rid.lower() in self.ids:
+            raise TemplateError(f"{path}.name", f"The resource '{rtype}/{name[:200]}' is defined multiple times "
+                                "in the template")
+        self.ids.add(rid.lower())
         if len(self.items) >= MAX_RESOURCES:
             raise TemplateError("resources", f"the template has more than {MAX_RESOURCES} resources")
         self.items.append(item)
@@ -130,7 +137,7 @@ class _Builder:
 
         def evaluate(env: Environment) -> dict:
             sc = replace(item.scope, ctx=replace(self.ctx, env=env), reference_allowed=True)
-            return value(body, sc)
+            return _bounded(lambda: value(body, sc), item.res.path)
         return evaluate
 
     # -- names to ids
@@ -139,7 +146,8 @@ class _Builder:
         """The ids of the template's resources `text` names (id, type/name, name or loop), [] if
         it names only resources left out by their condition, None if it names nothing."""
         lower = text.lower().rstrip("/")
-        for key in (lambda r: r.id.lower(), lambda r: f"{r.type}/{r.name}".lower(), lambda r: r.name.lower()):
+        for key in (lambda r: r.id.lower(), lambda r: r.id.lower().split("/providers/", 1)[1],
+                    lambda r: f"{r.type}/{r.name}".lower(), lambda r: r.name.lower()):
             found = [i.res.id for i in self.items if key(i.res) == lower]
             if found:
                 return found
@@ -181,7 +189,8 @@ class _Builder:
             try:
                 tree = parsed(text)
             except FunctionError as e:
-                raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: {e}") from None
+                raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: "
+                                    f"{e}") from None
             found = [c for c in calls(tree, "reference") if c.args]
             found += [c for c in _list_calls(tree) if c.args]
             for call in found:
@@ -192,7 +201,9 @@ class _Builder:
                     target = evaluate(call.args[0], sc)
                 except (FunctionError, TemplateError):
                     continue
-                rid = self.resolve(target) if isinstance(target, str) else None
+                # as ARM: a reference by name (not by id) to a resource of the template waits for it
+                named = isinstance(target, str) and not target.startswith("/")
+                rid = self.resolve(target) if named else None
                 if rid is not None:
                     out.append(rid)
         return out
@@ -247,7 +258,8 @@ def levels(resources: list[PlannedResource]) -> list[list[PlannedResource]]:
         if state.get(key) == 1:
             cycle = stack[[s.id.lower() for s in stack].index(key):] + [r]
             names = " -> ".join(f"{s.type}/{s.name}" for s in cycle)
-            raise TemplateError(r.path + ".dependsOn", f"Circular dependency detected on resource: '{r.type}/{r.name}' (a cycle: {names})")
+            raise TemplateError(r.path + ".dependsOn", f"Circular dependency detected on resource: "
+                                f"'{r.type}/{r.name}' (a cycle: {names})")
         state[key] = 1
         stack.append(r)
         deps = [by_id[d.lower()] for d in r.depends_on if d.lower() in by_id]
@@ -262,6 +274,16 @@ def levels(resources: list[PlannedResource]) -> list[list[PlannedResource]]:
     for r in resources:
         out[level[r.id.lower()]].append(r)
     return out
+
+
+def _redacted(v: Any, secrets: list[str]) -> Any:
+    if isinstance(v, str):
+        return redact(v, secrets)
+    if isinstance(v, list):
+        return [_redacted(x, secrets) for x in v]
+    if isinstance(v, dict):
+        return {k: _redacted(x, secrets) for k, x in v.items()}
+    return v
 
 
 def _outputs(decls: Any, ctx: Context, env: Environment) -> dict:
@@ -286,12 +308,23 @@ def _outputs(decls: Any, ctx: Context, env: Environment) -> dict:
             v = coerce(kind, v)
         except FunctionError as e:
             raise TemplateError(at, f"The template output '{name}' is not valid: {e}") from None
-        if kind not in SECURE:
-            out[name] = {"type": TYPES[kind], "value": v}
+        if kind not in SECURE:  # and no secure parameter's value shown in any other output
+            out[name] = {"type": TYPES[kind], "value": _redacted(v, ctx.secrets)}
     return out
 
 
+def _bounded(work: Callable[[], Any], path: str) -> Any:
+    try:
+        return work()
+    except RecursionError:
+        raise TemplateError(path, "the template is nested too deeply") from None
+
+
 def prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
+    return _bounded(lambda: _prepare(template, parameters, env), "template")
+
+
+def _prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
     if not isinstance(template, dict):
         raise TemplateError("template", f"the template must be an object, not {type_name(template)}")
     if template.get("functions"):
@@ -323,8 +356,10 @@ def prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
             try:
                 parsed(text)
             except FunctionError as e:
-                raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: {e}") from None
-    return Prepared(planned, _levels=lambda: ordered, _outputs=lambda e: _outputs(outputs, ctx, e),
+                raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: "
+                                    f"{e}") from None
+    return Prepared(planned, _levels=lambda: ordered,
+                    _outputs=lambda e: _bounded(lambda: _outputs(outputs, ctx, e), "outputs"),
                     _record=params.record)
 
 

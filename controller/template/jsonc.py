@@ -4,49 +4,27 @@ parses the whole request body with `loads`. Errors name the line and column."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from controller.template.errors import TemplateError
 
 
+_STRINGS_AND_COMMENTS = re.compile(r'"(?:[^"\\\r\n]|\\.)*"|//[^\r\n]*|/\*[\s\S]*?\*/|/\*')
+_STRINGS_AND_TRAILING_COMMAS = re.compile(r'"(?:[^"\\\r\n]|\\.)*"|,(?=\s*[\]}])')
+
+
 def strip(text: str) -> str:
     """`text` with comments and trailing commas blanked out (same length, same lines and columns)."""
-    out = list(text)
-    i, n = 0, len(text)
-    last_comma = -1  # index of a comma not yet followed by anything but blanks/comments
-    while i < n:
-        c = text[i]
-        if c == '"':
-            last_comma = -1
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-            i += 1
-        elif c == "/" and text.startswith("//", i):
-            while i < n and text[i] not in "\r\n":
-                out[i] = " "
-                i += 1
-        elif c == "/" and text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            if end < 0:
-                raise TemplateError("", _where(text, i, "a comment that is not closed"), "InvalidTemplate")
-            for j in range(i, end + 2):
-                if out[j] not in "\r\n":
-                    out[j] = " "
-            i = end + 2
-        elif c == ",":
-            last_comma = i
-            i += 1
-        elif c in "]}":
-            if last_comma >= 0:
-                out[last_comma] = " "
-            last_comma = -1
-            i += 1
-        else:
-            if not c.isspace():
-                last_comma = -1
-            i += 1
-    return "".join(out)
+    def comment(m: re.Match) -> str:
+        found = m.group()
+        if found[0] == '"':
+            return found
+        if found == "/*":
+            raise TemplateError("", _where(text, m.start(), "a comment that is not closed"), "InvalidTemplate")
+        return re.sub(r"[^\r\n]", " ", found)
+    text = _STRINGS_AND_COMMENTS.sub(comment, text)
+    return _STRINGS_AND_TRAILING_COMMAS.sub(lambda m: m.group() if m.group()[0] == '"' else " ", text)
 
 
 def loads(text: str | bytes, field: str = "", code: str = "InvalidTemplate") -> Any:

@@ -114,7 +114,8 @@ class Parameters:
             try:
                 v = coerce(kind, raw)
             except FunctionError as e:
-                raise TemplateError(where, f"Template parameter '{canonical}' was provided an invalid value: {e}") from None
+                raise TemplateError(where, f"Template parameter '{canonical}' was provided an invalid value: "
+                                    f"{e}") from None
             self.check(canonical, decl, kind, v, where)
         finally:
             self.busy.discard(lower)
@@ -159,7 +160,9 @@ class Parameters:
         out = {}
         for lower, (name, _) in self.decls.items():
             kind = self.kind(lower)
-            out[name] = {"type": TYPES[kind]} if kind in SECURE else {"type": TYPES[kind], "value": self.values.get(lower)}
+            out[name] = {"type": TYPES[kind]}
+            if kind not in SECURE:
+                out[name]["value"] = self.values.get(lower)
         return out
 
 
@@ -175,7 +178,8 @@ class Variables:
             if name.lower() == "copy" and isinstance(raw, list):
                 for i, loop in enumerate(raw):
                     if not isinstance(loop, dict) or not isinstance(loop.get("name"), str):
-                        raise TemplateError(f"variables.copy[{i}]", "a copy entry needs a 'name', a 'count' and an 'input'")
+                        raise TemplateError(f"variables.copy[{i}]",
+                                            "a copy entry needs a 'name', a 'count' and an 'input'")
                     self.loops[loop["name"].lower()] = (loop["name"], loop, f"variables.copy[{i}]")
             else:
                 self.decls[name.lower()] = (name, raw, f"variables.{name}")

@@ -2,6 +2,7 @@
 variables, expands resources (copy loops, conditions, nested child resources, names and ids) and
 orders them by dependsOn; each resource's body and the outputs are evaluated later, when the
 deployment has the resources they reference (`reference()` goes through the Environment).
+The work is done in `params` (parameters, variables) and `expand` (resources, levels, outputs).
 
 INTERFACE (shared by the deployment engine; the implementation fills it in):
 - prepare(template, parameters, env) -> Prepared, or TemplateError (InvalidTemplate naming the
@@ -16,6 +17,12 @@ INTERFACE (shared by the deployment engine; the implementation fills it in):
 - Prepared.outputs(env) -> {name: {"type": T, "value": v}} (secure outputs left out).
 - Prepared.parameters_record() -> the parameters as a deployment's record keeps and returns them
   ({name: {"type": T, "value": v}}; secure ones with no value).
+- dependsOn: a name, `type/name`, an id (with or without `/subscriptions/../providers/`) or a copy
+  loop's name; one naming only resources whose condition is false is dropped; one naming nothing
+  is InvalidTemplate (as ARM). reference() by name (not by id) of a template's resource adds a
+  dependency (as ARM documents). A serial copy's batch waits for the batch before it.
+- Errors raised by Environment.reference keep their code; a field "" or "reference" becomes the
+  JSON path of the expression.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from controller.template.errors import FunctionError
+from controller.template.errors import FunctionError, TemplateError
 from controller.template.functions import Arg, function, type_name
 
 
@@ -199,7 +199,12 @@ def reference(scope: Any, target: Any, api_version: Any = None, full: Any = None
         scope.on_reference(rid)
     if scope.env.reference is None:
         raise FunctionError("reference() cannot be resolved before the deployment runs")
-    return scope.env.reference(rid, api_version, full is not None)
+    try:
+        return scope.env.reference(rid, api_version, full is not None)
+    except TemplateError as e:  # the environment's error, placed where the expression is
+        if e.field in ("", "reference") and scope.path:
+            TemplateError.__init__(e, scope.path, e.reason, e.code)
+        raise
 
 
 @function("providers", 1, 2, scope=True)
