@@ -51,6 +51,13 @@ class Served:
         return ComputeManagementClient(LabCredential(token or self.token()), SUBSCRIPTION_ID, base_url=self.endpoint,
                                        connection_verify=str(self.ca), **kw)
 
+    def resources_client(self, token: str | None = None, **kw):
+        """azure-mgmt-resource's ResourceManagementClient (deployments) on the lab's endpoint."""
+        from azure.mgmt.resource import ResourceManagementClient
+        kw.setdefault("polling_interval", 0.05)
+        return ResourceManagementClient(LabCredential(token or self.token()), SUBSCRIPTION_ID, base_url=self.endpoint,
+                                        connection_verify=str(self.ca), **kw)
+
     def url(self, path: str) -> str:
         return f"{self.endpoint}/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{DEFAULT_RESOURCE_GROUP}/" \
                f"providers/Microsoft.Compute/{path}"

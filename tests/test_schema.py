@@ -157,7 +157,7 @@ def test_a_database_of_schema_5_keeps_its_instances_on_the_local_host(tmp_path):
     old.close()
 
     db = connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST == 8
+    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.LATEST == 9
     assert tables(db) == tables(connect(tmp_path / "fresh.db"))
     store = InstanceStore(db)
     [inst] = store.list("web")

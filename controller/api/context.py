@@ -20,6 +20,7 @@ from controller.api.operations import Operations
 from controller.core.errors import from_db_error, from_os_error
 from controller.core.settings import LabPaths
 from controller.ops.lab import Lab
+from controller.ops.resources import Table
 from controller.ops.service import Controller
 from controller.virt.accel import Accel
 
@@ -43,6 +44,7 @@ class ApiContext:
     guests: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(GUEST_THREADS, "api-guest"))
     power_states: Callable[[Lab, Any], dict] | None = None  # domain -> state; None: libvirt's listing
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)  # run in the API's loop as it stops
+    resource_types: Table = field(default_factory=Table)  # what templates deploy: each route module adds its own
     _local: threading.local = field(default_factory=threading.local)
 
     def __post_init__(self) -> None:

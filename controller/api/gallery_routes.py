@@ -47,8 +47,10 @@ from controller.model.armid import DEFAULT_RESOURCE_GROUP, group_path
 from controller.model.versions import parse_version
 from controller.ops import replication
 from controller.ops.lab import Lab
+from controller.ops.resources import ResourceType
 from images.builder import build
 from images.gallery import DEFAULT_REGION, ImageVersion, check_name, sweep
+from images.qcow2 import sha256_file
 from images.recipe import choose as choose_recipe
 
 log = logging.getLogger("scaleset.api")
@@ -56,6 +58,7 @@ GALLERIES = "subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute
 IMAGES = GALLERIES + "/{g}/images"
 VERSIONS = IMAGES + "/{i}/versions"
 TYPE = "Microsoft.Compute/galleries"
+API_VERSIONS = ("2024-03-03", "2023-07-03", "2022-08-03", "2022-03-03", "2021-10-01")
 
 
 @dataclass(frozen=True)
@@ -183,9 +186,19 @@ def find_version(lab: Lab, img: Image, v: str) -> ImageVersion:
                                                 "found.", "ImageVersionNotFound")
 
 
+def _same_file(source: Path, iv: ImageVersion) -> bool:
+    """The source is the version's own file, or has its content (a template deployed again)."""
+    try:
+        if source.resolve() == iv.path.resolve():
+            return True
+        return source.stat().st_size == iv.size_bytes and sha256_file(source) == iv.sha256
+    except OSError:
+        return False
+
+
 def _immutable(iv: ImageVersion, props: dict) -> None:
     source, recipe, _ = content(props)
-    if recipe is not None or (source is not None and source.resolve() != iv.path.resolve()):
+    if recipe is not None or (source is not None and not _same_file(source, iv)):
         raise ModelError("galleryImageVersionName", f"{iv.urn} already exists; versions are immutable (only "
                                                     "excludeFromLatest and targetRegions change)", "Conflict")
 
@@ -209,9 +222,10 @@ def replicated(lab: Lab, rg: str, iv: ImageVersion, sync: bool = False) -> dict:
     return version_view(rg, iv)
 
 
-def plan(lab: Lab, g: str, i: str, v: str, props: dict, pre: Preconditions = NONE
+def plan(lab: Lab, g: str, i: str, v: str, props: dict, pre: Preconditions = NONE, write: bool = True
          ) -> NewVersion | tuple[ImageVersion, bool]:
-    """Validate a PUT: the new version to create, or the existing one after its update."""
+    """Validate a PUT: the new version to create, or the existing one after its update (with
+    `write` False, before it: a template's validate writes nothing)."""
     check_name("galleryName", g)
     check_name("galleryImageName", i)
     parse_version(v, "galleryImageVersionName")
@@ -232,6 +246,9 @@ def plan(lab: Lab, g: str, i: str, v: str, props: dict, pre: Preconditions = NON
     iv = version_of(lab, img, v)
     if iv is not None:
         _immutable(iv, props)
+        if not write:
+            pre.check(etag_of(iv))
+            return iv, publishing(props)[1] is not None
         return update(lab, iv, props, pre)
     pre.check(None)
     exclude, regions = publishing(props)
@@ -284,6 +301,14 @@ def remove(lab: Lab, g: str, i: str, v: str, pre: Preconditions = NONE) -> bool:
     except ImageError as exc:
         raise refield(exc) from None
     return True
+
+
+def _segments(name: str) -> tuple[str, str, str]:
+    """gallery/image/version of a template resource's name."""
+    parts = name.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ModelError("name", f"'{name[:200]}' must be gallery/image/version for {TYPE}/images/versions")
+    return parts[0], parts[1], parts[2]
 
 
 def register(router: Router, ctx: ApiContext) -> None:
@@ -356,14 +381,8 @@ def register(router: Router, ctx: ApiContext) -> None:
         op = ctx.ops.start("update", view["id"], DEFAULT_REGION, ctx.work(replicated, rg, iv, True))
         return tagged(responses.body(view, 200, operations.headers(request, op, location=False)), iv)
 
-    async def put_version(request: web.Request, p: dict[str, str]) -> web.Response:
-        rg = group(p)
-        pre = Preconditions.of(request.headers)
-        props = request_properties(await bodies.read(request))
-        idle(rg, p)
-        new = await ctx.read(plan, p["g"], p["i"], p["v"], props, pre)
-        if isinstance(new, tuple):  # an existing version: its publishingProfile was updated
-            return updated(request, rg, *new)
+    def begin_create(rg: str, new: NewVersion):
+        """The PUT's creation of a new version: its view (Creating) and its operation."""
         mine = key(new.image.publisher, new.image.sku, new.version)
         if mine in creating:
             raise ModelError("galleryImageVersionName", f"version '{new.version}' is being created", "Conflict")
@@ -378,8 +397,48 @@ def register(router: Router, ctx: ApiContext) -> None:
                 return await ctx.work(owned_create, rg, new)
             finally:
                 creating.discard(mine)
-        op = ctx.ops.start("create", view["id"], DEFAULT_REGION, work())
+        return view, ctx.ops.start("create", view["id"], DEFAULT_REGION, work())
+
+    async def put_version(request: web.Request, p: dict[str, str]) -> web.Response:
+        rg = group(p)
+        pre = Preconditions.of(request.headers)
+        props = request_properties(await bodies.read(request))
+        idle(rg, p)
+        new = await ctx.read(plan, p["g"], p["i"], p["v"], props, pre)
+        if isinstance(new, tuple):  # an existing version: its publishingProfile was updated
+            return updated(request, rg, *new)
+        view, op = begin_create(rg, new)
         return responses.body(view, 201, operations.headers(request, op, location=False))
+
+    async def deploy(rg: str, name: str, body: dict) -> dict:
+        """A template's image version: the PUT's create or update, awaited to its end."""
+        p = dict(zip(("g", "i", "v"), _segments(name), strict=True))
+        props = request_properties(body)
+        idle(rg, p)
+        new = await ctx.read(plan, p["g"], p["i"], p["v"], props)
+        if isinstance(new, tuple):
+            iv, sync = new
+            return await ctx.work(replicated, rg, iv, True) if sync else version_view(rg, iv)
+        _, op = begin_create(rg, new)
+        await ctx.ops.wait(op)
+        if op.status != "Succeeded":
+            err = op.error or {}
+            raise ModelError(err.get("target") or "", err.get("message") or op.status, err.get("code"))
+        return op.result
+
+    def validate(lab: Lab, rg: str, name: str, body: dict):
+        g, i, v = _segments(name)
+        return plan(lab, g, i, v, request_properties(body), NONE, write=False)
+
+    def read(lab: Lab, rg: str, name: str) -> dict | None:
+        g, i, v = _segments(name)
+        try:
+            return version_view(rg, find_version(lab, find_image(lab, g, i), v))
+        except ModelError as exc:
+            if exc.status == 404:
+                return None
+            raise
+    ctx.resource_types.add(ResourceType(TYPE + "/images/versions", validate, deploy, read, API_VERSIONS))
 
     async def patch_version(request: web.Request, p: dict[str, str]) -> web.Response:
         rg = group(p)

@@ -15,11 +15,12 @@ from controller.api.preconditions import Preconditions, etag
 from controller.api.router import Router, cacheable
 from controller.api.scope import check_subscription, find_set, group, not_found, resource_id
 from controller.core.errors import ModelError
-from controller.model.armid import group_of, vmss_id
+from controller.model.armid import VMSS_TYPE, group_of, vmss_id
 from controller.model.instance import resolve_ids, set_action_targets
-from controller.model.scaleset import ScaleSet
+from controller.model.scaleset import ScaleSet, parse
 from controller.ops import commands, views
 from controller.ops.lab import Lab
+from controller.ops.resources import ResourceType
 from controller.ops.rolling import start_upgrade
 from controller.ops.upgrade_views import history_item, latest_view
 from controller.state.upgrades import ACTIVE, UpgradeStore
@@ -27,6 +28,7 @@ from controller.state.upgrades import ACTIVE, UpgradeStore
 SETS = "subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets"
 ONE = SETS + "/{name}"
 BUSY_STATE = {"create": "Creating", "update": "Updating", "delete": "Deleting"}
+API_VERSIONS = ("2024-07-01", "2024-03-01", "2023-09-01", "2023-03-01", "2022-11-01", "2022-03-01", "2021-11-01")
 
 
 def scale_set_view(lab: Lab, ss: ScaleSet, generation: int, ctx: ApiContext | None = None) -> dict:
@@ -84,6 +86,55 @@ def power(what: str):
     return lambda lab, name, ids: commands.power(lab, name, ids, what)
 
 
+def put_document(rg: str, name: str, body: Any) -> dict:
+    """A PUT's body as the document to store (the name and id the URL's)."""
+    if not isinstance(body, dict):
+        raise ModelError("body", "must be a JSON object (a virtualMachineScaleSets resource)")
+    if isinstance(body.get("name"), str) and body["name"].lower() != name.lower():
+        raise ModelError("$.name", f"'{body['name'][:80]}' differs from the name in the URL ('{name}')")
+    return {**bodies.strip_azure_only(body), "name": name, "id": vmss_id(rg, name)}
+
+
+def _builder(rg: str, doc: dict) -> Callable[[dict], dict]:
+    """The new document from the stored one (lab-only fields kept), refused across groups."""
+    def build(stored: dict) -> dict:
+        if group_of(stored.get("id")).lower() != rg.lower():
+            raise ModelError("name", f"scale set '{stored['name']}' exists in resource group "
+                                     f"'{group_of(stored.get('id'))}'; names are unique in the lab", "Conflict")
+        return {**bodies.keep_lab_fields(stored, doc), "name": stored["name"],
+                "id": stored.get("id") or vmss_id(rg, stored["name"])}
+    return build
+
+
+def put_write(lab: Lab, rg: str, name: str, doc: dict, expect) -> tuple[commands.Written, bool]:
+    """The PUT's write: create or replace the model (validated whole); True when created."""
+    for _ in range(commands.MODEL_RETRIES):  # a create and a delete racing this PUT: try again
+        stored = lab.models.stored_name(name)
+        try:
+            if stored is None:
+                ss = commands.create_model(lab, doc, expect)
+                return commands.Written(ss, 1, ss.sku.capacity), True
+            return commands.replace_model(lab, stored, _builder(rg, doc), expect), False
+        except ModelError as exc:
+            now = lab.models.stored_name(name)
+            raced = (exc.code == "Conflict" and stored is None and now is not None) or \
+                (exc.code == "ResourceNotFound" and stored is not None and now is None)
+            if not raced:
+                raise
+    raise ModelError("name", f"scale set '{name}' kept being created and deleted under this PUT; "
+                             "send it again", "ConcurrentUpdate")
+
+
+def put_check(lab: Lab, rg: str, name: str, body: Any) -> dict:
+    """The PUT's validation without its write (a template's validate): the document it would store."""
+    doc = put_document(rg, name, body)
+    stored = lab.models.stored_name(name)
+    new = doc if stored is None else _builder(rg, doc)(lab.models.get(stored).to_json())
+    ss = parse(new)
+    lab.resolve_image(ss)
+    return new
+
+
 def register(router: Router, ctx: ApiContext) -> None:
     async def lro(request: web.Request, kind: str, ss_id: str, location: str, work, *, status: int = 202,
                   result: dict | None = None) -> web.Response:
@@ -118,38 +169,30 @@ def register(router: Router, ctx: ApiContext) -> None:
         """Create or replace, in one write whose preconditions are checked on what it read."""
         rg, name = group(p), p["name"]
         expect = expectation(Preconditions.of(request.headers))
-        body = await bodies.read(request)
-        if not isinstance(body, dict):
-            raise ModelError("body", "must be a JSON object (a virtualMachineScaleSets resource)")
-        if isinstance(body.get("name"), str) and body["name"].lower() != name.lower():
-            raise ModelError("$.name", f"'{body['name'][:80]}' differs from the name in the URL ('{name}')")
-        doc = {**bodies.strip_azure_only(body), "name": name, "id": vmss_id(rg, name)}
+        doc = put_document(rg, name, await bodies.read(request))
+        return await written(request, *await ctx.read(put_write, rg, name, doc, expect))
 
-        def build(stored: dict) -> dict:
-            if group_of(stored.get("id")).lower() != rg.lower():
-                raise ModelError("name", f"scale set '{stored['name']}' exists in resource group "
-                                         f"'{group_of(stored.get('id'))}'; names are unique in the lab", "Conflict")
-            return {**bodies.keep_lab_fields(stored, doc), "name": stored["name"],
-                    "id": stored.get("id") or vmss_id(rg, stored["name"])}
+    async def deploy(rg: str, name: str, body: dict) -> dict:
+        """A template's scale set: the PUT's write and its work (an operation of its own), to the end."""
+        doc = put_document(rg, name, body)
+        w, created = await ctx.read(put_write, rg, name, doc, None)
+        view = await ctx.read(lambda lab: scale_set_view(lab, w.model, w.generation))
+        op = ctx.ops.start("create" if created else "update", view["id"], w.model.location,
+                           scaled(w.model.name, w.capacity, created))
+        await ctx.ops.wait(op)
+        if op.status != "Succeeded":
+            err = op.error or {}
+            raise ModelError(err.get("target") or "", err.get("message") or op.status, err.get("code"))
+        return await ctx.read(lambda lab: scale_set_view(lab, *find_versioned(lab, rg, name)))
 
-        def write(lab: Lab) -> tuple[commands.Written, bool]:
-            for _ in range(commands.MODEL_RETRIES):  # a create and a delete racing this PUT: try again
-                stored = lab.models.stored_name(name)
-                try:
-                    if stored is None:
-                        ss = commands.create_model(lab, doc, expect)
-                        return commands.Written(ss, 1, ss.sku.capacity), True
-                    return commands.replace_model(lab, stored, build, expect), False
-                except ModelError as exc:
-                    now = lab.models.stored_name(name)
-                    raced = (exc.code == "Conflict" and stored is None and now is not None) or \
-                        (exc.code == "ResourceNotFound" and stored is not None and now is None)
-                    if not raced:
-                        raise
-            raise ModelError("name", f"scale set '{name}' kept being created and deleted under this PUT; "
-                                     "send it again", "ConcurrentUpdate")
-
-        return await written(request, *await ctx.read(write))
+    def read(lab: Lab, rg: str, name: str) -> dict | None:
+        try:
+            return scale_set_view(lab, *find_versioned(lab, rg, name), ctx)
+        except ModelError as exc:
+            if exc.code == "ResourceNotFound":
+                return None
+            raise
+    ctx.resource_types.add(ResourceType(VMSS_TYPE, put_check, deploy, read, API_VERSIONS))
 
     async def patch(request: web.Request, p: dict[str, str]) -> web.Response:
         """A merge-patch of the model read inside the write (never of an older one)."""

@@ -25,6 +25,7 @@ from controller.core.clock import now_iso
 from controller.core.errors import LabError, ModelError
 from controller.model.scaleset import ScaleSet
 from controller.ops import commands
+from controller.ops.deploy import preempt_orphans
 from controller.ops.lab import Lab
 from controller.ops.provision import reconcile
 from controller.state.operations import OperationStore, OpRecord, preempted
@@ -72,7 +73,9 @@ class TakeUp:
         return name.lower() in self.tasks and name.lower() not in self.repaired
 
     def start(self, sets: list[ScaleSet]) -> None:
-        """Claim the orphaned operations; a task per set repairs it and ends its operations."""
+        """Claim the orphaned operations; a task per set repairs it and ends its operations.
+        Deployments left running end Failed (ops/deploy.py); their resources' operations are these."""
+        preempt_orphans(self.lab, self.say)
         by_set: dict[str, list[OpRecord]] = {}
         for op in self.store.orphans():
             self.store.claim(op.id)

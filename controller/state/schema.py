@@ -202,6 +202,48 @@ CREATE TABLE IF NOT EXISTS operations (
 CREATE INDEX IF NOT EXISTS operations_by_end ON operations (ended_epoch);
 CREATE INDEX IF NOT EXISTS operations_by_status ON operations (status);
 """,
+    # 9: template deployments and their per-resource operations (state/deployments.py)
+    """
+CREATE TABLE IF NOT EXISTS deployments (
+    resource_group TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE,
+    run_id TEXT NOT NULL,              -- the operationStatuses id of the latest PUT
+    template TEXT NOT NULL,            -- JSON: the template as given (exportTemplate)
+    parameters TEXT NOT NULL,          -- JSON: Prepared.parameters_record() (no secure value)
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,               -- Accepted | Running | Succeeded | Failed | Canceled
+    outputs TEXT,                      -- JSON
+    output_resources TEXT NOT NULL DEFAULT '[]',  -- JSON list of ids
+    error TEXT,                        -- JSON {code, message, details}
+    correlation_id TEXT NOT NULL,
+    template_hash TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    started_epoch REAL NOT NULL,
+    duration REAL,                     -- seconds, once it ended
+    generation INTEGER NOT NULL,       -- the etag's: bumped on every write of the record
+    owner TEXT NOT NULL,               -- pid:starttime of the process running it
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (resource_group, name)
+);
+CREATE TABLE IF NOT EXISTS deployment_operations (
+    resource_group TEXT NOT NULL COLLATE NOCASE,
+    deployment TEXT NOT NULL COLLATE NOCASE,
+    operation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    resource_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_name TEXT NOT NULL,
+    provisioning_operation TEXT NOT NULL,   -- Create | Update (ARM's names)
+    state TEXT NOT NULL,                    -- Running | Succeeded | Failed
+    status_code TEXT,
+    status_message TEXT,                    -- JSON
+    timestamp TEXT NOT NULL,
+    started_epoch REAL NOT NULL,
+    duration REAL,
+    PRIMARY KEY (resource_group, deployment, operation_id),
+    FOREIGN KEY (resource_group, deployment) REFERENCES deployments(resource_group, name) ON DELETE CASCADE
+);
+""",
 ]
 LATEST = len(MIGRATIONS)
 

@@ -2,6 +2,7 @@
 variables, expands resources (copy loops, conditions, nested child resources, names and ids) and
 orders them by dependsOn; each resource's body and the outputs are evaluated later, when the
 deployment has the resources they reference (`reference()` goes through the Environment).
+The work is done in `params` (parameters, variables) and `expand` (resources, levels, outputs).
 
 INTERFACE (shared by the deployment engine; the implementation fills it in):
 - prepare(template, parameters, env) -> Prepared, or TemplateError (InvalidTemplate naming the
@@ -16,6 +17,12 @@ INTERFACE (shared by the deployment engine; the implementation fills it in):
 - Prepared.outputs(env) -> {name: {"type": T, "value": v}} (secure outputs left out).
 - Prepared.parameters_record() -> the parameters as a deployment's record keeps and returns them
   ({name: {"type": T, "value": v}}; secure ones with no value).
+- dependsOn: a name, `type/name`, an id (with or without `/subscriptions/../providers/`) or a copy
+  loop's name; one naming only resources whose condition is false is dropped; one naming nothing
+  is InvalidTemplate (as ARM). reference() by name (not by id) of a template's resource adds a
+  dependency (as ARM documents). A serial copy's batch waits for the batch before it.
+- Errors raised by Environment.reference keep their code; a field "" or "reference" becomes the
+  JSON path of the expression.
 """
 from __future__ import annotations
 
@@ -37,6 +44,8 @@ class Environment:
     # providers(namespace, resource_type or None) -> ARM's provider document (resourceTypes, apiVersions)
     providers: Callable[[str, str | None], dict] = field(repr=False, default=None)  # type: ignore[assignment]
     template_link: dict | None = None
+    tenant_id: str = "5ca1e5e7-0000-4000-8000-0000000000aa"  # the lab's (controller.model.armid.TENANT_ID)
+    subscription_name: str = "scaleset-lab"
 
 
 @dataclass
@@ -72,5 +81,6 @@ class Prepared:
         return self._record()
 
 
-def prepare(template: Any, parameters: dict, env: Environment) -> Prepared:
-    raise NotImplementedError("controller/template/template.py: prepare() is being written")
+def prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
+    from controller.template.expand import prepare as _prepare
+    return _prepare(template, parameters, env)
