@@ -277,3 +277,13 @@ def test_levels_order_every_dependency_or_name_the_cycle(graph):
     assert sorted(where) == sorted(f"r{i}" for i in range(n))
     assert all(where[f"r{i}"] > where[f"r{j}"] for i in range(n) for j in deps[i])
     assert all(any(where[f"r{i}"] == where[f"r{j}"] + 1 for j in deps[i]) for i in range(n) if deps[i])
+
+
+def test_copy_index_in_depends_on_pairs_the_copies():
+    nic = "Microsoft.Network/networkInterfaces"
+    t = tmpl([res("[concat('nic', copyIndex())]", nic, copy={"name": "nics", "count": 2}),
+              res("[concat('vm', copyIndex())]", copy={"name": "vms", "count": 2},
+                  dependsOn=[f"[resourceId('{nic}', concat('nic', copyIndex()))]"])])
+    p = prepare(t, {}, ENV)
+    assert {r.name: r.depends_on for r in p.resources if r.copy == "vms"} == {
+        "vm0": [f"{P}/{nic}/nic0"], "vm1": [f"{P}/{nic}/nic1"]}
