@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.template.errors import TemplateError
 from controller.template.template import Environment, prepare
@@ -241,3 +243,47 @@ def test_an_environment_error_names_the_expression_path():
     with pytest.raises(TemplateError) as e:
         p.outputs(env)
     assert e.value.code == "ResourceNotFound" and e.value.field == "outputs.o.value"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.lists(st.tuples(st.integers(0, n - 1),
+                                                                                    st.integers(0, n - 1))))))
+def test_levels_order_every_dependency_or_name_the_cycle(graph):
+    n, edges = graph
+    deps: dict[int, set[int]] = {i: set() for i in range(n)}
+    for a, b in edges:
+        deps[a].add(b)
+    t = tmpl([res(f"r{i}", dependsOn=[f"r{j}" for j in sorted(deps[i])]) for i in range(n)])
+
+    def cyclic() -> bool:
+        seen, stack = set(), set()
+
+        def visit(i: int) -> bool:
+            if i in stack:
+                return True
+            if i in seen:
+                return False
+            seen.add(i)
+            stack.add(i)
+            found = any(visit(j) for j in deps[i])
+            stack.discard(i)
+            return found
+        return any(visit(i) for i in range(n))
+    if cyclic():
+        assert "a cycle" in refused(t).reason
+        return
+    levels = prepare(t, {}, ENV).levels()
+    where = {r.name: k for k, level in enumerate(levels) for r in level}
+    assert sorted(where) == sorted(f"r{i}" for i in range(n))
+    assert all(where[f"r{i}"] > where[f"r{j}"] for i in range(n) for j in deps[i])
+    assert all(any(where[f"r{i}"] == where[f"r{j}"] + 1 for j in deps[i]) for i in range(n) if deps[i])
+
+
+def test_copy_index_in_depends_on_pairs_the_copies():
+    nic = "Microsoft.Network/networkInterfaces"
+    t = tmpl([res("[concat('nic', copyIndex())]", nic, copy={"name": "nics", "count": 2}),
+              res("[concat('vm', copyIndex())]", copy={"name": "vms", "count": 2},
+                  dependsOn=[f"[resourceId('{nic}', concat('nic', copyIndex()))]"])])
+    p = prepare(t, {}, ENV)
+    assert {r.name: r.depends_on for r in p.resources if r.copy == "vms"} == {
+        "vm0": [f"{P}/{nic}/nic0"], "vm1": [f"{P}/{nic}/nic1"]}

@@ -142,12 +142,13 @@ class Parameters:
                                     f"{shown} is more than the maximum value {hi}")
         if kind in ("string", "securestring", "array"):
             lo, hi = decl.get("minLength"), decl.get("maxLength")
+            length = "its length" if kind in SECURE else f"its length {len(v)}"
             if isinstance(lo, int) and len(v) < lo:
                 raise TemplateError(at, f"The provided value for the template parameter '{name}' is not valid: "
-                                    f"its length {len(v)} is less than the minimum length {lo}")
+                                    f"{length} is less than the minimum length {lo}")
             if isinstance(hi, int) and len(v) > hi:
                 raise TemplateError(at, f"The provided value for the template parameter '{name}' is not valid: "
-                                    f"its length {len(v)} is more than the maximum length {hi}")
+                                    f"{length} is more than the maximum length {hi}")
 
     def resolve_all(self) -> None:
         for lower in self.decls:
