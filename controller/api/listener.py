@@ -22,6 +22,7 @@ log = logging.getLogger("scaleset.api")
 IDLE_TIMEOUT = 15.0  # seconds without a whole request (from the connection or the last answer)
 BODY_TIMEOUT = 30.0  # seconds for a request's body, once its headers arrived
 HANDSHAKE_TIMEOUT = 10.0  # seconds for a TLS handshake
+LINGER = 2.0  # seconds an answered connection may still send the rest of a body it was refused
 MAX_CONNECTIONS = 256  # open connections at once; one more is closed as soon as it is made
 MAX_FIELD = 8190  # bytes of the request line and of each header (aiohttp's default)
 
@@ -91,6 +92,6 @@ class Listener(web.BaseSite):
 
         def connection() -> ArmHandler:
             return ArmHandler(server, loop=loop, keepalive_timeout=IDLE_TIMEOUT, access_log=None,
-                              max_line_size=MAX_FIELD, max_field_size=MAX_FIELD)
+                              max_line_size=MAX_FIELD, max_field_size=MAX_FIELD, lingering_time=LINGER)
         self._server = await loop.create_server(connection, HOST, self._port, ssl=self._ssl_context,
                                                 backlog=self._backlog, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
