@@ -16,6 +16,7 @@ from aiohttp import web
 from controller.api import (
     gallery_routes,
     identity,
+    image_routes,
     listener,
     responses,
     tls,
@@ -64,7 +65,8 @@ Register = Callable[[Router, ApiContext], None]
 def build(ctx: ApiContext, extra: Sequence[Register] = ()) -> web.Application:
     """The app: ARM's routes, plus `extra` route sets (the web view) on the same server."""
     router = Router()
-    for register in (vmss_routes.register, vm_routes.register, gallery_routes.register, identity.register, *extra):
+    for register in (vmss_routes.register, vm_routes.register, gallery_routes.register, image_routes.register,
+                     identity.register, *extra):
         register(router, ctx)
 
     @web.middleware
