@@ -99,3 +99,49 @@ def test_bad_orderby_and_top_are_400_naming_them(vmi):
         assert r.status_code == 400 and r.json()["error"]["target"] == target
     with pytest.raises(HttpResponseError):
         vmi.client().virtual_machine_images.list("local", P, O, S, top=-1)
+
+
+def gallery_id(image: str = S, version: str | None = None, group: str = "any-group") -> str:
+    gid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/Microsoft.Compute/galleries/{P}/images/{image}"
+    return gid + (f"/versions/{version}" if version else "")
+
+
+def stored_ref(lab) -> tuple:
+    ref = lab.models.get("web").properties.virtualMachineProfile.storageProfile.imageReference
+    return ref.publisher, ref.offer, ref.sku, ref.version
+
+
+def test_an_image_reference_id_of_a_gallery_image_or_version_is_its_urn(vmi):
+    from azure.mgmt.compute import models as m
+
+    from tests.test_api_sdk import sdk_model
+    client = vmi.client()
+    body = sdk_model()
+    body.properties.virtual_machine_profile.storage_profile.image_reference = m.ImageReference(id=gallery_id("DEBIAN-12"))
+    created = client.virtual_machine_scale_sets.begin_create_or_update("rg", "web", body).result()
+    assert created.properties.virtual_machine_profile.storage_profile.image_reference.id == gallery_id("DEBIAN-12")
+    assert stored_ref(vmi.lab) == (P, O, S, "latest")  # an image id without a version is latest
+    assert vmi.lab.resolve_image(vmi.lab.models.get("web")).version == "1.10.0"
+    patch = m.VirtualMachineScaleSetUpdate(properties=m.VirtualMachineScaleSetUpdateProperties(
+        virtual_machine_profile=m.VirtualMachineScaleSetUpdateVMProfile(
+            storage_profile=m.VirtualMachineScaleSetUpdateStorageProfile(
+                image_reference=m.ImageReference(id=gallery_id("debian-13", "0.1.0"))))))
+    client.virtual_machine_scale_sets.begin_update("rg", "web", patch).result()
+    assert stored_ref(vmi.lab) == (P, O, "debian-13", "0.1.0")  # the offer is the gallery's, stored with it
+
+
+@pytest.mark.parametrize("ref_id, code, words", [
+    (gallery_id("ubuntu"), "GalleryImageNotFound", f"scaleset image build --publisher {P} --offer OFFER --sku ubuntu"),
+    (gallery_id(S, "1.0"), "InvalidImageVersion", "imageReference.version"),
+    (gallery_id(S).replace("/galleries/", "/gallerys/"), "InvalidParameter", "imageReference.id"),
+])
+def test_a_bad_or_missing_image_id_is_refused_naming_it(images, ref_id, code, words):
+    from controller.core.errors import ModelError
+    from controller.ops.commands import create_model
+    from tests.test_rolling import model
+    doc = model()
+    doc["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"] = {"id": ref_id}
+    with pytest.raises(ModelError) as e:
+        create_model(images, doc)
+    assert e.value.code == code and words in f"{e.value.field} {e.value.reason}"
+    assert images.models.list() == []

@@ -20,8 +20,9 @@ from controller.api.context import ApiContext
 from controller.api.router import Router, cacheable
 from controller.api.scope import check_subscription
 from controller.core.errors import ImageError, ModelError
-from controller.model.versions import parse_version
-from controller.ops.lab import Lab
+from controller.model.scaleset import ImageReference
+from controller.model.versions import LATEST, parse_version
+from controller.ops.lab import Lab, build_command
 from images.gallery import ImageVersion
 
 LOC = "subscriptions/{sub}/providers/Microsoft.Compute/locations/{loc}/publishers"
@@ -31,16 +32,12 @@ VERSIONS = SKUS + "/{s}/versions"
 MAX_TOP = 1000
 
 
-def build_command(p: str, o: str = "OFFER", s: str = "SKU", v: str = "1.0.0") -> str:
-    return f"scaleset image build --publisher {p} --offer {o} --sku {s} --version {v}"
-
-
 def missing(loc: str, parts: list[str]) -> ModelError:
     """Azure's 404 for an image it lacks, naming it and the command that makes it."""
-    urn = ":".join(parts)
-    names = dict(zip(("p", "o", "s", "v"), parts))
-    return ModelError("imageReference", f"Artifact: VMImage was not found: the lab has no image '{urn}' in location "
-                                        f"'{loc}'. Make it with: {build_command(**names)}", "NotFound")
+    p, o, s, v = (parts + [""] * 3)[:4]
+    ref = ImageReference(p, o, s or "SKU", v or LATEST)
+    return ModelError("imageReference", f"Artifact: VMImage was not found: the lab has no image '{':'.join(parts)}' "
+                                        f"in location '{loc}'. Make it with: {build_command(ref)}", "NotFound")
 
 
 def available(lab: Lab, loc: str) -> list[ImageVersion]:
