@@ -30,7 +30,8 @@ def test_list_all_walks_the_gallery(az):
     urns = [i["urn"] for i in az.json("vm", "image", "list", "--all", "-l", "local")]
     assert sorted(urns) == sorted([f"{P}:{O}:{S}:1.0.0", f"{P}:{O}:{S}:1.10.0", "acme:tools:base:0.1.0"])
     mine = az.json("vm", "image", "list", "--all", "-l", "local", "--publisher", "acme")
-    assert [(i["offer"], i["sku"], i["version"], i["architecture"]) for i in mine] == [("tools", "base", "0.1.0", "x64")]
+    assert [(i["offer"], i["sku"], i["version"], i["architecture"]) for i in mine] == \
+        [("tools", "base", "0.1.0", "x64")]
 
 
 def test_show_a_version_and_latest(az):

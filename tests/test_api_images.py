@@ -102,7 +102,8 @@ def test_bad_orderby_and_top_are_400_naming_them(vmi):
 
 
 def gallery_id(image: str = S, version: str | None = None, group: str = "any-group") -> str:
-    gid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/Microsoft.Compute/galleries/{P}/images/{image}"
+    gid = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/Microsoft.Compute/galleries/{P}/" \
+          f"images/{image}"
     return gid + (f"/versions/{version}" if version else "")
 
 
@@ -117,7 +118,8 @@ def test_an_image_reference_id_of_a_gallery_image_or_version_is_its_urn(vmi):
     from tests.test_api_sdk import sdk_model
     client = vmi.client()
     body = sdk_model()
-    body.properties.virtual_machine_profile.storage_profile.image_reference = m.ImageReference(id=gallery_id("DEBIAN-12"))
+    storage = body.properties.virtual_machine_profile.storage_profile
+    storage.image_reference = m.ImageReference(id=gallery_id("DEBIAN-12"))
     created = client.virtual_machine_scale_sets.begin_create_or_update("rg", "web", body).result()
     assert created.properties.virtual_machine_profile.storage_profile.image_reference.id == gallery_id("DEBIAN-12")
     assert stored_ref(vmi.lab) == (P, O, S, "latest")  # an image id without a version is latest
