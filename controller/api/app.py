@@ -17,6 +17,7 @@ from controller.api import (
     deployment_routes,
     gallery_routes,
     identity,
+    image_routes,
     listener,
     responses,
     tls,
@@ -65,8 +66,8 @@ Register = Callable[[Router, ApiContext], None]
 def build(ctx: ApiContext, extra: Sequence[Register] = ()) -> web.Application:
     """The app: ARM's routes, plus `extra` route sets (the web view) on the same server."""
     router = Router()
-    for register in (vmss_routes.register, vm_routes.register, gallery_routes.register, deployment_routes.register,
-                     identity.register, *extra):
+    for register in (vmss_routes.register, vm_routes.register, gallery_routes.register, image_routes.register,
+                     deployment_routes.register, identity.register, *extra):
         register(router, ctx)
 
     @web.middleware

@@ -121,6 +121,10 @@ def _storage(ss: ScaleSet) -> None:
     p = f"{VMP}.storageProfile"
     ref = sp.imageReference
     for part in ("publisher", "offer", "sku"):
+        if part == "offer" and ref.id is not None and not ref.offer:
+            continue  # the gallery's, filled in by Lab.resolve_image
+        if not getattr(ref, part) and ref.id is None:
+            raise ModelError(f"{p}.imageReference.{part}", "is required (or imageReference.id)")
         _name(_GALLERY_NAME, getattr(ref, part), f"{p}.imageReference.{part}",
               "is not a valid name: 1-80 letters, digits, '.', '-' or '_', starting with a letter or digit")
     if ref.version.lower() != LATEST:

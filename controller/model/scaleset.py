@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +12,11 @@ from controller.model.extcheck import (  # noqa: F401
     CUSTOM_SCRIPT,
     EXTENSION_TYPES,
     HEALTH_EXTENSION,
+    shown,
 )
+from controller.core.errors import ModelError
 from controller.model import password
+from controller.model.armid import SUBSCRIPTION_ID
 from controller.model.compat import current_shape
 from controller.model.jsonmap import from_json, to_json
 from controller.model.versions import LATEST
@@ -27,10 +31,12 @@ class Sku:
 
 @dataclass
 class ImageReference:
-    publisher: str
-    offer: str
-    sku: str
+    """A URN's parts, or `id`: a lab gallery image or version (read_image_id)."""
+    publisher: str = ""
+    offer: str = ""  # with `id`: the gallery's offer of (publisher, sku), filled in by Lab.resolve_image
+    sku: str = ""
     version: str = LATEST
+    id: str | None = None
 
 
 @dataclass
@@ -213,10 +219,35 @@ def _password_hashed(ss: ScaleSet) -> ScaleSet:
     return dataclasses.replace(ss, properties=dataclasses.replace(ss.properties, virtualMachineProfile=vmp))
 
 
+IMAGE_ID = "$.properties.virtualMachineProfile.storageProfile.imageReference.id"
+_NAME = r"([A-Za-z0-9][A-Za-z0-9._-]{0,79})"
+_GALLERY_ID = re.compile(rf"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/[^/]{{1,90}}/providers/Microsoft\.Compute/"
+                         rf"galleries/{_NAME}/images/{_NAME}(?:/versions/([0-9.]{{1,40}}))?", re.IGNORECASE)
+
+
+def read_image_id(ref: ImageReference) -> None:
+    """An `id` (`.../galleries/{publisher}/images/{sku}[/versions/{version}]`, as the gallery
+    API names them; no version: latest) sets publisher, sku and version, in place; the id wins
+    over the URN parts. Parts already naming that image (any case) keep their spelling and offer."""
+    if ref.id is None:
+        return
+    m = _GALLERY_ID.fullmatch(ref.id)
+    if m is None:
+        raise ModelError(IMAGE_ID, f"'{shown(ref.id)}' is not the id of a lab gallery image or version "
+                                   f"(/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{{group}}/providers/"
+                                   "Microsoft.Compute/galleries/{publisher}/images/{sku}[/versions/{version}])",
+                         "InvalidParameter")
+    publisher, sku, version = m.groups()
+    if (ref.publisher.lower(), ref.sku.lower()) != (publisher.lower(), sku.lower()):
+        ref.publisher, ref.offer, ref.sku = publisher, "", sku
+    ref.version = version or LATEST
+
+
 def parse(data: Any) -> ScaleSet:
     """Parse and validate a scale-set document (read as ARM reads it: compat.current_shape, strings
     for numbers and booleans); raises ModelError naming the field, nothing else. An adminPassword
     comes out as its hash (adminPasswordHash): the model never holds the password."""
     ss = from_json(ScaleSet, current_shape(data), "$")
+    read_image_id(ss.properties.virtualMachineProfile.storageProfile.imageReference)
     validate(ss)
     return _password_hashed(ss)

@@ -14,6 +14,7 @@ from controller.core.clock import now_iso
 from controller.core.errors import HypervisorError, LabError, ModelError
 from controller.core.txn import transaction
 from controller.model.checks import check_capacity
+from controller.model.jsonmap import to_json
 from controller.model.instance import (
     Instance,
     applied_profile,
@@ -129,7 +130,8 @@ def write_model(lab: Lab, name: str, mutate: Callable[[dict], object], expect: E
         if new.name.lower() != ss.name.lower():
             raise ModelError("$.name", "the name of a scale set cannot change")
         if (_image_ref(new), new.location) != (_image_ref(ss), ss.location):
-            lab.resolve_image(new)
+            lab.resolve_image(new)  # an imageReference.id: its publisher/offer/sku filled in, and stored
+            doc["properties"]["virtualMachineProfile"]["storageProfile"]["imageReference"] = to_json(_image_ref(new))
         if keep_capacity:
             if new.sku.capacity != ss.sku.capacity:
                 _plan(lab, ss.name, new.sku.capacity)  # refused now (scale-in protection), not in scale()

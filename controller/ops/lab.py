@@ -12,7 +12,7 @@ from controller.core.errors import HypervisorError, ImageError, ModelError
 from controller.core.settings import LabPaths, lab_paths, libvirt_uri
 from controller.model.instance import Instance
 from controller.model.region import Host, Region, local_host
-from controller.model.scaleset import ScaleSet
+from controller.model.scaleset import ImageReference, ScaleSet
 from controller.state.db import connect
 from controller.state.instances import InstanceStore
 from controller.state.journal import SwapJournal
@@ -30,6 +30,13 @@ from images.gallery import Gallery, ImageVersion
 
 log = logging.getLogger("scaleset.virt")
 IMAGE_REF = "$.properties.virtualMachineProfile.storageProfile.imageReference"
+
+
+def build_command(ref: ImageReference) -> str:
+    """The command that makes the image a reference names (a version for `latest`: 1.0.0)."""
+    version = "1.0.0" if ref.version.lower() == "latest" else ref.version
+    return (f"scaleset image build --publisher {ref.publisher} --offer {ref.offer or 'OFFER'} --sku {ref.sku} "
+            f"--version {version}")
 
 
 @dataclass
@@ -222,15 +229,32 @@ class Lab:
         """The image version the model asks for in the scale set's region (ModelError if none)."""
         storage = ss.properties.virtualMachineProfile.storageProfile
         ref, size = storage.imageReference, storage.osDisk.diskSizeGB
+        if ref.id is not None:
+            self._gallery_image(ref)
         try:
             iv = self.gallery.resolve(ref.publisher, ref.offer, ref.sku, ref.version, ss.location)
             iv = self.gallery.verify(iv) if verify else iv
         except ImageError as exc:
-            raise ModelError(IMAGE_REF, exc.reason, exc.code) from None
+            hint = f" Make it with: {build_command(ref)}" if exc.code == "ImageNotFound" else ""
+            raise ModelError(IMAGE_REF, exc.reason + hint, exc.code) from None
         if size is not None and size * GIB < iv.virtual_size_bytes:
             raise ModelError(disks.OS_DISK_SIZE, f"{size} GB is smaller than image {iv.version} "
                                                  f"({iv.virtual_size_bytes / GIB:g} GB)")
         return iv
+
+    def _gallery_image(self, ref: ImageReference) -> None:
+        """An imageReference.id's publisher, offer and sku as published, in place: the one offer
+        the gallery has for (publisher, sku), as the gallery API maps them."""
+        found = {(iv.publisher, iv.offer, iv.sku) for iv in self.gallery.list()
+                 if (iv.publisher.lower(), iv.sku.lower()) == (ref.publisher.lower(), ref.sku.lower())}
+        if not found:
+            raise ModelError(IMAGE_REF + ".id", f"The gallery image '{ref.sku}' of gallery '{ref.publisher}' was not "
+                                                f"found. Make it with: {build_command(ref)}", "GalleryImageNotFound")
+        if len(found) > 1:
+            urns = ", ".join(":".join(t) for t in sorted(found))
+            raise ModelError(IMAGE_REF + ".id", f"gallery image '{ref.sku}' stands for more than one offer ({urns}): "
+                                                "name the image by publisher, offer and sku", "Conflict")
+        ref.publisher, ref.offer, ref.sku = found.pop()
 
     def image(self, ref: dict, verify: bool = False) -> ImageVersion:
         try:
