@@ -38,7 +38,7 @@ def test_the_readme_sdk_example_deploys_the_sample_file(api, monkeypatch):
     lab_token = readme_block("Use Azure's SDK or CLI", "python").split("client = ")[0]  # imports and LabToken
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile("import io\n" + lab_token + readme_block("Deploy with a template", "python"),  # noqa: S102
+        exec(compile(lab_token + readme_block("Deploy with a template", "python"),  # noqa: S102
                      "README.md", "exec"), {})
     assert printed.getvalue().startswith("Succeeded "), printed.getvalue()
     ss = api.client().virtual_machine_scale_sets.get(RG, "web")
