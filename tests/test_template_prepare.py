@@ -287,3 +287,12 @@ def test_copy_index_in_depends_on_pairs_the_copies():
     p = prepare(t, {}, ENV)
     assert {r.name: r.depends_on for r in p.resources if r.copy == "vms"} == {
         "vm0": [f"{P}/{nic}/nic0"], "vm1": [f"{P}/{nic}/nic1"]}
+
+
+@pytest.mark.parametrize("key", ["existing", "Existing"])
+def test_what_the_lab_does_not_deploy_is_refused_naming_it(key):
+    template = {"resources": [{"type": "Microsoft.Compute/virtualMachineScaleSets", "apiVersion": "2024-07-01",
+                               "name": "web", key: True, "properties": {}}]}
+    with pytest.raises(TemplateError) as err:
+        prepare(template, {}, ENV)
+    assert err.value.field == f"resources[0].{key}" and "not supported" in err.value.reason

@@ -15,6 +15,7 @@ from controller.template.params import SECURE, TYPES, Parameters, Variables, coe
 from controller.template.parser import is_expression
 from controller.template.template import Environment, PlannedResource, Prepared
 
+UNSUPPORTED = {"existing": "a reference to a resource deployed elsewhere"}
 TEMPLATE_KEYS = {"name", "type", "apiversion", "dependson", "copy", "condition", "resources", "comments"}
 MAX_RESOURCES = 800
 
@@ -90,6 +91,9 @@ class _Builder:
                  index: int | None) -> _Item | None:
         rtype = _string(raw.get("type"), scope.at(f"{path}.type"), "type")
         name = _string(raw.get("name"), scope.at(f"{path}.name"), "name")
+        for key in raw:
+            if key.lower() in UNSUPPORTED:
+                raise TemplateError(f"{path}.{key}", f"'{key}' ({UNSUPPORTED[key.lower()]}) is not supported by the lab")
         if parent is not None and "/" not in rtype:
             rtype, name = f"{parent.res.type}/{rtype}", f"{parent.res.name}/{name}"
         segments = len(rtype.strip("/").split("/"))

@@ -16,6 +16,7 @@ import errno
 import hashlib
 import io
 import os
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -334,9 +335,18 @@ def find_pool(hv: Hypervisor, name: str) -> Pool | None:
     return ensure_pool(hv, name)
 
 
+_ENSURING = threading.Lock()  # one look-up-or-make at a time: threads of one process (a deployment's
+# parallel creates, each with a Lab of its own) would otherwise define the same pool twice
+
+
 def ensure_pool(hv: Hypervisor, name: str, path: str | None = None) -> Pool:
     """The pool `name` on this host, active and refreshed. Missing with a `path`: a `dir` pool at
     that path on that host (defined, built, started, autostarted); missing without one: an error."""
+    with _ENSURING:
+        return _ensure_pool(hv, name, path)
+
+
+def _ensure_pool(hv: Hypervisor, name: str, path: str | None) -> Pool:
     try:
         pool = hv.conn.storagePoolLookupByName(name)
     except libvirt.libvirtError as exc:
