@@ -178,13 +178,15 @@ def copy_properties(loops: list, scope: Scope) -> dict[str, list]:
 
 
 def calls(node: Node, name: str) -> list[Call]:
-    """Every call of the function `name` (any case) in the tree."""
+    """Every call of the function `name` (any case; `list*` for every list function) in the tree."""
     found: list[Call] = []
     stack = [node]
+    prefix = name[:-1] if name.endswith("*") else None
     while stack:
         n = stack.pop()
         if isinstance(n, Call):
-            if n.name.lower() == name:
+            low = n.name.lower()
+            if low == name or (prefix is not None and low.startswith(prefix)):
                 found.append(n)
             stack.extend(n.args)
         elif isinstance(n, Member):

@@ -196,7 +196,7 @@ class _Builder:
                 raise TemplateError(path, f"The template language expression '{text[:300]}' is not valid: "
                                     f"{e}") from None
             found = [c for c in calls(tree, "reference") if c.args]
-            found += [c for c in _list_calls(tree) if c.args]
+            found += [c for c in calls(tree, "list*") if c.args]
             for call in found:
                 sc = item.scope.at(path)
                 sc.reference_allowed = False
@@ -211,22 +211,6 @@ class _Builder:
                 if rid is not None:
                     out.append(rid)
         return out
-
-
-def _list_calls(tree):
-    from controller.template.parser import Call, Index, Member
-    stack, out = [tree], []
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Call):
-            if n.name.lower().startswith("list"):
-                out.append(n)
-            stack.extend(n.args)
-        elif isinstance(n, Member):
-            stack.append(n.target)
-        elif isinstance(n, Index):
-            stack.extend((n.target, n.index))
-    return out
 
 
 def _expressions(obj: Any, path: str):
@@ -365,5 +349,3 @@ def _prepare(template: Any, parameters: Any, env: Environment) -> Prepared:
     return Prepared(planned, _levels=lambda: ordered,
                     _outputs=lambda e: _bounded(lambda: _outputs(outputs, ctx, e), "outputs"),
                     _record=params.record)
-
-
