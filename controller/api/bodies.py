@@ -42,15 +42,6 @@ async def read(request: web.Request, required: bool = True) -> Any:
     return load_json(raw, "body")
 
 
-def json_object(value: Any, field: str) -> dict:
-    """A request's object at `field` ({} when absent or null)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ModelError(field, "must be a JSON object")
-    return value
-
-
 def _at(doc: Any, path: str) -> Any:
     for key in path.split(".")[1:]:
         doc = doc.get(key) if isinstance(doc, dict) else None

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from controller.api import bodies
 from controller.core.errors import ImageError, LabError, ModelError
+from controller.model.jsonmap import json_object
 from images.gallery import check_name
 from images.source import SYSTEM, check_source
 
@@ -24,7 +24,7 @@ _FIELDS = {"file": URI, "version": "galleryImageVersionName", "sku": LAB + ".rec
 
 def publishing(props: dict) -> tuple[bool | None, list[str] | None]:
     """excludeFromLatest and targetRegions[].name of a request (None: not given)."""
-    prof = bodies.json_object(props.get("publishingProfile"), PUBLISHING)
+    prof = json_object(props.get("publishingProfile"), PUBLISHING)
     exclude = prof.get("excludeFromLatest")
     if exclude is not None and not isinstance(exclude, bool):
         raise ModelError(PUBLISHING + ".excludeFromLatest", "must be true or false")
@@ -38,7 +38,7 @@ def publishing(props: dict) -> tuple[bool | None, list[str] | None]:
         raise ModelError(PUBLISHING + ".targetRegions", f"has {len(targets)} entries; at most {MAX_REPLICAS}")
     for n, t in enumerate(targets):
         field = f"{PUBLISHING}.targetRegions[{n}]"
-        region = bodies.json_object(t, field)
+        region = json_object(t, field)
         name = region.get("name")
         if not isinstance(name, str):
             raise ModelError(field + ".name", "is required: a region name")
@@ -90,14 +90,14 @@ def content(props: dict, home: Path | None = None) -> tuple[Path | None, str | N
     """What a request would publish: (source, recipe, customize); (None, None, []) for nothing.
     With `home` (the lab's), the files are checked: a self-contained qcow2 and readable scripts
     outside it; without, the source's path is only read (to compare with a version's)."""
-    storage = bodies.json_object(props.get("storageProfile"), "properties.storageProfile")
+    storage = json_object(props.get("storageProfile"), "properties.storageProfile")
     if storage.get("source") is not None:
         raise ModelError("properties.storageProfile.source", "the lab imports qcow2 files only: give " + URI)
     if storage.get("dataDiskImages"):
         raise ModelError("properties.storageProfile.dataDiskImages", "the lab's images have an OS disk only")
-    disk = bodies.json_object(storage.get("osDiskImage"), "properties.storageProfile.osDiskImage")
-    uri = bodies.json_object(disk.get("source"), "properties.storageProfile.osDiskImage.source").get("uri")
-    lab = bodies.json_object(props.get("lab"), LAB)
+    disk = json_object(storage.get("osDiskImage"), "properties.storageProfile.osDiskImage")
+    uri = json_object(disk.get("source"), "properties.storageProfile.osDiskImage.source").get("uri")
+    lab = json_object(props.get("lab"), LAB)
     unknown = sorted(set(lab) - {"recipe", "customize", "offer"})
     if unknown:
         raise ModelError(f"{LAB}.{unknown[0][:40]}", "unknown field (known: recipe, customize, offer)")
@@ -127,7 +127,7 @@ def content(props: dict, home: Path | None = None) -> tuple[Path | None, str | N
 
 def request_properties(body: Any) -> dict:
     """A PUT's or PATCH's `properties`, after the top-level fields were checked."""
-    body = bodies.json_object(body, "body")
+    body = json_object(body, "body")
     location = body.get("location")
     if location is not None and (not isinstance(location, str) or len(location) > 90):
         raise ModelError("location", "must be a region name (a string)")
@@ -136,7 +136,7 @@ def request_properties(body: Any) -> dict:
                              or not all(isinstance(v, str) and len(k) <= 512 and len(v) <= 256
                                         for k, v in tags.items())):
         raise ModelError("tags", "must be an object of at most 50 string values")
-    return bodies.json_object(body.get("properties"), "properties")
+    return json_object(body.get("properties"), "properties")
 
 
 def refield(exc: ImageError) -> LabError:

@@ -44,6 +44,7 @@ from controller.api.scope import check_subscription, group
 from controller.core import procs
 from controller.core.errors import ImageError, ModelError
 from controller.model.armid import DEFAULT_RESOURCE_GROUP, group_path
+from controller.model.jsonmap import json_object
 from controller.model.versions import parse_version
 from controller.ops import replication
 from controller.ops.lab import Lab
@@ -229,7 +230,7 @@ def plan(lab: Lab, g: str, i: str, v: str, props: dict, pre: Preconditions = NON
     check_name("galleryName", g)
     check_name("galleryImageName", i)
     parse_version(v, "galleryImageVersionName")
-    offer = bodies.json_object(props.get("lab"), LAB).get("offer")
+    offer = json_object(props.get("lab"), LAB).get("offer")
     if offer is not None and not isinstance(offer, str):
         raise ModelError(LAB + ".offer", "must be an offer name (a string)")
     try:

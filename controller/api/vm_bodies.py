@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from controller.api.bodies import json_object
+from controller.model.jsonmap import json_object
 from controller.core.errors import ModelError
 
 POLICY = "properties.protectionPolicy"

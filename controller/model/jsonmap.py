@@ -96,6 +96,15 @@ class NotJson(ModelError):
     """The text is not JSON at all (as opposed to JSON that is too big or too deep)."""
 
 
+def json_object(value: Any, field: str) -> dict:
+    """A request's object at `field` ({} when absent or null)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ModelError(field, "must be a JSON object")
+    return value
+
+
 def load_json(text: str | bytes, field: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Parse JSON a user gave (file, flag, --set value); errors name `field`, never echo the text."""
     if len(text) > max_bytes:

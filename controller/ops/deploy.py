@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from controller.core.clock import now_iso
 from controller.core.errors import LabError, ModelError
 from controller.model.armid import SUBSCRIPTION_ID
+from controller.model.jsonmap import json_object
 from controller.ops.lab import Lab
 from controller.ops.resources import LOCATION, Table, parse_id
 from controller.state.deployments import DeploymentRecord, DeploymentStore, ResourceOp
@@ -82,19 +83,11 @@ def environment(table: Table, lab: Lab, rg: str, name: str, pending: set[str] | 
     return tpl.Environment(SUBSCRIPTION_ID, rg, LOCATION, name, reference=reference, providers=table.providers)
 
 
-def _object(value: Any, field: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ModelError(field, "must be a JSON object")
-    return value
-
-
 def check(lab: Lab, table: Table, rg: str, name: str, body: Any) -> Checked:
     """Every check made before a PUT's 201 and by POST validate; nothing is created. Errors:
     InvalidTemplate naming the JSON path, InvalidParameter naming the request's field, or the
     resource type's own error (its target prefixed with the resource's path in the template)."""
-    props = _object(_object(body, "body").get("properties"), "properties")
+    props = json_object(json_object(body, "body").get("properties"), "properties")
     if not props:
         raise ModelError("properties", "is required: {template, parameters, mode}")
     mode = props.get("mode", "Incremental")
@@ -109,7 +102,7 @@ def check(lab: Lab, table: Table, rg: str, name: str, body: Any) -> Checked:
     template = props.get("template")
     if not isinstance(template, dict):
         raise ModelError("properties.template", "is required: the template (a JSON object)")
-    parameters = _object(props.get("parameters"), "properties.parameters")
+    parameters = json_object(props.get("parameters"), "properties.parameters")
     for key, value in parameters.items():
         if not isinstance(value, dict) or "reference" in value:
             raise ModelError(f"properties.parameters.{key[:80]}", "must be {\"value\": ...} (Key Vault references "
