@@ -357,8 +357,8 @@ def register(router: Router, ctx: ApiContext) -> None:
             return [version_view(rg, iv) for iv in lab.gallery.list(img.publisher, img.offer, img.sku)]
         return responses.page(request, await ctx.read(items))
 
+    @cacheable(lambda r: "$expand" not in r.query)  # the cache keeps the ETag header with the body
     async def get_version(request: web.Request, p: dict[str, str]) -> web.Response:
-        """Not cached: the cache keeps bodies, not the ETag header."""
         rg = group(p)
         expand = request.query.get("$expand", "").lower() == "replicationstatus"
 
