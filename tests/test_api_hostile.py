@@ -176,11 +176,11 @@ def snapshot(lab: Lab) -> dict:
 
 
 def settle(env: Env, http: requests.Session, r: requests.Response) -> None:
-    """Wait (a few seconds at most) for an operation a wrongly accepted request started."""
+    """Wait (20 s at most) for an operation a wrongly accepted request started."""
     url = r.headers.get("Azure-AsyncOperation")
     if not url or not url.startswith(env.api.endpoint):
         return
-    for _ in range(100):
+    for _ in range(400):
         got = http.get(url, headers=auth_header(env.api, "ok"), verify=str(env.api.ca), timeout=10)
         if got.status_code != 200 or got.json().get("status") != "InProgress":
             return
@@ -302,13 +302,16 @@ def test_host_header_never_appears_in_the_urls_handed_out(env, http, monkeypatch
     settle(env, http, http.put(env.api.endpoint + SETS + "/gone", params=v, headers=ok, verify=ca,
                                json=web_model("gone", 0)))
     monkeypatch.setattr(responses, "PAGE_SIZE", 1)
-    answers = [http.patch(env.api.endpoint + WEB, params=v, headers=evil, verify=ca, json={"tags": {"a": "b"}}),
-               http.post(env.api.endpoint + SETS + "/gone/restart", params=v, headers=evil, verify=ca),  # no instance
-               http.delete(env.api.endpoint + SETS + "/gone", params=v, headers=evil, verify=ca)]
     listed = http.get(env.api.endpoint + SETS, params={**v, "$skiptoken": "0", "x": "1"}, headers=evil, verify=ca)
-    for r in answers:
+    sends = [lambda: http.patch(env.api.endpoint + WEB, params=v, headers=evil, verify=ca, json={"tags": {"a": "b"}}),
+             lambda: http.post(env.api.endpoint + SETS + "/gone/restart", params=v, headers=evil, verify=ca),
+             lambda: http.delete(env.api.endpoint + SETS + "/gone", params=v, headers=evil, verify=ca)]
+    answers = []
+    for send in sends:  # each after the one before ended (a DELETE during the restart would be refused)
+        r = send()
         assert r.status_code in (200, 202), r.text
         settle(env, http, r)
+        answers.append(r)
     urls = [r.headers.get(h) for r in answers for h in ("Azure-AsyncOperation", "Location")]
     urls = [u for u in urls if u] + [listed.json().get("nextLink")]
     assert len(urls) >= 5 and None not in urls, urls
